@@ -1,0 +1,361 @@
+//! The uniform query face: SQL text with positional parameters of basic
+//! types, rows of values, and the kinds of work a query does. All three
+//! drivers implement [`Queryable`] on their connections, so the CLI, the HTTP
+//! demo and [`transaction`] work on any of them. Native driver access stays
+//! available through the pool's guard; this face is for portable code.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::FailureKind;
+
+/// A parameter or column value of a basic type.
+///
+/// ```
+/// use tidepool::Value;
+/// let v: Value = 42i64.into();
+/// assert_eq!(v.as_i64(), Some(42));
+/// assert!(Value::Null.is_null());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// Any integer column (smallint, int, bigint) widened to 64 bits.
+    Int(i64),
+    /// Any floating-point column widened to 64 bits.
+    Float(f64),
+    /// Text.
+    Text(String),
+    /// Raw bytes (bytea, blob).
+    Bytes(Vec<u8>),
+    /// A point in time without zone, by convention UTC.
+    Timestamp(chrono::NaiveDateTime),
+}
+
+impl Value {
+    /// Whether this is SQL NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+    /// The integer, if this is one.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    /// The float (integers convert), if this is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+    /// The text, if this is text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+    /// The boolean, if this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    /// The bytes, if this is a byte string.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+    /// The timestamp, if this is one.
+    pub fn as_timestamp(&self) -> Option<chrono::NaiveDateTime> {
+        match self {
+            Value::Timestamp(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident($conv:expr)),* $(,)?) => {
+        $(impl From<$t> for Value {
+            fn from(v: $t) -> Self { Value::$variant($conv(v)) }
+        })*
+    };
+}
+
+value_from! {
+    bool => Bool(|v| v),
+    i8 => Int(i64::from),
+    i16 => Int(i64::from),
+    i32 => Int(i64::from),
+    i64 => Int(|v| v),
+    u8 => Int(i64::from),
+    u16 => Int(i64::from),
+    u32 => Int(i64::from),
+    f32 => Float(f64::from),
+    f64 => Float(|v| v),
+    String => Text(|v| v),
+    &str => Text(str::to_string),
+    Vec<u8> => Bytes(|v| v),
+    &[u8] => Bytes(<[u8]>::to_vec),
+    chrono::NaiveDateTime => Timestamp(|v| v),
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// One result row: column names (shared by all rows of a result) and values.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tidepool::{Row, Value};
+/// let row = Row::new(Arc::from(vec!["id".to_string()]), vec![Value::Int(7)]);
+/// assert_eq!(row.get("id"), Some(&Value::Int(7)));
+/// assert_eq!(row.get(0), Some(&Value::Int(7)));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    columns: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+impl Row {
+    /// A row from its column names and values (drivers build these).
+    pub fn new(columns: Arc<[String]>, values: Vec<Value>) -> Self {
+        Row { columns, values }
+    }
+    /// The value at a column index or name.
+    pub fn get<I: ColumnIndex>(&self, index: I) -> Option<&Value> {
+        index.position(&self.columns).and_then(|i| self.values.get(i))
+    }
+    /// Column names, in order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+    /// Values, in column order.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+    /// Whether the row has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+    /// Takes the values out of the row.
+    pub fn into_values(self) -> Vec<Value> {
+        self.values
+    }
+}
+
+/// Something that names a column: an index or a name.
+pub trait ColumnIndex {
+    /// Where the column is, if it exists.
+    fn position(&self, columns: &[String]) -> Option<usize>;
+}
+
+impl ColumnIndex for usize {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        (*self < columns.len()).then_some(*self)
+    }
+}
+
+impl ColumnIndex for &str {
+    fn position(&self, columns: &[String]) -> Option<usize> {
+        columns.iter().position(|c| c == self)
+    }
+}
+
+/// What a query does; routing, affinity and metrics group by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum QueryKind {
+    /// A read that may go to a replica.
+    Read,
+    /// A write.
+    Write,
+    /// Part of a multi-statement transaction.
+    Transaction,
+    /// A long-running analytical read.
+    Analytics,
+    /// Maintenance (DDL, VACUUM, ANALYZE).
+    Maintenance,
+}
+
+impl fmt::Display for QueryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            QueryKind::Read => "read",
+            QueryKind::Write => "write",
+            QueryKind::Transaction => "transaction",
+            QueryKind::Analytics => "analytics",
+            QueryKind::Maintenance => "maintenance",
+        })
+    }
+}
+
+/// A driver error that knows what kind of failure it is.
+pub trait Classify {
+    /// The kind of failure, for the breaker and for error metrics.
+    fn failure_kind(&self) -> FailureKind;
+    /// Whether the transaction that hit this error may succeed if run again
+    /// from the start (serialization failure, deadlock). Defaults to `false`.
+    fn is_retryable_transaction(&self) -> bool {
+        false
+    }
+}
+
+/// A boxed future borrowing the connection, as returned by a transaction
+/// body.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The uniform query face, implemented by each driver's connection.
+///
+/// A driver tracks its own transaction state so that a connection returned
+/// to the pool inside a transaction is rolled back, whatever way the
+/// transaction was left open.
+pub trait Queryable: Send {
+    /// The driver's query error.
+    type Error: std::error::Error + Classify + Send + Sync + 'static;
+
+    /// Runs a statement and returns the number of rows it affected.
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// Runs a query and returns all its rows.
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> impl Future<Output = Result<Vec<Row>, Self::Error>> + Send;
+
+    /// Runs a query that must return exactly one row.
+    fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+    ) -> impl Future<Output = Result<Row, Self::Error>> + Send;
+
+    /// Opens a transaction.
+    fn begin(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Commits the open transaction.
+    fn commit(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Rolls back the open transaction.
+    fn rollback(&mut self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Whether a transaction is open, as tracked by the driver.
+    fn in_transaction(&self) -> bool;
+}
+
+/// How [`transaction`] retries serialization failures and deadlocks.
+///
+/// ```
+/// let policy = tidepool::RetryPolicy::default();
+/// assert_eq!(policy.max_attempts, 3);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first. Defaults to 3.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled each time, with jitter.
+    /// Defaults to 10 ms.
+    pub base_delay: Duration,
+    /// Cap on the delay between attempts. Defaults to 1 s.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries: one attempt.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Runs `body` inside a transaction on `conn`: commits when it returns
+/// `Ok`, rolls back when it returns `Err`, and runs it again from the start
+/// (after a backoff with jitter) when the error is a serialization failure
+/// or deadlock, up to `policy.max_attempts`. If the returned future is
+/// dropped mid-way the transaction stays open on the connection, and the
+/// pool rolls it back when the connection is returned.
+///
+/// ```no_run
+/// # async fn demo<C: tidepool::Queryable>(conn: &mut C) -> Result<(), C::Error> {
+/// use tidepool::{transaction, RetryPolicy, Value};
+/// let moved = transaction(conn, RetryPolicy::default(), |tx| Box::pin(async move {
+///     tx.execute("UPDATE accounts SET balance = balance - 10 WHERE id = $1", &[Value::Int(1)]).await?;
+///     tx.execute("UPDATE accounts SET balance = balance + 10 WHERE id = $1", &[Value::Int(2)]).await
+/// })).await?;
+/// # Ok(()) }
+/// ```
+pub async fn transaction<C, T, F>(conn: &mut C, policy: RetryPolicy, mut body: F) -> Result<T, C::Error>
+where
+    C: Queryable,
+    F: for<'c> FnMut(&'c mut C) -> BoxFuture<'c, Result<T, C::Error>> + Send,
+    T: Send,
+{
+    let mut attempt = 1u32;
+    loop {
+        conn.begin().await?;
+        let outcome = match body(conn).await {
+            Ok(value) => conn.commit().await.map(|()| value),
+            Err(e) => {
+                // The rollback's own error is secondary; the body's error is
+                // what the caller needs. A failed rollback leaves the
+                // connection marked in-transaction, so the pool resets or
+                // discards it on return.
+                if conn.in_transaction() {
+                    let _ = conn.rollback().await;
+                }
+                Err(e)
+            }
+        };
+        match outcome {
+            Err(e) if e.is_retryable_transaction() && attempt < policy.max_attempts.max(1) => {
+                if conn.in_transaction() {
+                    let _ = conn.rollback().await;
+                }
+                let delay = crate::backoff::delay(policy.base_delay, policy.max_delay, attempt);
+                tracing::debug!(target: "tidepool::transaction", attempt, ?delay, error = %e, "retrying transaction");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
