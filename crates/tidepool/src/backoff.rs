@@ -51,7 +51,10 @@ mod tests {
             let d1 = delay(base, max, 1);
             assert!(d1 >= Duration::from_millis(50) && d1 <= base, "{d1:?}");
             let d3 = delay(base, max, 3);
-            assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400), "{d3:?}");
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
             let d10 = delay(base, max, 10);
             assert!(d10 >= Duration::from_millis(500) && d10 <= max, "{d10:?}");
         }
@@ -59,8 +62,9 @@ mod tests {
 
     #[test]
     fn jitter_is_not_constant() {
-        let samples: std::collections::HashSet<u128> =
-            (0..100).map(|_| delay(Duration::from_millis(100), Duration::from_secs(1), 2).as_nanos()).collect();
+        let samples: std::collections::HashSet<u128> = (0..100)
+            .map(|_| delay(Duration::from_millis(100), Duration::from_secs(1), 2).as_nanos())
+            .collect();
         assert!(samples.len() > 50);
     }
 }

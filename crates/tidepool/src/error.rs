@@ -84,7 +84,10 @@ impl fmt::Display for FailureKind {
 pub enum Error<E: std::error::Error + 'static> {
     /// No connection became available within `acquire_timeout`. When
     /// connecting failed meanwhile, `last_error` says why.
-    #[error("timed out after {waited:?} waiting for a connection{}", last_error_suffix(last_error))]
+    #[error(
+        "timed out after {waited:?} waiting for a connection{}",
+        last_error_suffix(last_error)
+    )]
     Timeout {
         /// How long the caller waited.
         waited: Duration,
@@ -96,7 +99,10 @@ pub enum Error<E: std::error::Error + 'static> {
     Closed,
     /// The circuit breaker is open: the database is considered down and the
     /// acquire failed fast instead of waiting.
-    #[error("the database is considered down (circuit open); retry after {retry_after:?}{}", last_error_suffix(last_error))]
+    #[error(
+        "the database is considered down (circuit open); retry after {retry_after:?}{}",
+        last_error_suffix(last_error)
+    )]
     CircuitOpen {
         /// When the breaker will next let a probe through.
         retry_after: Duration,

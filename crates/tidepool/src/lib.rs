@@ -2,13 +2,32 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod acquire;
 mod backoff;
+mod blocking;
+mod builder;
+mod config;
+mod conn;
 mod error;
+mod events;
+mod guard;
+mod histogram;
+mod maintenance;
 mod manager;
+mod metrics;
+mod pool;
 mod query;
+mod shared;
 
+pub use builder::Builder;
+pub use config::{Config, QueueMode};
 pub use error::{BuildError, Error, FailureKind};
+pub use events::{Event, Listener};
+pub use guard::Pooled;
+pub use histogram::HistogramSnapshot;
 pub use manager::Manager;
+pub use metrics::{CloseReason, ConnectionSnapshot, Metrics};
+pub use pool::{CloseReport, Pool, Status};
 pub use query::{
     transaction, BoxFuture, Classify, ColumnIndex, QueryKind, Queryable, RetryPolicy, Row, Value,
 };

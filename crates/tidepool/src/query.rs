@@ -143,7 +143,9 @@ impl Row {
     }
     /// The value at a column index or name.
     pub fn get<I: ColumnIndex>(&self, index: I) -> Option<&Value> {
-        index.position(&self.columns).and_then(|i| self.values.get(i))
+        index
+            .position(&self.columns)
+            .and_then(|i| self.values.get(i))
     }
     /// Column names, in order.
     pub fn columns(&self) -> &[String] {
@@ -323,7 +325,11 @@ impl RetryPolicy {
 /// })).await?;
 /// # Ok(()) }
 /// ```
-pub async fn transaction<C, T, F>(conn: &mut C, policy: RetryPolicy, mut body: F) -> Result<T, C::Error>
+pub async fn transaction<C, T, F>(
+    conn: &mut C,
+    policy: RetryPolicy,
+    mut body: F,
+) -> Result<T, C::Error>
 where
     C: Queryable,
     F: for<'c> FnMut(&'c mut C) -> BoxFuture<'c, Result<T, C::Error>> + Send,

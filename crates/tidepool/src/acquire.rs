@@ -1,0 +1,276 @@
+//! The checkout path: a fair permit, then an idle connection (validated if
+//! due) or a new one, all inside the acquire deadline. Every step that can
+//! be cancelled holds its resources in a drop guard, so dropping the future
+//! at any await point leaks neither a permit nor a connection.
+
+use std::panic::Location;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::TryAcquireError;
+use tokio::time::Instant;
+
+use crate::conn::{CheckoutSite, ConnMeta};
+use crate::error::Error;
+use crate::events::Event;
+use crate::guard::Pooled;
+use crate::manager::Manager;
+use crate::metrics::CloseReason;
+use crate::shared::{Creating, Permit, Shared, Waiting};
+
+/// How one attempt at opening a connection ended, when it did not succeed.
+pub(crate) enum CreateFailure<E> {
+    /// The manager's error; `retryable` per `Manager::is_retryable`.
+    Error { error: E, retryable: bool },
+    /// `connect_timeout` (or the acquire deadline) ran out.
+    TimedOut(Duration),
+}
+
+impl<M: Manager> Shared<M> {
+    /// One connection attempt, bounded by `limit`. Records the outcome.
+    pub(crate) async fn connect_once(
+        &self,
+        limit: Duration,
+    ) -> Result<M::Connection, CreateFailure<M::Error>> {
+        let started = Instant::now();
+        match tokio::time::timeout(limit, self.manager.connect()).await {
+            Ok(Ok(conn)) => {
+                self.recorder.create_time.record(started.elapsed());
+                self.recorder.counters.created.fetch_add(1, Relaxed);
+                Ok(conn)
+            }
+            Ok(Err(error)) => {
+                self.recorder.counters.create_failed.fetch_add(1, Relaxed);
+                let retryable = self.manager.is_retryable(&error);
+                let text = error.to_string();
+                tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), error = %text, retryable, "connection attempt failed");
+                self.set_last_error(text.clone());
+                self.emit(|| Event::CreateFailed { error: text });
+                Err(CreateFailure::Error { error, retryable })
+            }
+            Err(_) => {
+                self.recorder.counters.create_failed.fetch_add(1, Relaxed);
+                let text = format!("connecting timed out after {limit:?}");
+                tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), "{text}");
+                self.set_last_error(text.clone());
+                self.emit(|| Event::CreateFailed { error: text });
+                Err(CreateFailure::TimedOut(limit))
+            }
+        }
+    }
+
+    /// Opens a connection with retries and backoff, never past `deadline`.
+    async fn connect_until(
+        &self,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<M::Connection, Error<M::Error>> {
+        let mut attempt = 0u32;
+        loop {
+            let now = Instant::now();
+            let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                return Err(self.timed_out(started));
+            }
+            let limit = self.config.connect_timeout.min(remaining);
+            let failure = match self.connect_once(limit).await {
+                Ok(conn) => return Ok(conn),
+                Err(failure) => failure,
+            };
+            attempt += 1;
+            match failure {
+                CreateFailure::Error {
+                    error,
+                    retryable: false,
+                } => return Err(Error::Create(error)),
+                CreateFailure::Error { error, .. } if attempt > self.config.max_retries => {
+                    return Err(Error::Create(error))
+                }
+                _ if attempt > self.config.max_retries => return Err(self.timed_out(started)),
+                _ => {}
+            }
+            let delay = crate::backoff::delay(
+                self.config.retry_delay,
+                self.config.max_retry_delay,
+                attempt,
+            );
+            if Instant::now() + delay >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return Err(self.timed_out(started));
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn timed_out(&self, started: Instant) -> Error<M::Error> {
+        let waited = started.elapsed();
+        self.recorder.counters.timed_out.fetch_add(1, Relaxed);
+        self.emit(|| Event::Timeout { waited });
+        tracing::debug!(target: "tidepool::pool", ?waited, "acquire timed out");
+        Error::Timeout {
+            waited,
+            last_error: self.last_error(),
+        }
+    }
+
+    async fn take_permit(
+        &self,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Permit<'_, M>, Error<M::Error>> {
+        match self.permits.try_acquire() {
+            Ok(permit) => {
+                permit.forget();
+                return Ok(Permit(self));
+            }
+            Err(TryAcquireError::Closed) => return Err(Error::Closed),
+            Err(TryAcquireError::NoPermits) => {}
+        }
+        self.recorder.counters.waited.fetch_add(1, Relaxed);
+        let _waiting = Waiting::new(&self.waiting);
+        match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                Ok(Permit(self))
+            }
+            Ok(Err(_closed)) => Err(Error::Closed),
+            Err(_elapsed) => Err(self.timed_out(started)),
+        }
+    }
+
+    fn checkout_site(&self, location: &'static Location<'static>) -> Option<CheckoutSite> {
+        self.config.leak_timeout.map(|_| CheckoutSite {
+            location,
+            backtrace: self
+                .config
+                .track_stack_trace
+                .then(std::backtrace::Backtrace::force_capture),
+        })
+    }
+
+    /// The whole checkout. `self` is the `Arc` the guard will share.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        location: &'static Location<'static>,
+    ) -> Result<Pooled<M>, Error<M::Error>> {
+        let started = Instant::now();
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let deadline = started + self.config.acquire_timeout;
+        let permit = self.take_permit(started, deadline).await?;
+        loop {
+            let (guard, is_new) = match self.take_idle_or_reserve() {
+                Some(idle) => {
+                    // Broken until proven otherwise: if this future is
+                    // dropped mid-validation the guard discards it.
+                    let mut guard = self.guard(idle.conn, idle.meta, started, false);
+                    guard.broken = true;
+                    let now = Instant::now();
+                    if guard.meta.expired(now) {
+                        self.discard_guard(guard, CloseReason::MaxLifetime);
+                        continue;
+                    }
+                    if self.config.test_on_borrow
+                        && guard.meta.quiet_for(self.epoch, now) >= self.config.validation_interval
+                        && !self.validate_guard(&mut guard, deadline).await
+                    {
+                        self.discard_guard(guard, CloseReason::FailedValidation);
+                        if Instant::now() >= deadline {
+                            return Err(self.timed_out(started));
+                        }
+                        continue;
+                    }
+                    guard.broken = false;
+                    (guard, false)
+                }
+                None => {
+                    let creating = Creating(&**self);
+                    let conn = self.connect_until(started, deadline).await?;
+                    let meta = creating.finish(Instant::now());
+                    (self.guard(conn, meta, started, true), true)
+                }
+            };
+            permit.keep();
+            return Ok(self.hand_out(guard, started, location, is_new));
+        }
+    }
+
+    fn guard(
+        self: &Arc<Self>,
+        conn: M::Connection,
+        meta: Arc<ConnMeta>,
+        started: Instant,
+        is_new: bool,
+    ) -> Pooled<M> {
+        Pooled {
+            shared: self.clone(),
+            conn: Some(conn),
+            meta,
+            checked_out: started,
+            is_new,
+            broken: false,
+        }
+    }
+
+    /// Closes a connection taken during checkout without giving back the
+    /// permit, which the checkout still needs.
+    fn discard_guard(&self, mut guard: Pooled<M>, reason: CloseReason) {
+        if let Some(conn) = guard.conn.take() {
+            self.discard_in_use(conn, &guard.meta, reason);
+        }
+    }
+
+    async fn validate_guard(&self, guard: &mut Pooled<M>, deadline: Instant) -> bool {
+        self.recorder.counters.validations.fetch_add(1, Relaxed);
+        let limit = self
+            .config
+            .validation_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let Some(conn) = guard.conn.as_mut() else {
+            return false;
+        };
+        match tokio::time::timeout(limit, self.manager.validate(conn)).await {
+            Ok(Ok(())) => {
+                guard.meta.mark_validated(self.epoch, Instant::now());
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(target: "tidepool::pool", id = guard.meta.id, error = %e, "connection failed validation");
+                false
+            }
+            Err(_) => {
+                tracing::debug!(target: "tidepool::pool", id = guard.meta.id, ?limit, "connection validation timed out");
+                false
+            }
+        }
+    }
+
+    fn hand_out(
+        &self,
+        mut guard: Pooled<M>,
+        started: Instant,
+        location: &'static Location<'static>,
+        is_new: bool,
+    ) -> Pooled<M> {
+        let now = Instant::now();
+        let waited = now.saturating_duration_since(started);
+        guard.checked_out = now;
+        guard.is_new = is_new;
+        guard
+            .meta
+            .mark_checked_out(self.epoch, now, self.checkout_site(location));
+        self.recorder.counters.checkouts.fetch_add(1, Relaxed);
+        self.recorder.acquire_wait.record(waited);
+        if let Some(threshold) = self.config.slow_acquire_threshold {
+            if waited >= threshold {
+                self.recorder.counters.slow_acquires.fetch_add(1, Relaxed);
+                tracing::warn!(target: "tidepool::pool", ?waited, %location, "slow acquire");
+            }
+        }
+        let id = guard.meta.id;
+        self.emit(|| Event::Checkout { id, waited });
+        guard
+    }
+}

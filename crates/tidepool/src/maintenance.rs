@@ -1,0 +1,210 @@
+//! The background tick, one task per pool, holding only a weak reference:
+//! reap idle connections past `idle_timeout` (down to `min_size`), retire
+//! connections past their lifetime, ping idle connections not checked
+//! within `health_check_interval`, top up to `min_size`, and scan for
+//! leaks. It never holds the pool alive: when the pool closes or its last
+//! handle drops, the next tick ends the task.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Weak};
+
+use tokio::time::Instant;
+
+use crate::events::Event;
+use crate::manager::Manager;
+use crate::metrics::CloseReason;
+use crate::shared::{Creating, Idle, Permit, Shared};
+
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
+    let weak: Weak<Shared<M>> = Arc::downgrade(shared);
+    let interval = shared.config.maintenance_interval;
+    shared.runtime.spawn(async move {
+        let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(shared) = weak.upgrade() else { break };
+            if shared.is_closed() {
+                break;
+            }
+            shared.tick().await;
+        }
+        tracing::trace!(target: "tidepool::maintenance", "maintenance task stopped");
+    });
+}
+
+impl<M: Manager> Shared<M> {
+    pub(crate) async fn tick(&self) {
+        self.reap_and_retire();
+        self.ping_quiet_idle().await;
+        let floor = self.config.min_size as usize;
+        if let Err(e) = self.top_up(floor).await {
+            tracing::debug!(target: "tidepool::maintenance", error = %e, "could not top up to min_size");
+        }
+        self.scan_for_leaks();
+    }
+
+    /// Closes idle connections past their lifetime, and those idle past
+    /// `idle_timeout` while the pool is above `min_size`.
+    pub(crate) fn reap_and_retire(&self) {
+        let now = Instant::now();
+        let min = self.config.min_size as usize;
+        let mut doomed: Vec<(Idle<M::Connection>, CloseReason)> = Vec::new();
+        {
+            let mut state = self.state.lock();
+            let mut excess = state.size().saturating_sub(min);
+            let old = std::mem::take(&mut state.idle);
+            for idle in old {
+                if idle.meta.expired(now) {
+                    excess = excess.saturating_sub(1);
+                    doomed.push((idle, CloseReason::MaxLifetime));
+                } else if excess > 0
+                    && self
+                        .config
+                        .idle_timeout
+                        .is_some_and(|t| idle.meta.idle_for(self.epoch, now) >= t)
+                {
+                    excess -= 1;
+                    doomed.push((idle, CloseReason::IdleTimeout));
+                } else {
+                    state.idle.push_back(idle);
+                }
+            }
+            for (idle, _) in &doomed {
+                state.live.remove(&idle.meta.id);
+            }
+        }
+        for (idle, reason) in doomed {
+            self.closed_one(idle.meta.id, reason);
+        }
+    }
+
+    /// Pings idle connections that have been quiet past
+    /// `health_check_interval`, one at a time, each under a permit so it
+    /// counts as in use while it is checked.
+    async fn ping_quiet_idle(&self) {
+        let Some(interval) = self.config.health_check_interval else {
+            return;
+        };
+        let now = Instant::now();
+        let quiet: Vec<u64> = {
+            let state = self.state.lock();
+            state
+                .idle
+                .iter()
+                .filter(|i| i.meta.quiet_for(self.epoch, now) >= interval)
+                .map(|i| i.meta.id)
+                .collect()
+        };
+        for id in quiet {
+            let Ok(permit) = self.permits.try_acquire() else {
+                return;
+            };
+            permit.forget();
+            let permit = Permit(self);
+            let Some(Idle { mut conn, meta }) = self.take_idle_by_id(id) else {
+                continue;
+            };
+            self.recorder.counters.validations.fetch_add(1, Relaxed);
+            let ok = matches!(
+                tokio::time::timeout(
+                    self.config.validation_timeout,
+                    self.manager.validate(&mut conn)
+                )
+                .await,
+                Ok(Ok(()))
+            );
+            if ok && !self.is_closed() {
+                meta.mark_validated(self.epoch, Instant::now());
+                self.put_idle(conn, meta, true);
+            } else {
+                let reason = if ok {
+                    CloseReason::PoolClosed
+                } else {
+                    CloseReason::FailedValidation
+                };
+                if !ok {
+                    tracing::info!(target: "tidepool::maintenance", id = meta.id, "idle connection failed its health check; closed");
+                }
+                self.discard_in_use(conn, &meta, reason);
+            }
+            drop(permit);
+        }
+    }
+
+    /// Opens connections until the pool holds `target` (never past
+    /// `max_size`, and only with free permits, so it never competes with
+    /// waiting callers). Stops at the first failure.
+    pub(crate) async fn top_up(&self, target: usize) -> Result<(), String> {
+        while !self.is_closed() && self.state.lock().size() < target {
+            let Ok(permit) = self.permits.try_acquire() else {
+                return Ok(());
+            };
+            permit.forget();
+            let permit = Permit(self);
+            let creating = {
+                let mut state = self.state.lock();
+                if state.size() >= target {
+                    return Ok(());
+                }
+                state.creating += 1;
+                Creating(self)
+            };
+            match self.connect_once(self.config.connect_timeout).await {
+                Ok(conn) => {
+                    let meta = creating.finish(Instant::now());
+                    let id = meta.id;
+                    self.put_idle(conn, meta, false);
+                    self.emit(|| Event::Created {
+                        id,
+                        took: std::time::Duration::ZERO,
+                    });
+                }
+                Err(crate::acquire::CreateFailure::Error { error, .. }) => {
+                    return Err(error.to_string())
+                }
+                Err(crate::acquire::CreateFailure::TimedOut(limit)) => {
+                    return Err(format!("connecting timed out after {limit:?}"))
+                }
+            }
+            drop(permit);
+        }
+        Ok(())
+    }
+
+    /// Opens `n` connections at build time.
+    pub(crate) async fn warm_up(&self, n: usize) -> Result<(), String> {
+        self.top_up(n.min(self.config.max_size as usize)).await
+    }
+
+    /// Reports each checkout held past `leak_timeout`, once.
+    fn scan_for_leaks(&self) {
+        let Some(limit) = self.config.leak_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        let live: Vec<_> = self.state.lock().live.values().cloned().collect();
+        for meta in live {
+            if let Some((held, location, backtrace)) = meta.take_leak(self.epoch, now, limit) {
+                self.recorder.counters.leaks_detected.fetch_add(1, Relaxed);
+                match &backtrace {
+                    Some(bt) => tracing::warn!(
+                        target: "tidepool::leak",
+                        id = meta.id, ?held, %location, backtrace = %bt,
+                        "connection held past leak_timeout; possible leak"
+                    ),
+                    None => tracing::warn!(
+                        target: "tidepool::leak",
+                        id = meta.id, ?held, %location,
+                        "connection held past leak_timeout; possible leak"
+                    ),
+                }
+                self.emit(|| Event::Leak {
+                    id: meta.id,
+                    held,
+                    location,
+                });
+            }
+        }
+    }
+}

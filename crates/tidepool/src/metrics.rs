@@ -1,0 +1,179 @@
+//! What the pool counts, and the snapshot a caller reads. Counting is
+//! relaxed atomic adds on the hot path; percentiles and per-connection
+//! views are assembled only when [`Pool::metrics`](crate::Pool::metrics) is
+//! called.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::histogram::{Histogram, HistogramSnapshot};
+
+/// Why a connection was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Idle past `idle_timeout` with the pool above `min_size`.
+    IdleTimeout,
+    /// Past its drawn `max_lifetime`.
+    MaxLifetime,
+    /// Marked broken, reported broken by the manager, or returned during a
+    /// panic.
+    Broken,
+    /// Failed a validation (on borrow or in the background).
+    FailedValidation,
+    /// Could not be reset on return.
+    FailedReset,
+    /// The pool was closed.
+    PoolClosed,
+    /// Taken out of the pool by its holder (`Pooled::detach`).
+    Detached,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub checkouts: AtomicU64,
+    pub waited: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub created: AtomicU64,
+    pub create_failed: AtomicU64,
+    pub closed_idle: AtomicU64,
+    pub closed_lifetime: AtomicU64,
+    pub closed_broken: AtomicU64,
+    pub closed_validation: AtomicU64,
+    pub closed_reset: AtomicU64,
+    pub closed_pool: AtomicU64,
+    pub detached: AtomicU64,
+    pub validations: AtomicU64,
+    pub resets: AtomicU64,
+    pub leaks_detected: AtomicU64,
+    pub slow_acquires: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn closed(&self, reason: CloseReason) {
+        let c = match reason {
+            CloseReason::IdleTimeout => &self.closed_idle,
+            CloseReason::MaxLifetime => &self.closed_lifetime,
+            CloseReason::Broken => &self.closed_broken,
+            CloseReason::FailedValidation => &self.closed_validation,
+            CloseReason::FailedReset => &self.closed_reset,
+            CloseReason::PoolClosed => &self.closed_pool,
+            CloseReason::Detached => &self.detached,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+pub(crate) struct Recorder {
+    pub counters: Counters,
+    pub acquire_wait: Histogram,
+    pub hold_time: Histogram,
+    pub create_time: Histogram,
+}
+
+impl Recorder {
+    pub(crate) fn new() -> Self {
+        Recorder {
+            counters: Counters::default(),
+            acquire_wait: Histogram::new(),
+            hold_time: Histogram::new(),
+            create_time: Histogram::new(),
+        }
+    }
+
+    pub(crate) fn snapshot(&self, connections: Vec<ConnectionSnapshot>) -> Metrics {
+        let c = &self.counters;
+        let r = |a: &AtomicU64| a.load(Relaxed);
+        Metrics {
+            checkouts: r(&c.checkouts),
+            checkouts_waited: r(&c.waited),
+            acquires_timed_out: r(&c.timed_out),
+            connections_created: r(&c.created),
+            connection_attempts_failed: r(&c.create_failed),
+            connections_closed_idle_timeout: r(&c.closed_idle),
+            connections_closed_max_lifetime: r(&c.closed_lifetime),
+            connections_closed_broken: r(&c.closed_broken),
+            connections_closed_failed_validation: r(&c.closed_validation),
+            connections_closed_failed_reset: r(&c.closed_reset),
+            connections_closed_pool_closed: r(&c.closed_pool),
+            connections_detached: r(&c.detached),
+            validations: r(&c.validations),
+            resets: r(&c.resets),
+            leaks_detected: r(&c.leaks_detected),
+            slow_acquires: r(&c.slow_acquires),
+            acquire_wait: self.acquire_wait.snapshot(),
+            hold_time: self.hold_time.snapshot(),
+            create_time: self.create_time.snapshot(),
+            connections,
+        }
+    }
+}
+
+/// Everything the pool has counted since it was built, read by
+/// [`Pool::metrics`](crate::Pool::metrics).
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Connections handed out.
+    pub checkouts: u64,
+    /// Checkouts that had to wait for a connection to be returned.
+    pub checkouts_waited: u64,
+    /// Acquires that gave up at `acquire_timeout`.
+    pub acquires_timed_out: u64,
+    /// Connections opened.
+    pub connections_created: u64,
+    /// Connection attempts that failed.
+    pub connection_attempts_failed: u64,
+    /// Connections closed for idling past `idle_timeout`.
+    pub connections_closed_idle_timeout: u64,
+    /// Connections retired past their lifetime.
+    pub connections_closed_max_lifetime: u64,
+    /// Connections discarded as broken (or returned during a panic).
+    pub connections_closed_broken: u64,
+    /// Connections discarded after failing validation.
+    pub connections_closed_failed_validation: u64,
+    /// Connections discarded because cleaning them on return failed.
+    pub connections_closed_failed_reset: u64,
+    /// Connections closed by closing the pool.
+    pub connections_closed_pool_closed: u64,
+    /// Connections taken out of the pool by their holder.
+    pub connections_detached: u64,
+    /// Validations run (on borrow and in the background).
+    pub validations: u64,
+    /// Returned connections that needed cleaning.
+    pub resets: u64,
+    /// Checkouts reported as possible leaks.
+    pub leaks_detected: u64,
+    /// Acquires slower than `slow_acquire_threshold`.
+    pub slow_acquires: u64,
+    /// Time from `get()` to having a connection.
+    pub acquire_wait: HistogramSnapshot,
+    /// Time a connection was held by its user.
+    pub hold_time: HistogramSnapshot,
+    /// Time to open a connection.
+    pub create_time: HistogramSnapshot,
+    /// One entry per open connection.
+    pub connections: Vec<ConnectionSnapshot>,
+}
+
+/// One open connection, as seen when the metrics were read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct ConnectionSnapshot {
+    /// The connection's id, unique within the pool.
+    pub id: u64,
+    /// Time since it was opened.
+    pub age: Duration,
+    /// Time since it was last returned (zero while in use).
+    pub idle_for: Duration,
+    /// Whether it is checked out right now.
+    pub in_use: bool,
+    /// How many times it was handed out.
+    pub times_used: u64,
+    /// Time since it was last validated, if ever.
+    pub last_validated: Option<Duration>,
+}

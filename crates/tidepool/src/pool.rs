@@ -1,0 +1,244 @@
+//! The pool handle users hold: cheap to clone, `Send + Sync`, and the
+//! owner of the pool's life. When the last handle is dropped the pool
+//! closes: waiters get `Closed`, idle connections close, the maintenance
+//! task stops, and checked-out connections close when they come back.
+
+use std::panic::Location;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::builder::Builder;
+use crate::error::Error;
+use crate::guard::Pooled;
+use crate::manager::Manager;
+use crate::metrics::{CloseReason, Metrics};
+use crate::shared::Shared;
+
+/// A pool of database connections.
+///
+/// `Pool` is `Send`, `Sync` and cheap to `Clone` (clones share one pool).
+/// Acquisition is fair: waiters are served first come, first served.
+/// See the [crate documentation](crate) for the guarantees it keeps.
+pub struct Pool<M: Manager> {
+    pub(crate) handle: Arc<Handle<M>>,
+}
+
+/// The pool's lifetime owner: dropping the last one closes the pool.
+pub(crate) struct Handle<M: Manager> {
+    pub(crate) shared: Arc<Shared<M>>,
+    /// A runtime the pool owns (blocking pools built outside tokio).
+    pub(crate) _runtime: Option<crate::blocking::OwnedRuntime>,
+}
+
+impl<M: Manager> Drop for Handle<M> {
+    fn drop(&mut self) {
+        self.shared.shut();
+    }
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Pool {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<M: Manager> std::fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("target", &self.shared().manager.describe())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+/// The pool's size and occupancy at one instant.
+///
+/// `size == idle + in_use + being_created` and `size <= max_size` always.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Status {
+    /// Open connections, including those being opened.
+    pub size: usize,
+    /// Connections waiting in the pool.
+    pub idle: usize,
+    /// Connections checked out (or being validated or reset).
+    pub in_use: usize,
+    /// Connections being opened.
+    pub being_created: usize,
+    /// Tasks waiting for a connection.
+    pub waiting: usize,
+    /// The configured floor.
+    pub min_size: usize,
+    /// The configured limit.
+    pub max_size: usize,
+}
+
+/// What [`Pool::close`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CloseReport {
+    /// Idle connections closed at once.
+    pub closed_idle: usize,
+    /// Checked-out connections that came back (and were closed) before the
+    /// deadline.
+    pub returned_in_time: usize,
+    /// Connections still checked out at the deadline; each closes when its
+    /// holder drops it.
+    pub still_checked_out: usize,
+}
+
+impl<M: Manager> Pool<M> {
+    /// Starts configuring a pool over `manager`.
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Pool};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tidepool::BuildError> {
+    /// use std::time::Duration;
+    /// let pool = Pool::builder(M)
+    ///     .max_size(16)
+    ///     .acquire_timeout(Duration::from_secs(2))
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(pool.status().max_size, 16);
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(manager: M) -> Builder<M> {
+        Builder::new(manager)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<M>> {
+        &self.handle.shared
+    }
+
+    /// Checks out a connection, waiting up to `acquire_timeout`.
+    ///
+    /// Fails with [`Error::Timeout`] (carrying the last connection error,
+    /// if any), [`Error::Closed`], or [`Error::Create`] when the manager
+    /// reports an error that retrying cannot fix. Cancelling the returned
+    /// future at any point leaks nothing. The caller's source location is
+    /// recorded for leak reports.
+    #[track_caller]
+    pub fn get(
+        &self,
+    ) -> impl std::future::Future<Output = Result<Pooled<M>, Error<M::Error>>> + Send + '_ {
+        let location = Location::caller();
+        self.shared().acquire(location)
+    }
+
+    /// The pool's size and occupancy now.
+    pub fn status(&self) -> Status {
+        let shared = self.shared();
+        let state = shared.state.lock();
+        Status {
+            size: state.size(),
+            idle: state.idle.len(),
+            in_use: state.in_use,
+            being_created: state.creating,
+            waiting: shared.waiting.load(Ordering::Relaxed),
+            min_size: shared.config.min_size as usize,
+            max_size: shared.config.max_size as usize,
+        }
+    }
+
+    /// Everything counted since the pool was built, with percentiles and a
+    /// view of each open connection.
+    pub fn metrics(&self) -> Metrics {
+        let shared = self.shared();
+        let now = Instant::now();
+        let mut connections: Vec<_> = {
+            let state = shared.state.lock();
+            state.live.values().cloned().collect::<Vec<_>>()
+        }
+        .iter()
+        .map(|meta| meta.snapshot(shared.epoch, now))
+        .collect();
+        connections.sort_by_key(|c| c.id);
+        shared.recorder.snapshot(connections)
+    }
+
+    /// The pool's configuration.
+    pub fn config(&self) -> &crate::Config {
+        &self.shared().config
+    }
+
+    /// The manager the pool was built with.
+    pub fn manager(&self) -> &M {
+        &self.shared().manager
+    }
+
+    /// Whether [`close`](Pool::close) was called (or the pool shut down).
+    pub fn is_closed(&self) -> bool {
+        self.shared().is_closed()
+    }
+
+    /// Closes the pool: new acquires fail with [`Error::Closed`] at once,
+    /// waiters are woken with `Closed`, idle connections close, and the
+    /// call waits up to `wait` for checked-out connections to come back
+    /// (each is closed on return). Returns what it closed and what was
+    /// still out at the deadline.
+    pub async fn close(&self, wait: Duration) -> CloseReport {
+        let shared = self.shared();
+        let out_before = {
+            let state = shared.state.lock();
+            state.in_use + state.creating
+        };
+        let closed_idle = shared.shut();
+        let deadline = Instant::now() + wait;
+        let mut out = out_before;
+        loop {
+            {
+                let state = shared.state.lock();
+                out = out.min(state.in_use + state.creating);
+                // Connections returned after shut() are discarded on the way.
+                shared.drain_idle_locked(state);
+            }
+            if out == 0 || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5).min(wait)).await;
+        }
+        CloseReport {
+            closed_idle,
+            returned_in_time: out_before - out,
+            still_checked_out: out,
+        }
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    /// Marks the pool closed, wakes waiters, closes idle connections.
+    /// Returns how many idle connections it closed.
+    pub(crate) fn shut(&self) -> usize {
+        let first = !self.closed.swap(true, Ordering::AcqRel);
+        self.permits.close();
+        let n = self.drain_idle(CloseReason::PoolClosed);
+        if first {
+            tracing::debug!(target: "tidepool::pool", target_db = %self.manager.describe(), "pool closed");
+        }
+        n
+    }
+
+    fn drain_idle_locked(
+        &self,
+        state: parking_lot::MutexGuard<'_, crate::shared::State<M::Connection>>,
+    ) {
+        if !state.idle.is_empty() {
+            drop(state);
+            self.drain_idle(CloseReason::PoolClosed);
+        }
+    }
+}
