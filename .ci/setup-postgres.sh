@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Prepares the local PostgreSQL cluster for tidepool-postgres's auth and TLS
+# tests. Idempotent; run as root on a machine where PostgreSQL runs as a
+# Debian cluster (/etc/postgresql/<version>/main):
+#
+#   bash .ci/setup-postgres.sh
+#
+# What it does:
+#   * starts the cluster if it is down and creates the `test` database;
+#   * creates the role `tidepool_pw` (password `tidepool-canary`, LOGIN) and a
+#     pg_hba.conf line requiring scram-sha-256 for it on 127.0.0.1, placed
+#     before every other line (so the trust lines do not let it in
+#     without a password);
+#   * generates a self-signed CA and a server certificate for localhost,
+#     127.0.0.1 and ::1 in $TIDEPOOL_PG_TLS_DIR (default
+#     /var/lib/postgresql/tidepool-tls) and points the server at them
+#     (conf.d/50-tidepool-tls.conf, ssl = on);
+#   * restarts the cluster when its configuration changed and waits for it.
+#
+# Tests find the CA at $TIDEPOOL_PG_CA, default
+# /var/lib/postgresql/tidepool-tls/ca.crt (this script prints the export line).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-postgres.sh: must run as root" >&2
+    exit 1
+fi
+
+PG_VERSION="${PG_VERSION:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n1)}"
+if [ -z "$PG_VERSION" ]; then
+    echo "setup-postgres.sh: no cluster under /etc/postgresql (is PostgreSQL installed?)" >&2
+    exit 1
+fi
+CONF_DIR="/etc/postgresql/$PG_VERSION/main"
+HBA="$CONF_DIR/pg_hba.conf"
+TLS_DIR="${TIDEPOOL_PG_TLS_DIR:-/var/lib/postgresql/tidepool-tls}"
+ROLE=tidepool_pw
+ROLE_PASSWORD=tidepool-canary
+MARKER="# tidepool: password-auth role for the driver tests"
+changed=0
+
+as_postgres() { runuser -u postgres -- "$@"; }
+psql_admin() { as_postgres psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+cluster_online() { pg_lsclusters -h "$PG_VERSION" main 2>/dev/null | grep -q online; }
+
+if ! cluster_online; then
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start
+fi
+
+# --- TLS material -----------------------------------------------------------
+mkdir -p "$TLS_DIR"
+if [ ! -s "$TLS_DIR/ca.crt" ] || [ ! -s "$TLS_DIR/server.crt" ] || [ ! -s "$TLS_DIR/server.key" ]; then
+    tmp="$(mktemp -d)"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 \
+        -subj "/CN=tidepool test CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$tmp/ca.key" -out "$tmp/ca.crt" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+        -keyout "$tmp/server.key" -out "$tmp/server.csr" 2>/dev/null
+    cat > "$tmp/ext.cnf" <<EXT
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1
+EXT
+    openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$tmp/ext.cnf" -out "$tmp/server.crt" 2>/dev/null
+    install -m 0644 "$tmp/ca.crt" "$TLS_DIR/ca.crt"
+    install -m 0644 "$tmp/server.crt" "$TLS_DIR/server.crt"
+    install -m 0600 "$tmp/server.key" "$TLS_DIR/server.key"
+    rm -rf "$tmp"
+    changed=1
+fi
+chown -R postgres:postgres "$TLS_DIR"
+chmod 0755 "$TLS_DIR"
+chmod 0600 "$TLS_DIR/server.key"
+
+TLS_CONF="$CONF_DIR/conf.d/50-tidepool-tls.conf"
+want_tls_conf="# tidepool: TLS for the driver tests (written by .ci/setup-postgres.sh)
+ssl = on
+ssl_cert_file = '$TLS_DIR/server.crt'
+ssl_key_file = '$TLS_DIR/server.key'"
+mkdir -p "$CONF_DIR/conf.d"
+if [ ! -f "$TLS_CONF" ] || [ "$(cat "$TLS_CONF")" != "$want_tls_conf" ]; then
+    printf '%s\n' "$want_tls_conf" > "$TLS_CONF"
+    chown postgres:postgres "$TLS_CONF"
+    changed=1
+fi
+
+# --- pg_hba.conf: scram-sha-256 for the password role, before the trust lines
+if ! grep -qF "$MARKER" "$HBA"; then
+    tmp_hba="$(mktemp)"
+    {
+        echo "$MARKER"
+        echo "host    all    $ROLE    127.0.0.1/32    scram-sha-256"
+        echo "host    all    $ROLE    ::1/128         scram-sha-256"
+        cat "$HBA"
+    } > "$tmp_hba"
+    cat "$tmp_hba" > "$HBA"
+    rm -f "$tmp_hba"
+    changed=1
+fi
+
+if [ "$changed" = 1 ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main restart
+fi
+
+for _ in $(seq 1 60); do
+    if as_postgres pg_isready -q; then break; fi
+    sleep 0.5
+done
+as_postgres pg_isready -q
+
+# --- role and database (after the restart, so the server is up) -------------
+psql_admin <<SQL
+SET password_encryption = 'scram-sha-256';
+DO \$\$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$ROLE') THEN
+        CREATE ROLE $ROLE LOGIN;
+    END IF;
+END
+\$\$;
+ALTER ROLE $ROLE LOGIN PASSWORD '$ROLE_PASSWORD';
+SQL
+if ! psql_admin -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1; then
+    psql_admin -c "CREATE DATABASE test"
+fi
+psql_admin -d test -c "GRANT ALL ON SCHEMA public TO $ROLE" >/dev/null
+
+echo "setup-postgres.sh: PostgreSQL $PG_VERSION ready (role $ROLE, TLS in $TLS_DIR)"
+echo "export TIDEPOOL_PG_CA=$TLS_DIR/ca.crt"
