@@ -159,41 +159,53 @@ impl<M: Manager> Shared<M> {
             return Err(Error::Closed);
         }
         let deadline = started + self.config.acquire_timeout;
-        let permit = self.take_permit(started, deadline).await?;
+        // The permit belongs to this future until a guard exists; from then
+        // on the guard releases it (on drop, or here when a connection
+        // fails validation and the loop goes round again with a new token).
+        let mut permit = Some(self.take_permit(started, deadline).await?);
         loop {
-            let (guard, is_new) = match self.take_idle_or_reserve() {
+            match self.take_idle_or_reserve() {
                 Some(idle) => {
+                    let mut guard = self.guard(idle.conn, idle.meta, started, false);
+                    if let Some(p) = permit.take() {
+                        p.keep();
+                    }
                     // Broken until proven otherwise: if this future is
                     // dropped mid-validation the guard discards it.
-                    let mut guard = self.guard(idle.conn, idle.meta, started, false);
                     guard.broken = true;
                     let now = Instant::now();
-                    if guard.meta.expired(now) {
-                        self.discard_guard(guard, CloseReason::MaxLifetime);
-                        continue;
-                    }
-                    if self.config.test_on_borrow
+                    let valid = if guard.meta.expired(now) {
+                        Err(CloseReason::MaxLifetime)
+                    } else if self.config.test_on_borrow
                         && guard.meta.quiet_for(self.epoch, now) >= self.config.validation_interval
                         && !self.validate_guard(&mut guard, deadline).await
                     {
-                        self.discard_guard(guard, CloseReason::FailedValidation);
+                        Err(CloseReason::FailedValidation)
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(reason) = valid {
+                        self.discard_guard(guard, reason);
+                        permit = Some(Permit(&**self));
                         if Instant::now() >= deadline {
                             return Err(self.timed_out(started));
                         }
                         continue;
                     }
                     guard.broken = false;
-                    (guard, false)
+                    return Ok(self.hand_out(guard, started, location, false));
                 }
                 None => {
                     let creating = Creating(&**self);
                     let conn = self.connect_until(started, deadline).await?;
                     let meta = creating.finish(Instant::now());
-                    (self.guard(conn, meta, started, true), true)
+                    let guard = self.guard(conn, meta, started, true);
+                    if let Some(p) = permit.take() {
+                        p.keep();
+                    }
+                    return Ok(self.hand_out(guard, started, location, true));
                 }
-            };
-            permit.keep();
-            return Ok(self.hand_out(guard, started, location, is_new));
+            }
         }
     }
 
