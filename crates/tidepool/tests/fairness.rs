@@ -14,7 +14,11 @@ use tidepool::{Pool, Pooled};
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_thousand_waiters_on_one_connection_are_served_in_arrival_order() {
-    let pool = Pool::builder(TestManager::new()).max_size(1).build().await.unwrap();
+    let pool = Pool::builder(TestManager::new())
+        .max_size(1)
+        .build()
+        .await
+        .unwrap();
     let held = pool.get().await.unwrap();
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -38,7 +42,10 @@ async fn a_thousand_waiters_on_one_connection_are_served_in_arrival_order() {
         t.await.unwrap();
     }
     let order = order.lock();
-    let expected: Vec<_> = (0..1000).map(|i| (i, 1)).chain((0..1000).map(|i| (i, 2))).collect();
+    let expected: Vec<_> = (0..1000)
+        .map(|i| (i, 1))
+        .chain((0..1000).map(|i| (i, 2)))
+        .collect();
     assert_eq!(*order, expected, "served out of arrival order");
 }
 
@@ -57,8 +64,13 @@ async fn ten_thousand_waiters_on_ten_connections_are_all_served_without_exceedin
     let served = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::with_capacity(10_000);
     for _ in 0..10_000 {
-        let (pool, out, most_out, served, plan) =
-            (pool.clone(), out.clone(), most_out.clone(), served.clone(), plan.clone());
+        let (pool, out, most_out, served, plan) = (
+            pool.clone(),
+            out.clone(),
+            most_out.clone(),
+            served.clone(),
+            plan.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let conn = pool.get().await.unwrap();
             let now = out.fetch_add(1, SeqCst) + 1;

@@ -55,7 +55,11 @@ async fn connections_born_together_retire_spread_over_the_jitter_window() {
         .idle_timeout(None)
         .health_check_interval(None)
         .on_event(move |e| {
-            if let Event::Closed { reason: CloseReason::MaxLifetime, .. } = e {
+            if let Event::Closed {
+                reason: CloseReason::MaxLifetime,
+                ..
+            } = e
+            {
                 sink.lock().push(start.elapsed());
             }
         })
@@ -65,11 +69,21 @@ async fn connections_born_together_retire_spread_over_the_jitter_window() {
     check_out_n(&pool, 100).await;
     tokio::time::sleep(Duration::from_secs(102)).await;
     let closed = closed_at.lock().clone();
-    assert_eq!(closed.len(), 100, "every connection retires within max_lifetime (+1 tick)");
+    assert_eq!(
+        closed.len(),
+        100,
+        "every connection retires within max_lifetime (+1 tick)"
+    );
     let first = closed.iter().min().copied().unwrap();
     let last = closed.iter().max().copied().unwrap();
-    assert!(first >= Duration::from_secs(80), "retired before the window: {first:?}");
-    assert!(last - first >= Duration::from_secs(10), "retirements bunched: {first:?}..{last:?}");
+    assert!(
+        first >= Duration::from_secs(80),
+        "retired before the window: {first:?}"
+    );
+    assert!(
+        last - first >= Duration::from_secs(10),
+        "retirements bunched: {first:?}..{last:?}"
+    );
     assert_eq!(pool.status().size, 0);
 }
 
@@ -113,7 +127,10 @@ async fn quiet_idle_connections_are_pinged_and_dead_ones_replaced() {
     }
     tokio::time::sleep(Duration::from_secs(7)).await;
     settle().await;
-    assert!(plan.validations.load(SeqCst) > validations_before, "no background ping ran");
+    assert!(
+        plan.validations.load(SeqCst) > validations_before,
+        "no background ping ran"
+    );
     assert_eq!(pool.metrics().connections_closed_failed_validation, 1);
     // The maintenance tick tops the pool back up to min_size.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -123,7 +140,11 @@ async fn quiet_idle_connections_are_pinged_and_dead_ones_replaced() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lazy_pool_tops_itself_up_to_min_size() {
-    let pool = Pool::builder(TestManager::new()).min_size(3).max_size(5).build_lazy().unwrap();
+    let pool = Pool::builder(TestManager::new())
+        .min_size(3)
+        .max_size(5)
+        .build_lazy()
+        .unwrap();
     assert_eq!(pool.status().size, 0);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(pool.status().size, 3);
@@ -144,7 +165,10 @@ async fn test_on_borrow_replaces_a_dead_idle_connection_without_an_error() {
     drop(conn);
     flag.store(true, SeqCst);
     advance(Duration::from_secs(2)).await;
-    let conn = pool.get().await.expect("the dead connection should be replaced silently");
+    let conn = pool
+        .get()
+        .await
+        .expect("the dead connection should be replaced silently");
     assert_ne!(tidepool::Pooled::id(&conn), first);
     assert_eq!(pool.metrics().connections_closed_failed_validation, 1);
 }
@@ -188,7 +212,11 @@ async fn a_dirty_connection_is_reset_before_reuse_and_discarded_if_reset_fails()
     conn.dirty = true;
     drop(conn);
     let conn = pool.get().await.unwrap();
-    assert_ne!(tidepool::Pooled::id(&conn), id, "a connection that failed its reset came back");
+    assert_ne!(
+        tidepool::Pooled::id(&conn),
+        id,
+        "a connection that failed its reset came back"
+    );
     assert_eq!(pool.metrics().connections_closed_failed_reset, 1);
 
     *plan.reset.lock() = Behavior::Never;
@@ -197,7 +225,10 @@ async fn a_dirty_connection_is_reset_before_reuse_and_discarded_if_reset_fails()
     drop(conn);
     let started = Instant::now();
     let conn = pool.get().await.unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(5), "waited for the reset timeout");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "waited for the reset timeout"
+    );
     assert!(!conn.dirty);
     assert_eq!(pool.metrics().connections_closed_failed_reset, 2);
 }
