@@ -1,1 +1,31 @@
-//! (being written)
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod cache;
+mod classify;
+mod config;
+mod connection;
+mod error;
+mod manager;
+mod params;
+mod parse;
+mod queryable;
+mod reset;
+mod rows;
+mod tls;
+mod txstate;
+
+pub use classify::sqlstate_kind;
+pub use config::{PgConfig, PgHost, SslMode, TargetSessionAttrs};
+pub use connection::PgConnection;
+pub use error::{ConfigError, PgError};
+pub use manager::{PgManager, PgManagerBuilder};
+pub use reset::{ResetPolicy, CLEAN_SQL};
+pub use txstate::TxState;
+
+/// The pool type for PostgreSQL.
+pub type PgPool = tidepool::Pool<PgManager>;
+
+/// Re-exported so users need not depend on tokio-postgres to name its types.
+pub use tokio_postgres;

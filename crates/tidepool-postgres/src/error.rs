@@ -1,0 +1,289 @@
+//! The crate's errors: [`ConfigError`] for a connection string or config that
+//! cannot be used, [`PgError`] for everything at run time. Neither ever holds
+//! or prints a password: configuration errors name the part that was wrong,
+//! never its value, and driver errors carry only what the server said.
+
+use std::fmt;
+
+use tidepool::{Classify, FailureKind};
+
+use crate::classify;
+
+/// Why a connection URL, key=value string or [`PgConfig`](crate::PgConfig)
+/// was refused. Messages name the part at fault and never echo a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL's scheme is not `postgres://` or `postgresql://`.
+    #[error("unsupported URL scheme `{scheme}`: expected postgres:// or postgresql://")]
+    Scheme {
+        /// The scheme that was given.
+        scheme: String,
+    },
+    /// The text is neither a URL nor a key=value connection string.
+    #[error("not a connection string: expected postgres://user@host:port/db or key=value pairs")]
+    Unrecognized,
+    /// A `%` escape is not two hex digits, or decodes to invalid UTF-8.
+    #[error("invalid percent-encoding in the {component} (use %XX with two hex digits, encoding UTF-8)")]
+    PercentEncoding {
+        /// Which part of the URL: `user`, `password`, `host`, `database`, a
+        /// parameter name or value.
+        component: &'static str,
+    },
+    /// A port is not a number from 1 to 65535.
+    #[error("invalid port {shown}: must be a number from 1 to 65535")]
+    Port {
+        /// The port as given when it is all digits, else `(not a number)`.
+        shown: String,
+    },
+    /// More than one port was given, but not one per host.
+    #[error("{ports} ports given for {hosts} hosts: give one port for all or one per host")]
+    PortCount {
+        /// How many ports.
+        ports: usize,
+        /// How many hosts.
+        hosts: usize,
+    },
+    /// A host is empty or malformed (for example an unclosed `[` of an IPv6
+    /// address).
+    #[error("invalid host: {reason}")]
+    Host {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `sslmode` is not one PostgreSQL knows.
+    #[error("unknown sslmode `{value}`: expected disable, allow, prefer, require, verify-ca or verify-full")]
+    SslMode {
+        /// The value that was given.
+        value: String,
+    },
+    /// `target_session_attrs` is not supported.
+    #[error("unsupported target_session_attrs `{value}`: expected any, read-write or read-only")]
+    TargetSessionAttrs {
+        /// The value that was given.
+        value: String,
+    },
+    /// A parameter has a value of the wrong shape.
+    #[error("invalid value for `{name}`: {reason}")]
+    InvalidValue {
+        /// The parameter's name.
+        name: &'static str,
+        /// What would be accepted.
+        reason: &'static str,
+    },
+    /// A parameter this crate does not know.
+    #[error("unknown connection parameter `{name}`")]
+    UnknownParameter {
+        /// The parameter's name (never its value).
+        name: String,
+    },
+    /// A key=value connection string is malformed.
+    #[error("malformed key=value connection string: {reason}")]
+    KeyValue {
+        /// What is wrong, without echoing any value.
+        reason: &'static str,
+    },
+    /// TLS was required for a unix-socket host, where PostgreSQL offers none.
+    #[error("sslmode={mode} needs TLS, which PostgreSQL does not offer over unix sockets; use sslmode=disable or prefer for socket hosts")]
+    TlsOverUnixSocket {
+        /// The sslmode asked for.
+        mode: &'static str,
+    },
+    /// The CA file could not be read or holds no certificate.
+    #[error("could not use the CA file {path}: {reason}")]
+    CaFile {
+        /// The file's path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// An error from the PostgreSQL driver: configuration, TLS, the server, or
+/// converting values. Classified into a [`FailureKind`] by
+/// [`Classify::failure_kind`]; see the crate docs for the mapping.
+///
+/// ```
+/// use tidepool::{Classify, FailureKind};
+/// use tidepool_postgres::PgError;
+/// let err = PgError::RowCount { expected: "exactly one", got: 0 };
+/// assert_eq!(err.failure_kind(), FailureKind::Client);
+/// ```
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum PgError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The TLS handshake failed: an untrusted certificate, a hostname
+    /// mismatch, or a server without TLS when TLS is required. Not
+    /// retryable: trying again cannot fix it.
+    #[error("TLS with {host} failed: {reason} (check sslmode, the CA file and the host name)")]
+    Tls {
+        /// The host we were connecting to.
+        host: String,
+        /// What the TLS layer said.
+        reason: String,
+    },
+    /// An error from tokio-postgres or from the server (with its SQLSTATE).
+    #[error("{}", DriverDisplay(.0))]
+    Driver(#[source] tokio_postgres::Error),
+    /// A parameter could not be converted to the type the statement declares.
+    #[error("parameter ${position}: {reason}")]
+    Parameter {
+        /// The parameter's 1-based position (`$1` is 1).
+        position: usize,
+        /// What could not be converted.
+        reason: String,
+    },
+    /// The statement takes a different number of parameters.
+    #[error("the statement takes {expected} parameters but {got} were given")]
+    ParameterCount {
+        /// How many the statement declares.
+        expected: usize,
+        /// How many were passed.
+        got: usize,
+    },
+    /// A column's value could not be read into a [`tidepool::Value`].
+    #[error("column `{column}`: {reason}")]
+    Column {
+        /// The column's name.
+        column: String,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// A query expected a set number of rows and got another.
+    #[error("expected {expected} row, got {got}")]
+    RowCount {
+        /// What was expected (`exactly one`).
+        expected: &'static str,
+        /// How many rows came back.
+        got: usize,
+    },
+    /// The connection is closed or was found broken.
+    #[error("the connection is closed")]
+    Closed,
+}
+
+impl fmt::Debug for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PgError::Config(e) => f.debug_tuple("Config").field(e).finish(),
+            PgError::Tls { host, reason } => f
+                .debug_struct("Tls")
+                .field("host", host)
+                .field("reason", reason)
+                .finish(),
+            PgError::Driver(e) => f
+                .debug_struct("Driver")
+                .field("sqlstate", &e.code().map(|c| c.code()))
+                .field("message", &DriverDisplay(e).to_string())
+                .finish(),
+            PgError::Parameter { position, reason } => f
+                .debug_struct("Parameter")
+                .field("position", position)
+                .field("reason", reason)
+                .finish(),
+            PgError::ParameterCount { expected, got } => f
+                .debug_struct("ParameterCount")
+                .field("expected", expected)
+                .field("got", got)
+                .finish(),
+            PgError::Column { column, reason } => f
+                .debug_struct("Column")
+                .field("column", column)
+                .field("reason", reason)
+                .finish(),
+            PgError::RowCount { expected, got } => f
+                .debug_struct("RowCount")
+                .field("expected", expected)
+                .field("got", got)
+                .finish(),
+            PgError::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+/// tokio-postgres's `Display` omits the cause (the server's message); this
+/// shows both, and the SQLSTATE.
+struct DriverDisplay<'a>(&'a tokio_postgres::Error);
+
+impl fmt::Display for DriverDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(db) = self.0.as_db_error() {
+            write!(f, "server {}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code())?;
+            if let Some(detail) = db.detail() {
+                write!(f, "; detail: {detail}")?;
+            }
+            return Ok(());
+        }
+        write!(f, "{}", self.0)?;
+        if let Some(source) = std::error::Error::source(self.0) {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PgError {
+    /// The server's SQLSTATE code, when the server sent an error.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            PgError::Driver(e) => e.code().map(|c| c.code()),
+            _ => None,
+        }
+    }
+
+    /// The driver's error, for native inspection.
+    pub fn as_driver(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            PgError::Driver(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether connecting again could help. A wrong password (28P01), a
+    /// refused login (28000), an unknown database (3D000), a missing
+    /// connect privilege (42501), a TLS failure or a bad configuration is
+    /// not retryable.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PgError::Config(_) | PgError::Tls { .. } => false,
+            PgError::Driver(_) => self.sqlstate().is_none_or(classify::sqlstate_is_retryable_connect),
+            _ => true,
+        }
+    }
+
+    /// Whether this error means the connection can no longer be used.
+    pub fn is_fatal_for_connection(&self) -> bool {
+        match self {
+            PgError::Closed => true,
+            PgError::Driver(e) => classify::driver_error_is_fatal(e),
+            _ => false,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError::Driver(e)
+    }
+}
+
+impl Classify for PgError {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
+            PgError::Config(_) => FailureKind::Client,
+            PgError::Tls { .. } | PgError::Closed => FailureKind::Connect,
+            PgError::Driver(e) => classify::driver_error_kind(e),
+            PgError::Parameter { .. }
+            | PgError::ParameterCount { .. }
+            | PgError::Column { .. }
+            | PgError::RowCount { .. } => FailureKind::Client,
+        }
+    }
+
+    fn is_retryable_transaction(&self) -> bool {
+        self.sqlstate().is_some_and(classify::sqlstate_is_retryable_transaction)
+    }
+}

@@ -1,0 +1,234 @@
+//! [`PgManager`]: the [`tidepool::Manager`] for PostgreSQL. It connects
+//! (spawning tokio-postgres's connection task), validates with a Sync round
+//! trip, resets returned connections under its [`ResetPolicy`], and
+//! classifies errors with the crate's one SQLSTATE table. Built from a URL
+//! or a [`PgConfig`] through [`PgManagerBuilder`].
+
+use std::path::PathBuf;
+
+use tidepool::{Classify, FailureKind, Manager};
+use tokio_postgres::NoTls;
+
+use crate::config::PgConfig;
+use crate::connection::PgConnection;
+use crate::error::{ConfigError, PgError};
+use crate::reset::ResetPolicy;
+use crate::tls::{self, PgTls};
+
+/// Creates, checks and resets PostgreSQL connections for a
+/// [`tidepool::Pool`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let manager = tidepool_postgres::PgManager::from_url("postgres://app:secret@127.0.0.1/app")?;
+/// let pool = tidepool::Pool::builder(manager).max_size(16).build().await?;
+/// let conn = pool.get().await?;
+/// # Ok(()) }
+/// ```
+pub struct PgManager {
+    config: PgConfig,
+    tokio_config: tokio_postgres::Config,
+    tls: Option<PgTls>,
+    reset_policy: ResetPolicy,
+    cache_capacity: usize,
+    pooler: bool,
+    described: String,
+}
+
+impl std::fmt::Debug for PgManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgManager")
+            .field("target", &self.described)
+            .field("config", &self.config)
+            .field("tls", &self.tls.is_some())
+            .field("reset_policy", &self.reset_policy)
+            .field("statement_cache_capacity", &self.cache_capacity)
+            .field("transaction_pooler", &self.pooler)
+            .finish()
+    }
+}
+
+impl PgManager {
+    /// A manager with default settings from a URL or key=value string.
+    pub fn from_url(url: &str) -> Result<PgManager, PgError> {
+        Self::builder(PgConfig::from_url(url)?).build()
+    }
+
+    /// A builder from a URL or key=value string.
+    pub fn builder_from_url(url: &str) -> Result<PgManagerBuilder, PgError> {
+        Ok(Self::builder(PgConfig::from_url(url)?))
+    }
+
+    /// A builder from a [`PgConfig`].
+    pub fn builder(config: PgConfig) -> PgManagerBuilder {
+        PgManagerBuilder {
+            config,
+            reset_policy: ResetPolicy::default(),
+            cache_capacity: 256,
+            pooler: false,
+            ca_file: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PgConfig {
+        &self.config
+    }
+
+    /// The reset policy.
+    pub fn reset_policy(&self) -> ResetPolicy {
+        self.reset_policy
+    }
+
+    /// Opens one connection outside any pool.
+    pub async fn connect_one(&self) -> Result<PgConnection, PgError> {
+        let (client, tls) = match &self.tls {
+            Some(tls) => {
+                let (client, connection) =
+                    self.tokio_config.connect(tls.clone()).await.map_err(|e| self.connect_error(e))?;
+                spawn_connection(connection);
+                (client, Some(tls.clone()))
+            }
+            None => {
+                let (client, connection) =
+                    self.tokio_config.connect(NoTls).await.map_err(|e| self.connect_error(e))?;
+                spawn_connection(connection);
+                (client, None)
+            }
+        };
+        Ok(PgConnection::new(client, self.cache_capacity, self.pooler, tls))
+    }
+
+    fn connect_error(&self, e: tokio_postgres::Error) -> PgError {
+        if e.to_string().starts_with("error performing TLS handshake") {
+            let reason = std::error::Error::source(&e).map_or_else(|| "handshake failed".to_string(), |s| s.to_string());
+            return PgError::Tls { host: self.described.clone(), reason };
+        }
+        PgError::Driver(e)
+    }
+}
+
+fn spawn_connection<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(target: "tidepool::postgres", error = %PgError::Driver(e), "connection ended");
+        }
+    });
+}
+
+/// Builds a [`PgManager`]; every setter says its default.
+///
+/// ```
+/// use tidepool_postgres::{PgManager, ResetPolicy};
+/// let manager = PgManager::builder_from_url("postgres://app@127.0.0.1/app?sslmode=disable")?
+///     .reset_policy(ResetPolicy::Clean)
+///     .statement_cache_capacity(64)
+///     .build()?;
+/// assert_eq!(manager.reset_policy(), ResetPolicy::Clean);
+/// # Ok::<(), tidepool_postgres::PgError>(())
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct PgManagerBuilder {
+    config: PgConfig,
+    reset_policy: ResetPolicy,
+    cache_capacity: usize,
+    pooler: bool,
+    ca_file: Option<PathBuf>,
+}
+
+impl PgManagerBuilder {
+    /// How returned connections are cleaned. Defaults to
+    /// [`ResetPolicy::Fast`].
+    pub fn reset_policy(mut self, policy: ResetPolicy) -> Self {
+        self.reset_policy = policy;
+        self
+    }
+
+    /// Prepared statements kept per connection (LRU). Defaults to 256; 0
+    /// turns the cache off.
+    pub fn statement_cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Behind a transaction pooler (PgBouncer, Supavisor, PgDog in
+    /// transaction mode): no named prepared statements (queries use the
+    /// unnamed statement, parameters carry their own types) and no session
+    /// state assumed. Defaults to `false`.
+    pub fn transaction_pooler(mut self, on: bool) -> Self {
+        self.pooler = on;
+        self
+    }
+
+    /// A PEM file of CA certificates to trust besides the webpki roots.
+    /// Defaults to the URL's `sslrootcert`, else none.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Validates the configuration, loads the CA file and builds the
+    /// manager.
+    pub fn build(self) -> Result<PgManager, PgError> {
+        self.config.validate()?;
+        if self.config.user.is_none() {
+            return Err(ConfigError::InvalidValue { name: "user", reason: "a user name is required" }.into());
+        }
+        let ca_file = self.ca_file.or_else(|| self.config.ssl_root_cert.clone());
+        let tls = tls::connector(self.config.ssl_mode, ca_file.as_deref())?;
+        Ok(PgManager {
+            tokio_config: self.config.to_tokio(),
+            described: self.config.redacted_url(),
+            config: self.config,
+            tls,
+            reset_policy: self.reset_policy,
+            cache_capacity: self.cache_capacity,
+            pooler: self.pooler,
+        })
+    }
+}
+
+impl Manager for PgManager {
+    type Connection = PgConnection;
+    type Error = PgError;
+
+    async fn connect(&self) -> Result<PgConnection, PgError> {
+        self.connect_one().await
+    }
+
+    async fn validate(&self, conn: &mut PgConnection) -> Result<(), PgError> {
+        if conn.is_broken() {
+            return Err(PgError::Closed);
+        }
+        conn.raw().check_connection().await.map_err(PgError::from)
+    }
+
+    fn needs_reset(&self, conn: &PgConnection) -> bool {
+        conn.needs_reset(self.reset_policy)
+    }
+
+    async fn reset(&self, conn: &mut PgConnection) -> Result<(), PgError> {
+        conn.reset(self.reset_policy).await
+    }
+
+    fn is_broken(&self, conn: &PgConnection) -> bool {
+        conn.is_broken()
+    }
+
+    fn classify(&self, error: &PgError) -> FailureKind {
+        error.failure_kind()
+    }
+
+    fn is_retryable(&self, error: &PgError) -> bool {
+        error.is_retryable()
+    }
+
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+}

@@ -1,0 +1,175 @@
+//! TLS through rustls (ring provider), with libpq's sslmode meanings:
+//! `verify-full` checks the chain and the host name, `verify-ca` the chain
+//! only, `require`/`prefer` encrypt and check the chain only when a CA file
+//! is given. Trust comes from the webpki roots plus the optional CA file.
+//! This module builds the rustls config; tokio-postgres-rustls does the
+//! handshake. It never downgrades: `require` and stricter map to
+//! tokio-postgres's `Require`, which fails when the server has no TLS.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::SslMode;
+use crate::error::ConfigError;
+
+/// The TLS connector handed to tokio-postgres.
+#[derive(Clone)]
+pub(crate) struct PgTls(MakeRustlsConnect);
+
+impl<S> MakeTlsConnect<S> for PgTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = <MakeRustlsConnect as MakeTlsConnect<S>>::Stream;
+    type TlsConnect = <MakeRustlsConnect as MakeTlsConnect<S>>::TlsConnect;
+    type Error = <MakeRustlsConnect as MakeTlsConnect<S>>::Error;
+
+    fn make_tls_connect(&mut self, hostname: &str) -> Result<Self::TlsConnect, Self::Error> {
+        // tokio-postgres passes "" for unix sockets, where the server never
+        // offers TLS; any valid name will do there.
+        let name = if hostname.is_empty() { "localhost" } else { hostname };
+        MakeTlsConnect::<S>::make_tls_connect(&mut self.0, name)
+    }
+}
+
+/// The connector for `mode`, or `None` for `disable`.
+pub(crate) fn connector(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<PgTls>, ConfigError> {
+    if mode == SslMode::Disable {
+        return Ok(None);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        add_ca_file(&mut roots, path)?;
+    }
+    let roots = Arc::new(roots);
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| ConfigError::CaFile {
+            path: ca_file.map(|p| p.display().to_string()).unwrap_or_else(|| "(webpki roots)".into()),
+            reason: e.to_string(),
+        })?;
+    let verifier: Arc<dyn ServerCertVerifier> = match (mode, ca_file) {
+        (SslMode::VerifyFull, _) => webpki,
+        (SslMode::VerifyCa, _) | (_, Some(_)) => Arc::new(IgnoreHostname(webpki)),
+        _ => Arc::new(EncryptOnly(provider.clone())),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ConfigError::CaFile { path: "(TLS setup)".into(), reason: e.to_string() })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(Some(PgTls(MakeRustlsConnect::new(config))))
+}
+
+fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), ConfigError> {
+    let fail = |reason: String| ConfigError::CaFile { path: path.display().to_string(), reason };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let mut added = 0;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| fail(format!("not PEM: {e}")))?;
+        roots.add(cert).map_err(|e| fail(format!("not a usable CA certificate: {e}")))?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(fail("no CERTIFICATE block found".into()));
+    }
+    Ok(())
+}
+
+/// `verify-ca`: the chain must be trusted; the name may differ.
+#[derive(Debug)]
+struct IgnoreHostname(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for IgnoreHostname {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the chain before the name, so a name error means the
+        // chain was good.
+        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `require`/`prefer` without a CA file (libpq's meaning): encrypt, accept
+/// any certificate, but still check the handshake's signatures.
+#[derive(Debug)]
+struct EncryptOnly(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
