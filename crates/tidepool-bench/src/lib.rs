@@ -1,1 +1,6 @@
-//! (being written)
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod harness;
+pub mod noop;
+pub mod report;
