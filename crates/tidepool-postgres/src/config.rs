@@ -72,11 +72,19 @@ impl FromStr for SslMode {
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             other => {
-                return Err(ConfigError::SslMode {
-                    value: other.chars().take(32).collect(),
-                })
+                return Err(ConfigError::SslMode { value: shown_token(other) })
             }
         })
+    }
+}
+
+/// A value safe to echo in an error: a short keyword-like token, else a
+/// placeholder (a misplaced secret is never a keyword).
+pub(crate) fn shown_token(value: &str) -> String {
+    if value.len() <= 32 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        value.to_string()
+    } else {
+        "(not shown)".to_string()
     }
 }
 
@@ -102,9 +110,7 @@ impl FromStr for TargetSessionAttrs {
             "read-write" => TargetSessionAttrs::ReadWrite,
             "read-only" => TargetSessionAttrs::ReadOnly,
             other => {
-                return Err(ConfigError::TargetSessionAttrs {
-                    value: other.chars().take(32).collect(),
-                })
+                return Err(ConfigError::TargetSessionAttrs { value: shown_token(other) })
             }
         })
     }

@@ -18,6 +18,10 @@ use crate::reset::{ResetPolicy, CLEAN_SQL};
 use crate::tls::PgTls;
 use crate::txstate::{batch_effect, statement_effect, Effect, TxState};
 
+/// How long a reset waits for an abandoned query to end before cancelling
+/// it again.
+const ABANDONED_QUERY_RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// A PostgreSQL connection as the pool hands it out.
 ///
 /// Use it through [`tidepool::Queryable`] (portable, [`tidepool::Value`]
@@ -258,23 +262,11 @@ impl PgConnection {
         }
         let native = self.native_used.swap(false, Ordering::Relaxed);
         let in_flight = self.in_flight;
-        if in_flight {
-            // The abandoned query may still be running. Ask the server to
-            // cancel it, and wait for that request to be delivered, so the
-            // cancel cannot land on a later borrower's query. tokio-postgres
-            // reads and drops the abandoned reply; the ROLLBACK below is
-            // answered after it.
-            let token = self.client.cancel_token();
-            let cancelled = match &self.cancel_tls {
-                Some(tls) => token.cancel_query(tls.clone()).await,
-                None => token.cancel_query(NoTls).await,
-            };
-            if let Err(e) = cancelled {
-                tracing::debug!(target: "tidepool::postgres", error = %e, "could not cancel an abandoned query; waiting for it instead");
-            }
-        }
         let mut round_trip = false;
-        if in_flight || native || self.state.is_dirty() {
+        if in_flight {
+            self.rollback_abandoned().await?;
+            round_trip = true;
+        } else if native || self.state.is_dirty() {
             self.run_reset_sql("ROLLBACK").await?;
             round_trip = true;
         }
@@ -294,6 +286,47 @@ impl PgConnection {
         self.in_flight = false;
         self.session_touched = false;
         Ok(())
+    }
+
+    /// A query was left in flight: it may not have reached the server yet,
+    /// may be running, or may be done. Cancel it, then roll back; the
+    /// ROLLBACK is answered only after the abandoned query's reply. If the
+    /// ROLLBACK is still waiting after a short while (the cancel arrived
+    /// before the query started), cancel again. Each cancel is awaited
+    /// until the server has it, so none can land on a later borrower's
+    /// query. The pool's `reset_timeout` bounds the whole loop; on timeout
+    /// the connection is discarded.
+    async fn rollback_abandoned(&mut self) -> Result<(), PgError> {
+        let token = self.client.cancel_token();
+        let tls = self.cancel_tls.clone();
+        let cancel = || {
+            let token = token.clone();
+            let tls = tls.clone();
+            async move {
+                let sent = match tls {
+                    Some(tls) => token.cancel_query(tls).await,
+                    None => token.cancel_query(NoTls).await,
+                };
+                if let Err(e) = sent {
+                    tracing::debug!(target: "tidepool::postgres", error = %PgError::from(e), "could not send a cancel request for an abandoned query");
+                }
+            }
+        };
+        self.in_flight = true;
+        let client = &self.client;
+        let rollback = client.batch_execute("ROLLBACK");
+        tokio::pin!(rollback);
+        let result = loop {
+            cancel().await;
+            if let Ok(result) = tokio::time::timeout(ABANDONED_QUERY_RECHECK, &mut rollback).await {
+                break result;
+            }
+        };
+        self.in_flight = false;
+        result.map_err(|e| {
+            self.broken = true;
+            PgError::from(e)
+        })
     }
 
     async fn run_reset_sql(&mut self, sql: &str) -> Result<(), PgError> {

@@ -276,7 +276,7 @@ fn apply(config: &mut PgConfig, key: &str, value: &str) -> Result<(), ConfigErro
             config.keepalives_idle = Some(Duration::from_secs(secs));
         }
         other => {
-            return Err(ConfigError::UnknownParameter { name: other.chars().take(64).collect() });
+            return Err(ConfigError::UnknownParameter { name: crate::config::shown_token(other) });
         }
     }
     Ok(())
