@@ -1,0 +1,107 @@
+//! The report printed on stdout: what ran, both configurations in words,
+//! and one table row per level and configuration with the tuned/baseline
+//! ratio under each level.
+
+use std::fmt::Write;
+
+use super::results::{Aggregate, BenchReport};
+
+fn errors_cell(a: &Aggregate) -> String {
+    let total: u64 = a.errors.values().sum();
+    if total == 0 {
+        return "0".into();
+    }
+    let kinds: Vec<String> = a.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    format!("{:.2}% ({})", a.error_rate * 100.0, kinds.join(", "))
+}
+
+/// Renders the report as plain text.
+pub fn render(r: &BenchReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "tidepool bench: {} {}{}",
+        r.dialect_name(),
+        r.server_version.as_deref().unwrap_or(""),
+        if r.temporary_database {
+            " (temporary database, removed afterwards)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(out, "target:   {}", r.target);
+    let _ = writeln!(
+        out,
+        "data:     {} users, {} orders, {} events (seeded in {:.0} ms)",
+        r.seed.users, r.seed.orders, r.seed.events, r.seed.took_ms
+    );
+    let _ = writeln!(
+        out,
+        "workload: mix {} | warm-up {:.1}s + {:.1}s measured per level and configuration | {} repeat(s) | {} CPUs",
+        r.mix, r.warmup_s, r.duration_s, r.repeat, r.cpus
+    );
+    for c in &r.configurations {
+        let _ = writeln!(out, "{:<9} {}", format!("{}:", c.name), c.description);
+    }
+    let _ = writeln!(
+        out,
+        "latency = get() + operation; acquire = time in get(); figures are measured, per level merged over repeats"
+    );
+    let _ = writeln!(out);
+    let header = format!(
+        "{:>5}  {:<9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}  {}",
+        "conc",
+        "config",
+        "ops/s",
+        "mean ms",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "acq p50",
+        "acq p99",
+        "pool size",
+        "errors"
+    );
+    let _ = writeln!(out, "{header}");
+    let _ = writeln!(out, "{}", "-".repeat(header.len().max(100)));
+    for level in &r.levels {
+        for (name, agg) in [("baseline", &level.baseline), ("tuned", &level.tuned)] {
+            let Some(a) = agg else { continue };
+            let _ = writeln!(
+                out,
+                "{:>5}  {:<9} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.3} {:>9.3} {:>9}  {}{}",
+                level.concurrency,
+                name,
+                a.throughput_ops_s,
+                a.latency.mean_ms,
+                a.latency.p50_ms,
+                a.latency.p95_ms,
+                a.latency.p99_ms,
+                a.latency.max_ms,
+                a.acquire_wait.p50_ms,
+                a.acquire_wait.p99_ms,
+                format!("{}-{}", a.pool_size_range.0, a.pool_size_range.1),
+                errors_cell(a),
+                if a.interrupted { " (interrupted)" } else { "" }
+            );
+        }
+        if let Some(ratio) = &level.tuned_over_baseline {
+            let _ = writeln!(
+                out,
+                "{:>5}  tuned/baseline: throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",
+                "", ratio.throughput, ratio.p50_latency, ratio.p99_latency
+            );
+        }
+    }
+    if r.levels.is_empty() {
+        let _ = writeln!(out, "(nothing was measured)");
+    }
+    if r.interrupted {
+        let _ = writeln!(
+            out,
+            "\ninterrupted: the figures above cover what was measured before Ctrl-C"
+        );
+    }
+    out
+}
