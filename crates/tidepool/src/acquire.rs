@@ -34,16 +34,29 @@ impl<M: Manager> Shared<M> {
         limit: Duration,
     ) -> Result<M::Connection, CreateFailure<M::Error>> {
         let started = Instant::now();
-        match tokio::time::timeout(limit, self.manager.connect()).await {
+        let attempt = async {
+            // While the database is in trouble, open one connection at a
+            // time instead of piling attempts on it.
+            let _gate = if self.breaker.throttling() {
+                self.connect_gate.acquire().await.ok()
+            } else {
+                None
+            };
+            self.manager.connect().await
+        };
+        match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(conn)) => {
                 self.recorder.create_time.record(started.elapsed());
                 self.recorder.counters.created.fetch_add(1, Relaxed);
+                self.breaker.record_success();
                 Ok(conn)
             }
             Ok(Err(error)) => {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
                 let retryable = self.manager.is_retryable(&error);
                 let text = error.to_string();
+                self.breaker
+                    .record_failure(self.manager.classify(&error), &text);
                 tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), error = %text, retryable, "connection attempt failed");
                 self.set_last_error(text.clone());
                 self.emit(|| Event::CreateFailed { error: text });
@@ -52,6 +65,8 @@ impl<M: Manager> Shared<M> {
             Err(_) => {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
                 let text = format!("connecting timed out after {limit:?}");
+                self.breaker
+                    .record_failure(crate::FailureKind::Timeout, &text);
                 tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), "{text}");
                 self.set_last_error(text.clone());
                 self.emit(|| Event::CreateFailed { error: text });
@@ -158,6 +173,10 @@ impl<M: Manager> Shared<M> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
+        let _admission = self.breaker.admit().map_err(|r| Error::CircuitOpen {
+            retry_after: r.retry_after,
+            last_error: r.last_error,
+        })?;
         let deadline = started + self.config.acquire_timeout;
         // The permit belongs to this future until a guard exists; from then
         // on the guard releases it (on drop, or here when a connection
@@ -176,8 +195,10 @@ impl<M: Manager> Shared<M> {
                     let now = Instant::now();
                     let valid = if guard.meta.expired(now) {
                         Err(CloseReason::MaxLifetime)
-                    } else if self.config.test_on_borrow
-                        && guard.meta.quiet_for(self.epoch, now) >= self.config.validation_interval
+                    } else if (self.config.test_on_borrow || !self.breaker.is_healthy())
+                        && (guard.meta.quiet_for(self.epoch, now)
+                            >= self.config.validation_interval
+                            || !self.breaker.is_healthy())
                         && !self.validate_guard(&mut guard, deadline).await
                     {
                         Err(CloseReason::FailedValidation)
@@ -282,6 +303,7 @@ impl<M: Manager> Shared<M> {
             }
         }
         let id = guard.meta.id;
+        self.breaker.record_success();
         self.emit(|| Event::Checkout { id, waited });
         guard
     }

@@ -144,6 +144,13 @@ impl<M: Manager> Builder<M> {
         slow_acquire_threshold: Option<Duration>
     );
 
+    /// Sets the circuit breaker; [`BreakerConfig::disabled`] turns it off.
+    /// Defaults to [`BreakerConfig::default`].
+    pub fn circuit_breaker(mut self, breaker: crate::BreakerConfig) -> Self {
+        self.config.breaker = breaker;
+        self
+    }
+
     /// Calls `listener` for every [`Event`]. It runs inline on the pool's
     /// paths: keep it quick. Defaults to none.
     pub fn on_event(mut self, listener: impl Fn(&Event) + Send + Sync + 'static) -> Self {

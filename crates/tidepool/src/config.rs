@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::breaker::BreakerConfig;
 use crate::error::BuildError;
 
 /// Which idle connection a checkout takes.
@@ -108,6 +109,8 @@ pub struct Config {
     /// `None` disables it. Default 1 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub slow_acquire_threshold: Option<Duration>,
+    /// The circuit breaker. Defaults to [`BreakerConfig::default`].
+    pub breaker: BreakerConfig,
 }
 
 impl Default for Config {
@@ -134,6 +137,7 @@ impl Default for Config {
             leak_timeout: Some(Duration::from_secs(300)),
             track_stack_trace: false,
             slow_acquire_threshold: Some(Duration::from_secs(1)),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -223,7 +227,7 @@ impl Config {
         if self.retry_delay > self.max_retry_delay {
             return Err(invalid("retry_delay", "must not exceed max_retry_delay"));
         }
-        Ok(())
+        self.breaker.validate()
     }
 
     /// The lifetime of one new connection: `max_lifetime` less a random

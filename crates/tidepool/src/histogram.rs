@@ -82,11 +82,7 @@ impl Histogram {
         let sum = self.sum_us.load(Relaxed);
         HistogramSnapshot {
             count,
-            mean: if count == 0 {
-                Duration::ZERO
-            } else {
-                Duration::from_micros(sum / count)
-            },
+            mean: Duration::from_micros(sum.checked_div(count).unwrap_or(0)),
             p50: pct(0.50),
             p95: pct(0.95),
             p99: pct(0.99),

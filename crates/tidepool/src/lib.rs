@@ -5,6 +5,7 @@
 mod acquire;
 mod backoff;
 mod blocking;
+mod breaker;
 mod builder;
 mod config;
 mod conn;
@@ -19,6 +20,7 @@ mod pool;
 mod query;
 mod shared;
 
+pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};
 pub use builder::Builder;
 pub use config::{Config, QueueMode};
 pub use error::{BuildError, Error, FailureKind};

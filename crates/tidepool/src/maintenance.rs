@@ -137,6 +137,11 @@ impl<M: Manager> Shared<M> {
     /// waiting callers). Stops at the first failure.
     pub(crate) async fn top_up(&self, target: usize) -> Result<(), String> {
         while !self.is_closed() && self.state.lock().size() < target {
+            // An open circuit means the database is down: leave probing to
+            // the breaker's schedule instead of hammering it every tick.
+            let Ok(_admission) = self.breaker.admit() else {
+                return Ok(());
+            };
             let Ok(permit) = self.permits.try_acquire() else {
                 return Ok(());
             };

@@ -83,7 +83,11 @@ impl Recorder {
         }
     }
 
-    pub(crate) fn snapshot(&self, connections: Vec<ConnectionSnapshot>) -> Metrics {
+    pub(crate) fn snapshot(
+        &self,
+        connections: Vec<ConnectionSnapshot>,
+        breaker: crate::BreakerSnapshot,
+    ) -> Metrics {
         let c = &self.counters;
         let r = |a: &AtomicU64| a.load(Relaxed);
         Metrics {
@@ -107,6 +111,7 @@ impl Recorder {
             hold_time: self.hold_time.snapshot(),
             create_time: self.create_time.snapshot(),
             connections,
+            breaker: Some(breaker),
         }
     }
 }
@@ -157,6 +162,8 @@ pub struct Metrics {
     pub create_time: HistogramSnapshot,
     /// One entry per open connection.
     pub connections: Vec<ConnectionSnapshot>,
+    /// The circuit breaker's state and counts.
+    pub breaker: Option<crate::BreakerSnapshot>,
 }
 
 /// One open connection, as seen when the metrics were read.

@@ -167,7 +167,46 @@ impl<M: Manager> Pool<M> {
         .map(|meta| meta.snapshot(shared.epoch, now))
         .collect();
         connections.sort_by_key(|c| c.id);
-        shared.recorder.snapshot(connections)
+        shared
+            .recorder
+            .snapshot(connections, shared.breaker.snapshot())
+    }
+
+    /// Tells the circuit breaker that work on one of this pool's
+    /// connections failed, so a database failing queries (not only
+    /// connections) is noticed. `Client` failures are ignored.
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Pool, FailureKind};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(M).build().await?;
+    /// pool.report_failure(FailureKind::Client, &"duplicate key value");
+    /// assert_eq!(pool.breaker_state(), tidepool::BreakerState::Healthy);
+    /// # Ok(()) }
+    /// ```
+    pub fn report_failure(&self, kind: crate::FailureKind, error: &dyn std::fmt::Display) {
+        self.shared()
+            .breaker
+            .record_failure(kind, &error.to_string());
+    }
+
+    /// Tells the circuit breaker that work succeeded (helps a degraded
+    /// breaker heal).
+    pub fn report_success(&self) {
+        self.shared().breaker.record_success();
+    }
+
+    /// The circuit breaker's current state.
+    pub fn breaker_state(&self) -> crate::BreakerState {
+        self.shared().breaker.state()
     }
 
     /// The pool's configuration.

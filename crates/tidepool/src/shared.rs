@@ -26,6 +26,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::breaker::Breaker;
 use crate::config::{Config, QueueMode};
 use crate::conn::ConnMeta;
 use crate::events::{Event, Listener};
@@ -64,6 +65,9 @@ pub(crate) struct Shared<M: Manager> {
     pub closed: AtomicBool,
     pub runtime: Handle,
     pub last_error: Mutex<Option<String>>,
+    pub breaker: Breaker,
+    /// Serializes connection attempts while the breaker is not healthy.
+    pub connect_gate: Semaphore,
 }
 
 impl<M: Manager> Shared<M> {
@@ -73,6 +77,7 @@ impl<M: Manager> Shared<M> {
         listeners: Vec<Listener>,
         runtime: Handle,
     ) -> Self {
+        let config_breaker = config.breaker.clone();
         Shared {
             manager,
             permits: Semaphore::new(config.max_size as usize),
@@ -91,6 +96,8 @@ impl<M: Manager> Shared<M> {
             closed: AtomicBool::new(false),
             runtime,
             last_error: Mutex::new(None),
+            breaker: Breaker::new(config_breaker),
+            connect_gate: Semaphore::new(1),
         }
     }
 

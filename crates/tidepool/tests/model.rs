@@ -82,6 +82,9 @@ fn run(ops: Vec<Op>, max: u32, min: u32) {
             .health_check_interval(Some(Duration::from_secs(1)))
             .maintenance_interval(Duration::from_millis(500))
             .retry_delay(Duration::from_millis(20))
+            // The model is about slots and connections; an open circuit
+            // would make the final capacity check wait for a probe.
+            .circuit_breaker(tidepool::BreakerConfig::disabled())
             .build_lazy()
             .unwrap();
         let plan = pool.manager().plan.clone();

@@ -51,6 +51,9 @@ pub struct Plan {
     /// Connections currently in existence.
     pub alive: AtomicI64,
     pub connects: AtomicU64,
+    /// Connection attempts in progress now, and the most ever at once.
+    pub connecting: AtomicI64,
+    pub most_connecting: AtomicI64,
     pub validations: AtomicU64,
     pub resets: AtomicU64,
     next_id: AtomicU64,
@@ -66,6 +69,8 @@ impl Default for Plan {
             dirty_on_return: AtomicBool::new(false),
             alive: AtomicI64::new(0),
             connects: AtomicU64::new(0),
+            connecting: AtomicI64::new(0),
+            most_connecting: AtomicI64::new(0),
             validations: AtomicU64::new(0),
             resets: AtomicU64::new(0),
             next_id: AtomicU64::new(1),
@@ -116,6 +121,13 @@ impl TestManager {
     }
 }
 
+struct Decrement<'a>(&'a AtomicI64);
+impl Drop for Decrement<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
 async fn behave(b: Behavior, err: FakeError) -> Result<(), FakeError> {
     match b {
         Behavior::Ok => Ok(()),
@@ -138,6 +150,9 @@ impl Manager for TestManager {
             return Err(FakeError::Fatal);
         }
         let b = *self.plan.create.lock();
+        let now = self.plan.connecting.fetch_add(1, SeqCst) + 1;
+        self.plan.most_connecting.fetch_max(now, SeqCst);
+        let _done = Decrement(&self.plan.connecting);
         behave(b, FakeError::Connect).await?;
         self.plan.alive.fetch_add(1, SeqCst);
         Ok(Conn {

@@ -1,0 +1,593 @@
+//! The circuit breaker: tells a dead database from a caller's bad SQL.
+//! Failures are counted per [`FailureKind`] over a rolling window, each
+//! kind with its own thresholds; `Client` failures never count.
+//!
+//! Healthy → Degraded (a kind crossed its degrade threshold: new
+//! connections are opened one at a time, existing ones keep serving) →
+//! Failed (a kind crossed its open threshold: acquires fail fast with
+//! `CircuitOpen`) → HalfOpen after `recovery_timeout` (up to
+//! `half_open_requests` probe acquires go through) → Healthy after
+//! `half_open_successes` successes, or back to Failed with the timeout
+//! doubled (up to `max_recovery_timeout`) on a failed probe.
+//!
+//! The checkout path reads one atomic while the breaker is healthy; the
+//! lock is taken only to record failures or while the database is in
+//! trouble.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::error::FailureKind;
+
+/// Thresholds for one kind of failure within the breaker's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Thresholds {
+    /// Failures within the window that make the pool Degraded.
+    pub degrade: u32,
+    /// Failures within the window that open the circuit.
+    pub open: u32,
+}
+
+/// Circuit breaker settings. The defaults suit a web service: a database
+/// that refuses six connections in ten seconds is treated as down, and
+/// probed again after two seconds.
+///
+/// ```
+/// let config = tidepool::BreakerConfig::default();
+/// assert!(config.enabled);
+/// assert_eq!(config.connect.open, 6);
+/// assert!(!tidepool::BreakerConfig::disabled().enabled);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
+#[non_exhaustive]
+pub struct BreakerConfig {
+    /// Whether the breaker acts at all. Defaults to true.
+    pub enabled: bool,
+    /// The rolling window failures are counted over. Defaults to 10 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub window: Duration,
+    /// Connection failures (refused, reset, auth, too many connections).
+    /// Defaults to degrade at 3, open at 6.
+    pub connect: Thresholds,
+    /// Timeouts. Defaults to degrade at 5, open at 10.
+    pub timeout: Thresholds,
+    /// Server-side query failures. Defaults to degrade at 10, open at 25.
+    pub query: Thresholds,
+    /// Transaction failures (serialization, deadlock). Defaults to degrade
+    /// at 20, open at 50.
+    pub transaction: Thresholds,
+    /// Time the circuit stays open before probing. Defaults to 2 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub recovery_timeout: Duration,
+    /// Cap on the recovery timeout, which doubles after each failed probe.
+    /// Defaults to 30 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub max_recovery_timeout: Duration,
+    /// Probe acquires let through at once while half-open. Defaults to 3.
+    pub half_open_requests: u32,
+    /// Successful probes needed to close the circuit. Defaults to 1.
+    pub half_open_successes: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            enabled: true,
+            window: Duration::from_secs(10),
+            connect: Thresholds {
+                degrade: 3,
+                open: 6,
+            },
+            timeout: Thresholds {
+                degrade: 5,
+                open: 10,
+            },
+            query: Thresholds {
+                degrade: 10,
+                open: 25,
+            },
+            transaction: Thresholds {
+                degrade: 20,
+                open: 50,
+            },
+            recovery_timeout: Duration::from_secs(2),
+            max_recovery_timeout: Duration::from_secs(30),
+            half_open_requests: 3,
+            half_open_successes: 1,
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// A breaker that never acts.
+    pub fn disabled() -> Self {
+        BreakerConfig {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    fn thresholds(&self, kind: FailureKind) -> Option<Thresholds> {
+        match kind {
+            FailureKind::Connect => Some(self.connect),
+            FailureKind::Timeout => Some(self.timeout),
+            FailureKind::Query => Some(self.query),
+            FailureKind::Transaction => Some(self.transaction),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::BuildError> {
+        let invalid = |field, reason: &str| {
+            Err(crate::BuildError::InvalidConfig {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.window.is_zero() {
+            return invalid("breaker.window", "must be greater than zero");
+        }
+        if self.recovery_timeout.is_zero() {
+            return invalid("breaker.recovery_timeout", "must be greater than zero");
+        }
+        if self.max_recovery_timeout < self.recovery_timeout {
+            return invalid(
+                "breaker.max_recovery_timeout",
+                "must be at least recovery_timeout",
+            );
+        }
+        if self.half_open_requests == 0 {
+            return invalid("breaker.half_open_requests", "must be at least 1");
+        }
+        if self.half_open_successes == 0 || self.half_open_successes > self.half_open_requests {
+            return invalid(
+                "breaker.half_open_successes",
+                "must be between 1 and half_open_requests",
+            );
+        }
+        for (field, t) in [
+            ("breaker.connect", self.connect),
+            ("breaker.timeout", self.timeout),
+            ("breaker.query", self.query),
+            ("breaker.transaction", self.transaction),
+        ] {
+            if t.degrade == 0 || t.open < t.degrade {
+                return invalid(field, "needs 1 <= degrade <= open");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// All is well.
+    Healthy,
+    /// Failures are mounting: new connections open one at a time.
+    Degraded,
+    /// The database is considered down: acquires fail fast.
+    Failed,
+    /// Probing whether the database is back.
+    HalfOpen,
+}
+
+impl BreakerState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => BreakerState::Healthy,
+            1 => BreakerState::Degraded,
+            2 => BreakerState::Failed,
+            _ => BreakerState::HalfOpen,
+        }
+    }
+    fn as_u8(self) -> u8 {
+        match self {
+            BreakerState::Healthy => 0,
+            BreakerState::Degraded => 1,
+            BreakerState::Failed => 2,
+            BreakerState::HalfOpen => 3,
+        }
+    }
+}
+
+/// The breaker as seen in [`Metrics`](crate::Metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct BreakerSnapshot {
+    /// The current state.
+    pub state: BreakerState,
+    /// Failures per kind within the window, in [`FailureKind::ALL`] order
+    /// (Client always 0: it never counts).
+    pub failures_in_window: Vec<(FailureKind, u32)>,
+    /// The last transition: from, to, and how long ago.
+    pub last_transition: Option<(BreakerState, BreakerState, Duration)>,
+    /// The last error that counted against the database.
+    pub last_error: Option<String>,
+    /// Times the circuit opened.
+    pub times_opened: u64,
+}
+
+/// Why the breaker refused an acquire.
+pub(crate) struct Rejected {
+    pub retry_after: Duration,
+    pub last_error: Option<String>,
+}
+
+/// What the breaker allowed.
+pub(crate) enum Admission<'a> {
+    Normal,
+    /// A half-open probe; frees its slot when dropped.
+    Probe {
+        _slot: ProbeSlot<'a>,
+    },
+}
+
+pub(crate) struct ProbeSlot<'a>(&'a Breaker);
+
+impl Drop for ProbeSlot<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.0.inner.lock();
+        inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
+    }
+}
+
+struct Inner {
+    failures: [VecDeque<Instant>; 4],
+    last_error: Option<String>,
+    retry_at: Instant,
+    recovery: Duration,
+    probes_in_flight: u32,
+    probe_successes: u32,
+    last_transition: Option<(BreakerState, BreakerState, Instant)>,
+    times_opened: u64,
+}
+
+pub(crate) struct Breaker {
+    config: BreakerConfig,
+    state: AtomicU8,
+    inner: Mutex<Inner>,
+}
+
+fn slot(kind: FailureKind) -> Option<usize> {
+    match kind {
+        FailureKind::Connect => Some(0),
+        FailureKind::Timeout => Some(1),
+        FailureKind::Query => Some(2),
+        FailureKind::Transaction => Some(3),
+        _ => None,
+    }
+}
+
+impl Breaker {
+    pub(crate) fn new(config: BreakerConfig) -> Self {
+        let recovery = config.recovery_timeout;
+        Breaker {
+            config,
+            state: AtomicU8::new(0),
+            inner: Mutex::new(Inner {
+                failures: Default::default(),
+                last_error: None,
+                retry_at: Instant::now(),
+                recovery,
+                probes_in_flight: 0,
+                probe_successes: 0,
+                last_transition: None,
+                times_opened: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.state.load(Ordering::Acquire) == 0
+    }
+
+    fn transition(&self, inner: &mut Inner, to: BreakerState, now: Instant) {
+        let from = self.state();
+        if from == to {
+            return;
+        }
+        self.state.store(to.as_u8(), Ordering::Release);
+        inner.last_transition = Some((from, to, now));
+        let cause = inner.last_error.as_deref().unwrap_or("none");
+        match to {
+            BreakerState::Healthy => {
+                tracing::info!(target: "tidepool::breaker", ?from, "database healthy again; circuit closed")
+            }
+            BreakerState::HalfOpen => {
+                tracing::info!(target: "tidepool::breaker", "probing whether the database is back")
+            }
+            BreakerState::Degraded => {
+                tracing::warn!(target: "tidepool::breaker", last_error = cause, "database degraded; opening connections one at a time")
+            }
+            BreakerState::Failed => {
+                tracing::warn!(target: "tidepool::breaker", last_error = cause, retry_after = ?inner.recovery, "database considered down; circuit open, acquires fail fast")
+            }
+        }
+    }
+
+    /// Whether an acquire may proceed.
+    pub(crate) fn admit(&self) -> Result<Admission<'_>, Rejected> {
+        if !self.config.enabled || self.is_healthy() {
+            return Ok(Admission::Normal);
+        }
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        match self.state() {
+            BreakerState::Healthy | BreakerState::Degraded => Ok(Admission::Normal),
+            BreakerState::Failed if now < inner.retry_at => Err(Rejected {
+                retry_after: inner.retry_at - now,
+                last_error: inner.last_error.clone(),
+            }),
+            BreakerState::Failed | BreakerState::HalfOpen => {
+                if self.state() == BreakerState::Failed {
+                    inner.probes_in_flight = 0;
+                    inner.probe_successes = 0;
+                    self.transition(&mut inner, BreakerState::HalfOpen, now);
+                }
+                if inner.probes_in_flight < self.config.half_open_requests {
+                    inner.probes_in_flight += 1;
+                    Ok(Admission::Probe {
+                        _slot: ProbeSlot(self),
+                    })
+                } else {
+                    Err(Rejected {
+                        retry_after: Duration::from_millis(100),
+                        last_error: inner.last_error.clone(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Whether new connections should be opened one at a time.
+    pub(crate) fn throttling(&self) -> bool {
+        self.config.enabled && !self.is_healthy()
+    }
+
+    pub(crate) fn record_failure(&self, kind: FailureKind, error: &str) {
+        let (Some(i), Some(t)) = (slot(kind), self.config.thresholds(kind)) else {
+            return;
+        };
+        if !self.config.enabled {
+            return;
+        }
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        inner.last_error = Some(error.to_string());
+        let window = self.config.window;
+        let q = &mut inner.failures[i];
+        q.push_back(now);
+        while q
+            .front()
+            .is_some_and(|&at| now.saturating_duration_since(at) > window)
+        {
+            q.pop_front();
+        }
+        // Never keep more than the open threshold needs.
+        while q.len() > t.open as usize {
+            q.pop_front();
+        }
+        let count = q.len() as u32;
+        match self.state() {
+            BreakerState::HalfOpen => {
+                inner.recovery = (inner.recovery * 2).min(self.config.max_recovery_timeout);
+                self.open(&mut inner, now);
+            }
+            BreakerState::Failed => {}
+            _ if count >= t.open => self.open(&mut inner, now),
+            BreakerState::Healthy if count >= t.degrade => {
+                self.transition(&mut inner, BreakerState::Degraded, now)
+            }
+            _ => {}
+        }
+    }
+
+    fn open(&self, inner: &mut Inner, now: Instant) {
+        inner.retry_at = now + inner.recovery;
+        inner.times_opened += 1;
+        self.transition(inner, BreakerState::Failed, now);
+    }
+
+    pub(crate) fn record_success(&self) {
+        if !self.config.enabled || self.is_healthy() {
+            return;
+        }
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        match self.state() {
+            BreakerState::HalfOpen => {
+                inner.probe_successes += 1;
+                if inner.probe_successes >= self.config.half_open_successes {
+                    inner.failures.iter_mut().for_each(VecDeque::clear);
+                    inner.recovery = self.config.recovery_timeout;
+                    self.transition(&mut inner, BreakerState::Healthy, now);
+                }
+            }
+            BreakerState::Degraded => {
+                let window = self.config.window;
+                let calm = FailureKind::ALL.iter().all(|&k| {
+                    let (Some(i), Some(t)) = (slot(k), self.config.thresholds(k)) else {
+                        return true;
+                    };
+                    let q = &mut inner.failures[i];
+                    while q
+                        .front()
+                        .is_some_and(|&at| now.saturating_duration_since(at) > window)
+                    {
+                        q.pop_front();
+                    }
+                    (q.len() as u32) < t.degrade
+                });
+                if calm {
+                    self.transition(&mut inner, BreakerState::Healthy, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> BreakerSnapshot {
+        let now = Instant::now();
+        let inner = self.inner.lock();
+        let window = self.config.window;
+        BreakerSnapshot {
+            state: self.state(),
+            failures_in_window: FailureKind::ALL
+                .iter()
+                .map(|&k| {
+                    let n = slot(k).map_or(0, |i| {
+                        inner.failures[i]
+                            .iter()
+                            .filter(|&&at| now.saturating_duration_since(at) <= window)
+                            .count() as u32
+                    });
+                    (k, n)
+                })
+                .collect(),
+            last_transition: inner
+                .last_transition
+                .map(|(from, to, at)| (from, to, now.saturating_duration_since(at))),
+            last_error: inner.last_error.clone(),
+            times_opened: inner.times_opened,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> Breaker {
+        Breaker::new(BreakerConfig::default())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_mistakes_never_move_the_breaker() {
+        let b = breaker();
+        for _ in 0..1000 {
+            b.record_failure(FailureKind::Client, "syntax error at or near \"SELEC\"");
+        }
+        assert_eq!(b.state(), BreakerState::Healthy);
+        assert!(b.snapshot().last_error.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connect_failures_degrade_then_open_and_the_open_circuit_fails_fast_with_the_cause() {
+        let b = breaker();
+        for _ in 0..3 {
+            b.record_failure(FailureKind::Connect, "connection refused");
+        }
+        assert_eq!(b.state(), BreakerState::Degraded);
+        assert!(b.throttling());
+        for _ in 0..3 {
+            b.record_failure(FailureKind::Connect, "connection refused");
+        }
+        assert_eq!(b.state(), BreakerState::Failed);
+        match b.admit() {
+            Err(r) => {
+                assert_eq!(r.retry_after, Duration::from_secs(2));
+                assert_eq!(r.last_error.as_deref(), Some("connection refused"));
+            }
+            Ok(_) => panic!("an open circuit admitted an acquire"),
+        };
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_outside_the_window_do_not_count() {
+        let b = breaker();
+        for _ in 0..5 {
+            b.record_failure(FailureKind::Connect, "refused");
+            tokio::time::advance(Duration::from_secs(6)).await;
+        }
+        assert_ne!(b.state(), BreakerState::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_recovery_timeout_a_bounded_number_of_probes_pass_and_a_success_closes_it() {
+        let b = breaker();
+        for _ in 0..6 {
+            b.record_failure(FailureKind::Connect, "refused");
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let probes: Vec<_> = (0..3)
+            .map(|_| b.admit().ok().expect("probe admitted"))
+            .collect();
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(b.admit().is_err(), "more probes than half_open_requests");
+        b.record_success();
+        drop(probes);
+        assert_eq!(b.state(), BreakerState::Healthy);
+        assert!(matches!(b.admit(), Ok(Admission::Normal)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_reopens_with_the_recovery_timeout_backed_off() {
+        let b = breaker();
+        for _ in 0..6 {
+            b.record_failure(FailureKind::Connect, "refused");
+        }
+        for expected in [4, 8, 16, 30, 30] {
+            let wait = match b.admit() {
+                Err(r) => r.retry_after,
+                Ok(_) => panic!("admitted while open"),
+            };
+            tokio::time::advance(wait).await;
+            let probe = b.admit().ok().expect("probe");
+            b.record_failure(FailureKind::Connect, "still refused");
+            drop(probe);
+            match b.admit() {
+                Err(r) => assert_eq!(r.retry_after, Duration::from_secs(expected)),
+                Ok(_) => panic!("admitted after a failed probe"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_degraded_breaker_heals_once_the_window_is_calm() {
+        let b = breaker();
+        for _ in 0..3 {
+            b.record_failure(FailureKind::Timeout, "timed out");
+        }
+        for _ in 0..2 {
+            b.record_failure(FailureKind::Connect, "refused");
+        }
+        assert_eq!(
+            b.state(),
+            BreakerState::Healthy,
+            "each kind has its own threshold"
+        );
+        b.record_failure(FailureKind::Connect, "refused");
+        assert_eq!(b.state(), BreakerState::Degraded);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Healthy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_disabled_breaker_admits_everything() {
+        let b = Breaker::new(BreakerConfig::disabled());
+        for _ in 0..100 {
+            b.record_failure(FailureKind::Connect, "refused");
+        }
+        assert!(matches!(b.admit(), Ok(Admission::Normal)));
+    }
+}

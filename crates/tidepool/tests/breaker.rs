@@ -1,0 +1,166 @@
+//! The circuit breaker wired into the pool: a dead database makes acquires
+//! fail fast with the real cause, attempts are rate-limited, a degraded
+//! pool opens connections one at a time, a caller's mistakes never count,
+//! and the first acquire after the database is back succeeds.
+
+mod common;
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::Duration;
+
+use common::{Behavior, TestManager};
+use tidepool::{BreakerState, Error, FailureKind, Pool};
+use tokio::time::Instant;
+
+fn pool(manager: TestManager) -> Pool<TestManager> {
+    Pool::builder(manager)
+        .max_size(10)
+        .acquire_timeout(Duration::from_secs(1))
+        .max_retries(0)
+        .build_lazy()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_database_opens_the_circuit_and_acquires_fail_fast_with_the_cause() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Err;
+    let plan = manager.plan.clone();
+    let pool = pool(manager);
+    for _ in 0..6 {
+        assert!(matches!(pool.get().await, Err(Error::Create(_))));
+    }
+    assert_eq!(pool.breaker_state(), BreakerState::Failed);
+    let attempts = plan.connects.load(SeqCst);
+    let started = Instant::now();
+    for _ in 0..1000 {
+        match pool.get().await {
+            Err(Error::CircuitOpen {
+                retry_after,
+                last_error: Some(cause),
+            }) => {
+                assert!(retry_after <= Duration::from_secs(2));
+                assert!(cause.contains("fake connect failure"), "{cause}");
+            }
+            other => panic!("expected a fast CircuitOpen, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "an open circuit answers without waiting"
+    );
+    assert_eq!(
+        plan.connects.load(SeqCst),
+        attempts,
+        "no connection attempts while open"
+    );
+    let snapshot = pool.metrics().breaker.unwrap();
+    assert_eq!(snapshot.state, BreakerState::Failed);
+    assert_eq!(snapshot.times_opened, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn while_the_database_is_down_attempts_stay_at_a_few_per_second() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Err;
+    let plan = manager.plan.clone();
+    let pool = Pool::builder(manager)
+        .min_size(5)
+        .max_size(10)
+        .acquire_timeout(Duration::from_secs(1))
+        .build_lazy()
+        .unwrap();
+    // Fifty callers hammering a dead database for a minute.
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < until {
+                if pool.get().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let attempts = plan.connects.load(SeqCst);
+    assert!(attempts <= 60 * 3, "{attempts} connection attempts in 60 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_acquire_after_the_database_returns_succeeds_once_the_circuit_probes() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Err;
+    let plan = manager.plan.clone();
+    let pool = pool(manager);
+    for _ in 0..6 {
+        let _ = pool.get().await;
+    }
+    assert_eq!(pool.breaker_state(), BreakerState::Failed);
+    *plan.create.lock() = Behavior::Ok;
+    let retry_after = match pool.get().await {
+        Err(Error::CircuitOpen { retry_after, .. }) => retry_after,
+        other => panic!("expected CircuitOpen, got {other:?}"),
+    };
+    tokio::time::sleep(retry_after).await;
+    pool.get().await.expect("the probe acquire succeeds");
+    assert_eq!(pool.breaker_state(), BreakerState::Healthy);
+    pool.get().await.expect("and so does everything after");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_degraded_pool_opens_connections_one_at_a_time() {
+    let manager = TestManager::new();
+    let plan = manager.plan.clone();
+    let pool = pool(manager);
+    for _ in 0..3 {
+        pool.report_failure(FailureKind::Connect, &"connection reset by peer");
+    }
+    assert_eq!(pool.breaker_state(), BreakerState::Degraded);
+    *plan.create.lock() = Behavior::Slow(Duration::from_millis(50));
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move { pool.get().await.map(drop) }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        plan.most_connecting.load(SeqCst),
+        1,
+        "attempts overlapped while degraded"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callers_bad_sql_never_counts_against_the_database() {
+    let pool = pool(TestManager::new());
+    for _ in 0..10_000 {
+        pool.report_failure(FailureKind::Client, &"syntax error at or near \"SELEC\"");
+    }
+    assert_eq!(pool.breaker_state(), BreakerState::Healthy);
+    assert!(pool.get().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_breaker_off_a_dead_database_costs_each_caller_its_timeout() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Never;
+    let pool = Pool::builder(manager)
+        .acquire_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(100))
+        .circuit_breaker(tidepool::BreakerConfig::disabled())
+        .build_lazy()
+        .unwrap();
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert!(matches!(pool.get().await, Err(Error::Timeout { .. })));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+    assert_eq!(pool.breaker_state(), BreakerState::Healthy);
+}
