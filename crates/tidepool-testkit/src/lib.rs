@@ -16,13 +16,15 @@ pub mod proxy;
 /// The PostgreSQL URL tests use: `TIDEPOOL_PG_URL`, or the local default
 /// `postgres://postgres@127.0.0.1:5432/test`.
 pub fn postgres_url_unchecked() -> String {
-    std::env::var("TIDEPOOL_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TIDEPOOL_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// The MariaDB/MySQL URL tests use: `TIDEPOOL_MYSQL_URL`, or the local
 /// default `mysql://root@127.0.0.1:3306/test`.
 pub fn mysql_url_unchecked() -> String {
-    std::env::var("TIDEPOOL_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
+    std::env::var("TIDEPOOL_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into())
 }
 
 /// The PostgreSQL URL if the server answers on its port; `None` (after
@@ -41,7 +43,10 @@ pub fn mysql_url(test: &str) -> Option<String> {
 
 /// Whether database tests must run (`TIDEPOOL_REQUIRE_DB=1`).
 pub fn database_required() -> bool {
-    matches!(std::env::var("TIDEPOOL_REQUIRE_DB").as_deref(), Ok("1") | Ok("true") | Ok("yes"))
+    matches!(
+        std::env::var("TIDEPOOL_REQUIRE_DB").as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
 }
 
 /// The `host:port` part of a URL like `scheme://user:pass@host:port/db`.
@@ -61,7 +66,9 @@ fn reachable_or_skip(test: &str, what: &str, url: &str, default_port: u16) -> bo
     let reachable = host_port(url, default_port)
         .and_then(|(h, p)| (h.as_str(), p).to_socket_addrs().ok())
         .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr: SocketAddr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+        .is_some_and(|addr: SocketAddr| {
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        });
     if !reachable {
         if database_required() {
             panic!("{what} is required (TIDEPOOL_REQUIRE_DB=1) but not reachable for test {test}");
@@ -77,8 +84,17 @@ mod tests {
 
     #[test]
     fn host_port_reads_the_authority() {
-        assert_eq!(host_port("postgres://u:p@127.0.0.1:5433/db", 5432), Some(("127.0.0.1".into(), 5433)));
-        assert_eq!(host_port("mysql://root@localhost/test", 3306), Some(("localhost".into(), 3306)));
-        assert_eq!(host_port("postgres://[::1]:5432/x", 5432), Some(("::1".into(), 5432)));
+        assert_eq!(
+            host_port("postgres://u:p@127.0.0.1:5433/db", 5432),
+            Some(("127.0.0.1".into(), 5433))
+        );
+        assert_eq!(
+            host_port("mysql://root@localhost/test", 3306),
+            Some(("localhost".into(), 3306))
+        );
+        assert_eq!(
+            host_port("postgres://[::1]:5432/x", 5432),
+            Some(("::1".into(), 5432))
+        );
     }
 }
