@@ -87,7 +87,9 @@ impl PgManager {
                 let (client, connection) =
                     self.tokio_config.connect(tls.clone()).await.map_err(|e| self.connect_error(e))?;
                 spawn_connection(connection);
-                (client, Some(tls.clone()))
+                // Like libpq, cancel requests go in plaintext unless the
+                // sslmode demands TLS (it holds only the cancel key).
+                (client, self.config.ssl_mode.requires_tls().then(|| tls.clone()))
             }
             None => {
                 let (client, connection) =

@@ -18,6 +18,11 @@ pub async fn pool(url: &str, max_size: u32, policy: ResetPolicy) -> Pool<PgManag
         .max_size(max_size)
         .acquire_timeout(Duration::from_secs(10))
         .test_on_borrow(false)
+        .on_event(|e| {
+            if let tidepool::Event::Closed { .. } | tidepool::Event::CreateFailed { .. } = e {
+                eprintln!("pool event: {e:?}");
+            }
+        })
         .build()
         .await
         .unwrap()
