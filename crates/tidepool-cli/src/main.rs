@@ -6,6 +6,7 @@ mod cli;
 mod doctor;
 mod error;
 mod html;
+mod server;
 mod settings;
 mod size;
 mod svg;

@@ -377,6 +377,9 @@ pub struct DoctorSettings {
     pub instances: u32,
     pub idle_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
+    /// From the `[pool]` table (or the default): idle connections pinged
+    /// this often stay alive on the server.
+    pub health_check_interval: Option<Duration>,
     pub pings: u32,
     pub timeout: Duration,
 }
@@ -412,6 +415,7 @@ impl DoctorSettings {
                 f.max_lifetime,
                 pool.max_lifetime,
             )?,
+            health_check_interval: pool.health_check_interval,
             pings: positive("--pings", args.pings.or(f.pings).unwrap_or(100))?,
             timeout: duration(
                 "--timeout",
