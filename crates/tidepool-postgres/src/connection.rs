@@ -316,12 +316,23 @@ impl PgConnection {
         let client = &self.client;
         let rollback = client.batch_execute("ROLLBACK");
         tokio::pin!(rollback);
-        let result = loop {
+        let mut result = loop {
             cancel().await;
             if let Ok(result) = tokio::time::timeout(ABANDONED_QUERY_RECHECK, &mut rollback).await {
                 break result;
             }
         };
+        // A cancel that reached the server while it sat idle, just before
+        // the abandoned query arrived, can be taken by the ROLLBACK instead
+        // (57014). The cancel is spent then; roll back again.
+        for _ in 0..2 {
+            match &result {
+                Err(e) if e.code().is_some_and(|c| c.code() == "57014") => {
+                    result = client.batch_execute("ROLLBACK").await;
+                }
+                _ => break,
+            }
+        }
         self.in_flight = false;
         result.map_err(|e| {
             self.broken = true;

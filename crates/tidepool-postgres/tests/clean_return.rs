@@ -37,7 +37,7 @@ where
     F: for<'a> FnMut(&'a mut Pooled<PgManager>, usize) -> tidepool::BoxFuture<'a, ()>,
 {
     let Some(url) = support::url(test) else { return };
-    let pool = support::pool(&url, 1, ResetPolicy::Fast).await;
+    let pool = support::pool(&support::plain(&url), 1, ResetPolicy::Fast).await;
     let first = Pooled::id(&borrow_clean(&pool).await);
     for trial in 0..TRIALS {
         let mut conn = borrow_clean(&pool).await;

@@ -11,6 +11,19 @@ pub fn url(test: &str) -> Option<String> {
     tidepool_testkit::postgres_url(test)
 }
 
+/// The URL without TLS unless it names an sslmode: the loop-heavy suites
+/// measure resets, not handshakes (TLS has its own suite), and ring is slow
+/// in debug builds.
+pub fn plain(url: &str) -> String {
+    if url.contains("sslmode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&sslmode=disable")
+    } else {
+        format!("{url}?sslmode=disable")
+    }
+}
+
 /// A pool of `max_size` connections with the given reset policy.
 pub async fn pool(url: &str, max_size: u32, policy: ResetPolicy) -> Pool<PgManager> {
     let manager = PgManager::builder_from_url(url).unwrap().reset_policy(policy).build().unwrap();
