@@ -218,7 +218,10 @@ where
         let mode = target
             .param("sslmode")
             .or_else(|| target.param("ssl-mode"))
-            .unwrap_or_else(|| "(driver default)".into());
+            .unwrap_or_else(|| match dialect {
+                Dialect::Postgres => "prefer, the default".into(),
+                _ => "the driver default".into(),
+            });
         let offered = match facts.tls_offered {
             Some(true) => "the server offers TLS",
             Some(false) => "the server does not offer TLS",

@@ -176,29 +176,18 @@ fn over_time(r: &BenchReport, level: u32, what: &str) -> String {
             continue;
         };
         warmup = run.warmup_s;
-        let points = run
-            .timeline
-            .iter()
-            .map(|s| {
-                let y = match what {
-                    "size" => s.size as f64,
-                    "busy" => s.in_use as f64,
-                    _ => s.acquire_wait_mean_ms,
-                };
-                (s.t_s, y)
-            })
-            .collect();
-        let label = match what {
-            "size" => format!("{name} open"),
-            "busy" => format!("{name} in use"),
-            _ => name.to_string(),
-        };
-        series.push(Series {
+        let line = |label: String, dash: &'static str, y: &dyn Fn(&crate::bench::results::Sample) -> f64| Series {
             name: label,
             color,
-            dash: if what == "busy" { "4 3" } else { "" },
-            points,
-        });
+            dash,
+            points: run.timeline.iter().map(|s| (s.t_s, y(s))).collect(),
+        };
+        if what == "size" {
+            series.push(line(format!("{name} open"), "", &|s| s.size as f64));
+            series.push(line(format!("{name} in use"), "4 3", &|s| s.in_use as f64));
+        } else {
+            series.push(line(name.to_string(), "", &|s| s.acquire_wait_mean_ms));
+        }
     }
     let (title, y_label) = match what {
         "size" => (
@@ -222,32 +211,6 @@ fn over_time(r: &BenchReport, level: u32, what: &str) -> String {
         height: 300.0,
     }
     .render()
-}
-
-fn size_chart(r: &BenchReport, level: u32) -> String {
-    // Open connections (solid) and connections in use (dashed).
-    let mut size = over_time(r, level, "size");
-    let busy = over_time(r, level, "busy");
-    // Merge: take the in-use polylines from the second chart into the first.
-    let lines: Vec<&str> = busy
-        .split("<polyline")
-        .skip(1)
-        .filter_map(|chunk| chunk.split("/>").next())
-        .collect();
-    if let Some(pos) = size.rfind("</svg>") {
-        let mut extra = String::new();
-        for l in lines {
-            let _ = write!(extra, "<polyline{l}/>");
-        }
-        // Legend entries for the dashed lines.
-        let _ = write!(
-            extra,
-            r##"<text x="{:.0}" y="20" text-anchor="end" fill="#666" font-size="11">solid: open, dashed: in use</text>"##,
-            560.0 - 16.0
-        );
-        size.insert_str(pos, &extra);
-    }
-    size
 }
 
 /// Renders the whole page.
@@ -321,7 +284,7 @@ pub fn render(r: &BenchReport) -> String {
         }
         for l in &r.levels {
             out.push_str("<div class=charts>");
-            out.push_str(&size_chart(r, l.concurrency));
+            out.push_str(&over_time(r, l.concurrency, "size"));
             out.push_str(&over_time(r, l.concurrency, "wait"));
             out.push_str("</div>");
         }

@@ -104,25 +104,41 @@ fn frame(out: &mut String, w: f64, h: f64, title: &str) {
     );
 }
 
-fn legend(out: &mut String, items: &[(&str, &str, &str)], w: f64, h: f64) {
-    // Items laid out left to right under the x-axis label.
+/// Lays out legend items in rows under the x-axis label; returns the
+/// markup and the height the rows need.
+fn legend(items: &[(&str, &str, &str)], w: f64, top: f64) -> (String, f64) {
+    let mut out = String::new();
     let mut x = LEFT;
-    let y = h - 12.0;
+    let mut y = top;
     for (name, color, dash) in items {
+        let width = 34.0 + 7.0 * name.len() as f64;
+        if x + width > w - RIGHT && x > LEFT {
+            x = LEFT;
+            y += 18.0;
+        }
         let _ = write!(
             out,
-            r##"<line x1="{x}" y1="{y1}" x2="{x2}" y2="{y1}" stroke="{color}" stroke-width="3" stroke-dasharray="{dash}"/><text x="{tx}" y="{ty}" fill="#333">{n}</text>"##,
+            r##"<line x1="{x}" y1="{y1}" x2="{x2}" y2="{y1}" stroke="{color}" stroke-width="3" stroke-dasharray="{dash}"/><text x="{tx}" y="{y}" fill="#333">{n}</text>"##,
             y1 = y - 4.0,
             x2 = x + 22.0,
             tx = x + 27.0,
-            ty = y,
             n = esc(name)
         );
-        x += 34.0 + 7.0 * name.len() as f64;
-        if x > w - 80.0 {
-            x = LEFT;
-        }
+        x += width;
     }
+    (out, y - top + 18.0)
+}
+
+/// Opens the chart's `<svg>`, grown by `extra` pixels for the legend.
+fn finish(body: String, title: &str, w: f64, h: f64, legend_items: &[(&str, &str, &str)]) -> String {
+    let (legend_svg, legend_h) = legend(legend_items, w, h - BOTTOM + 54.0);
+    let total = h - BOTTOM + 54.0 + legend_h - 10.0;
+    let mut out = String::new();
+    frame(&mut out, w, total, title);
+    out.push_str(&body);
+    out.push_str(&legend_svg);
+    out.push_str("</svg>");
+    out
 }
 
 impl LineChart {
@@ -131,7 +147,6 @@ impl LineChart {
         let (w, h) = (self.width, self.height);
         let (pw, ph) = (w - LEFT - RIGHT, h - TOP - BOTTOM);
         let mut out = String::new();
-        frame(&mut out, w, h, &self.title);
 
         let all: Vec<(f64, f64)> = self
             .series
@@ -277,9 +292,7 @@ impl LineChart {
             .iter()
             .map(|s| (s.name.as_str(), s.color, s.dash))
             .collect();
-        legend(&mut out, &items, w, h);
-        out.push_str("</svg>");
-        out
+        finish(out, &self.title, w, h, &items)
     }
 }
 
@@ -295,7 +308,6 @@ pub fn bar_chart(
 ) -> String {
     let (pw, ph) = (width - LEFT - RIGHT, height - TOP - BOTTOM);
     let mut out = String::new();
-    frame(&mut out, width, height, title);
     let ymax = series
         .iter()
         .flat_map(|s| s.2.iter().copied())
@@ -358,9 +370,7 @@ pub fn bar_chart(
         ylab = esc(y_label)
     );
     let items: Vec<(&str, &str, &str)> = series.iter().map(|s| (s.0, s.1, "")).collect();
-    legend(&mut out, &items, width, height);
-    out.push_str("</svg>");
-    out
+    finish(out, title, width, height, &items)
 }
 
 #[cfg(test)]

@@ -147,11 +147,21 @@ macro_rules! with_manager {
                 };
                 $body
             }
-            $crate::target::Target::Postgres(_) | $crate::target::Target::Mysql(_) => {
-                Err($crate::error::CliError::Missing {
-                    what: "driver: this build of tidepool supports sqlite:// only so far",
-                })
+            $crate::target::Target::Postgres(url) => {
+                let url = url.clone();
+                let $make = move || -> Result<tidepool_postgres::PgManager, $crate::error::CliError> {
+                    tidepool_postgres::PgManager::from_url(&url).map_err(|e| {
+                        $crate::error::CliError::Url {
+                            url: $crate::target::redact(&url),
+                            reason: $crate::error::one_line(&e),
+                        }
+                    })
+                };
+                $body
             }
+            $crate::target::Target::Mysql(_) => Err($crate::error::CliError::Missing {
+                what: "MySQL driver: this build of tidepool supports sqlite:// and postgres:// so far",
+            }),
         }
     }};
 }

@@ -28,14 +28,6 @@ pub enum Op {
 }
 
 impl Op {
-    pub const ALL: [Op; 5] = [
-        Op::PointSelect,
-        Op::RangeSelect,
-        Op::Insert,
-        Op::Update,
-        Op::Transaction,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Op::PointSelect => "point_select",
