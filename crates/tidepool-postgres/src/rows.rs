@@ -2,7 +2,8 @@
 //! `Int`, float4/8 as `Float`, bool, text-like types (text, varchar, char,
 //! name, json, jsonb, xml, enums) as `Text`, numeric, date, time and uuid
 //! as their canonical text, bytea as `Bytes`, timestamp as `Timestamp` and
-//! timestamptz as `Timestamp` in UTC. Domains read as their base type.
+//! timestamptz as `Timestamp` in UTC, void as `Null`. Domains read as
+//! their base type.
 //! Other types are refused with an error that says to cast in SQL.
 
 use std::error::Error as StdError;
@@ -51,6 +52,7 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
         },
         Type::CHAR => Value::Text(char::from(i8::from_sql(ty, raw)? as u8).to_string()),
         Type::BYTEA => Value::Bytes(raw.to_vec()),
+        Type::VOID => Value::Null,
         Type::TIMESTAMP => Value::Timestamp(NaiveDateTime::from_sql(ty, raw)?),
         Type::TIMESTAMPTZ => Value::Timestamp(DateTime::<Utc>::from_sql(ty, raw)?.naive_utc()),
         Type::DATE => Value::Text(NaiveDate::from_sql(ty, raw)?.format("%Y-%m-%d").to_string()),
