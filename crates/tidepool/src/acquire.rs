@@ -195,6 +195,14 @@ impl<M: Manager> Shared<M> {
                     let now = Instant::now();
                     let valid = if guard.meta.expired(now) {
                         Err(CloseReason::MaxLifetime)
+                    } else if guard
+                        .conn
+                        .as_ref()
+                        .is_some_and(|c| self.manager.is_broken(c))
+                    {
+                        // Died while idle (reset, server shutdown): the
+                        // driver noticed, so no round trip is needed.
+                        Err(CloseReason::Broken)
                     } else if (self.config.test_on_borrow || !self.breaker.is_healthy())
                         && (guard.meta.quiet_for(self.epoch, now)
                             >= self.config.validation_interval

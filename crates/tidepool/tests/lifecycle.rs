@@ -161,7 +161,7 @@ async fn test_on_borrow_replaces_a_dead_idle_connection_without_an_error() {
         .unwrap();
     let conn = pool.get().await.unwrap();
     let first = tidepool::Pooled::id(&conn);
-    let flag = conn.broken.clone();
+    let flag = conn.dead.clone();
     drop(conn);
     flag.store(true, SeqCst);
     advance(Duration::from_secs(2)).await;
@@ -231,4 +231,22 @@ async fn a_dirty_connection_is_reset_before_reuse_and_discarded_if_reset_fails()
     );
     assert!(!conn.dirty);
     assert_eq!(pool.metrics().connections_closed_failed_reset, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_died_while_idle_is_never_handed_out_even_without_validation() {
+    let pool = Pool::builder(TestManager::new())
+        .max_size(1)
+        .test_on_borrow(false)
+        .build()
+        .await
+        .unwrap();
+    let conn = pool.get().await.unwrap();
+    let first = tidepool::Pooled::id(&conn);
+    let flag = conn.broken.clone();
+    drop(conn);
+    flag.store(true, SeqCst);
+    let conn = pool.get().await.unwrap();
+    assert_ne!(tidepool::Pooled::id(&conn), first);
+    assert_eq!(pool.metrics().connections_closed_broken, 1);
 }

@@ -92,6 +92,9 @@ impl Plan {
 pub struct Conn {
     pub serial: u64,
     pub broken: Arc<AtomicBool>,
+    /// Dead without the driver knowing (a half-open socket): only a
+    /// validation round trip finds out.
+    pub dead: Arc<AtomicBool>,
     pub dirty: bool,
     plan: Arc<Plan>,
 }
@@ -158,6 +161,7 @@ impl Manager for TestManager {
         Ok(Conn {
             serial: self.plan.next_id.fetch_add(1, SeqCst),
             broken: Arc::new(AtomicBool::new(false)),
+            dead: Arc::new(AtomicBool::new(false)),
             dirty: false,
             plan: self.plan.clone(),
         })
@@ -165,7 +169,7 @@ impl Manager for TestManager {
 
     async fn validate(&self, conn: &mut Conn) -> Result<(), FakeError> {
         self.plan.validations.fetch_add(1, SeqCst);
-        if conn.broken.load(SeqCst) {
+        if conn.broken.load(SeqCst) || conn.dead.load(SeqCst) {
             return Err(FakeError::Validate);
         }
         let b = *self.plan.validate.lock();
