@@ -219,7 +219,9 @@ fn parse_levels(text: &str) -> Result<Vec<u32>, CliError> {
         if n == 0 || n > 10_000 {
             return Err(bad(format!("{n} is outside 1..=10000")));
         }
-        levels.push(n);
+        if !levels.contains(&n) {
+            levels.push(n);
+        }
     }
     if levels.is_empty() {
         return Err(bad("name at least one level".into()));
@@ -229,6 +231,12 @@ fn parse_levels(text: &str) -> Result<Vec<u32>, CliError> {
 
 impl BenchSettings {
     pub fn resolve(args: BenchArgs, file: FileSettings) -> Result<Self, CliError> {
+        if let Some(pool) = &file.pool {
+            pool.validate().map_err(|e| CliError::Pool {
+                context: "the settings file's [pool] table".into(),
+                source: e,
+            })?;
+        }
         let f = file.bench;
         let concurrency = match (args.concurrency, f.concurrency) {
             (Some(text), _) => parse_levels(&text)?,

@@ -1,0 +1,181 @@
+//! `tidepool bench` on SQLite, end to end through the binary.
+
+mod common;
+
+use common::{stderr, stdout, tidepool, tidepool_std, QUICK};
+
+#[test]
+fn bench_with_no_url_runs_both_configurations_per_level_and_removes_its_database() {
+    let out = tidepool().arg("bench").args(QUICK).output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    assert!(text.contains("temporary database"), "{text}");
+    for level in ["    2  baseline", "    2  tuned", "    4  baseline", "    4  tuned"] {
+        assert!(text.contains(level), "missing row {level:?} in\n{text}");
+    }
+    assert_eq!(text.matches("tuned/baseline: throughput").count(), 2, "{text}");
+    let target = text
+        .lines()
+        .find_map(|l| l.strip_prefix("target:   sqlite://"))
+        .expect("the report names its database");
+    assert!(
+        !std::path::Path::new(target.trim()).exists(),
+        "the temporary database {target} was left behind"
+    );
+}
+
+#[test]
+fn progress_goes_to_stderr_as_plain_lines_when_not_a_terminal() {
+    let out = tidepool().arg("bench").args(QUICK).output().unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("c=2    baseline  running"), "{err}");
+    assert!(err.contains("ops/s"), "{err}");
+    // No terminal control sequences from a progress bar.
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(!stdout(&out).contains("running ("));
+}
+
+#[test]
+fn json_output_holds_every_run_and_level_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = tidepool()
+        .arg("bench")
+        .args(QUICK)
+        .args(["--repeat", "2", "--mix", "read=50,write=30,txn=20", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 8, "2 levels x 2 configurations x 2 repeats");
+    let levels = v["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for level in levels {
+        for side in ["baseline", "tuned"] {
+            let a = &level[side];
+            assert_eq!(a["runs"], 2);
+            assert!(a["ops"].as_u64().unwrap() > 0, "{a}");
+            assert!(a["throughput_ops_s"].as_f64().unwrap() > 0.0);
+            let lat = &a["latency"];
+            assert!(lat["p50_ms"].as_f64().unwrap() <= lat["p99_ms"].as_f64().unwrap());
+            assert!(lat["p99_ms"].as_f64().unwrap() <= lat["max_ms"].as_f64().unwrap());
+        }
+        assert!(level["tuned_over_baseline"]["throughput"].as_f64().unwrap() > 0.0);
+    }
+    let run = &v["runs"][0];
+    assert!(!run["timeline"].as_array().unwrap().is_empty());
+    assert!(run["ops_by_kind"]["transaction"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(v["mix"]["txn"], 20);
+    assert_eq!(v["configurations"][0]["by_level"]["2"]["max_size"], 10);
+    assert_eq!(v["configurations"][1]["by_level"]["4"]["max_size"], 4);
+}
+
+#[test]
+fn a_sqlite_url_keeps_its_tables_only_with_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bench.db");
+    let url = format!("sqlite://{}", db.display());
+    let tables = |db: &std::path::Path| -> i64 {
+        let c = tidepool_sqlite::rusqlite::Connection::open(db).unwrap();
+        c.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'tidepool_bench_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let out = tidepool().arg("bench").args(QUICK).args(["--url", &url]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tables(&db), 0, "tables are dropped by default");
+    let out = tidepool()
+        .arg("bench")
+        .args(QUICK)
+        .args(["--url", &url, "--keep", "--table-prefix", "tidepool_bench_kept_"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(tables(&db), 3, "--keep leaves users, orders and events");
+}
+
+#[test]
+fn the_tuned_side_comes_from_the_settings_file_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tidepool.toml");
+    let json = dir.path().join("out.json");
+    std::fs::write(
+        &file,
+        "[bench]\nconcurrency = [3]\nduration = \"300ms\"\nwarmup = \"100ms\"\nseed_users = 100\n\n[pool]\nmax_size = 7\nmin_size = 7\ninitial_size = 7\n",
+    )
+    .unwrap();
+    let out = tidepool()
+        .args(["bench", "--config"])
+        .arg(&file)
+        .args(["--duration", "200ms", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("from the settings file's [pool] table"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["concurrency"], serde_json::json!([3]));
+    assert_eq!(v["duration_s"], 0.2, "the flag beats the file");
+    assert_eq!(v["configurations"][1]["by_level"]["3"]["max_size"], 7);
+}
+
+#[test]
+fn environment_variables_fill_in_and_flags_take_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = tidepool()
+        .args(["bench", "--duration", "200ms", "--json"])
+        .arg(&json)
+        .env("TIDEPOOL_CONCURRENCY", "3")
+        .env("TIDEPOOL_WARMUP", "50ms")
+        .env("TIDEPOOL_DURATION", "10m")
+        .env("TIDEPOOL_SEED_USERS", "100")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["concurrency"], serde_json::json!([3]));
+    assert_eq!(v["warmup_s"], 0.05);
+    assert_eq!(v["duration_s"], 0.2);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_the_run_and_still_prints_what_was_measured() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = tidepool_std()
+        .args(["bench", "-c", "2,4", "--duration", "60s", "--warmup", "200ms", "--seed-users", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first run has started, then give it a second of
+    // measurement before interrupting.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap() > 0 && !line.contains("running") {
+        line.clear();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{rest}\n{text}");
+    assert!(text.contains("    2  baseline"), "{text}");
+    assert!(text.contains("(interrupted)"), "{text}");
+    assert!(!text.contains("    4  "), "no level after the interruption ran: {text}");
+    assert!(!rest.contains("panicked"), "{rest}");
+}
