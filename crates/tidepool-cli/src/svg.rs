@@ -75,18 +75,24 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
 /// A number for an axis label: few digits, no trailing zeros.
 pub fn fmt_num(v: f64) -> String {
     let a = v.abs();
+    if !v.is_finite() {
+        return String::new();
+    }
     if a >= 1_000_000.0 {
         format!("{:.1}M", v / 1_000_000.0)
     } else if a >= 10_000.0 {
         format!("{:.0}k", v / 1000.0)
     } else if a >= 100.0 || v == v.trunc() {
         format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.1}")
-    } else if a >= 0.01 {
-        format!("{v:.2}")
     } else {
-        format!("{v:.3}")
+        // Two significant digits below 100, without trailing zeros.
+        let decimals = (1 - a.log10().floor() as i32).clamp(0, 6) as usize;
+        let text = format!("{v:.decimals$}");
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text
+        }
     }
 }
 
@@ -383,6 +389,16 @@ mod tests {
         let t = ticks(0.0, 13_456.0);
         assert!(t.last().copied().unwrap() >= 13_456.0);
         assert!(t.len() <= 8);
+    }
+
+    #[test]
+    fn axis_numbers_keep_two_significant_digits() {
+        assert_eq!(fmt_num(0.015), "0.015");
+        assert_eq!(fmt_num(0.005), "0.005");
+        assert_eq!(fmt_num(2.5), "2.5");
+        assert_eq!(fmt_num(12.6), "13");
+        assert_eq!(fmt_num(7500.0), "7500");
+        assert_eq!(fmt_num(12_000.0), "12k");
     }
 
     #[test]

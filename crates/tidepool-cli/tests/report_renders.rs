@@ -1,0 +1,120 @@
+//! `--report FILE.html` writes a self-contained page that a browser
+//! renders: checked statically (nothing fetched from anywhere) and in
+//! headless Chromium when one is installed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{stderr, tidepool, QUICK};
+
+fn write_report(dir: &Path) -> PathBuf {
+    let page = dir.join("report.html");
+    let out = tidepool().arg("bench").args(QUICK).arg("--report").arg(&page).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    page
+}
+
+#[test]
+fn the_report_is_self_contained() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = std::fs::read_to_string(write_report(dir.path())).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for needle in ["<script", "src=", "href=", "@import", "url(", "https://"] {
+        assert!(!html.contains(needle), "the page references something outside itself: {needle}");
+    }
+    // The only URL is the SVG namespace, which browsers never fetch.
+    assert_eq!(
+        html.matches("http://").count(),
+        html.matches("http://www.w3.org/2000/svg").count()
+    );
+    // Throughput, latency and acquire wait by level, then size and wait
+    // over time for each of the two levels.
+    assert_eq!(html.matches("<svg").count(), 3 + 2 * 2);
+    for title in [
+        "Throughput by concurrency",
+        "Latency percentiles by concurrency",
+        "Acquire wait (time in get()) by concurrency",
+        "Pool size over time, 2 clients",
+        "Acquire wait over time, 4 clients",
+    ] {
+        assert!(html.contains(title), "missing chart {title}");
+    }
+    assert!(!html.contains("NaN") && !html.contains("inf\""));
+}
+
+fn chromium() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("TIDEPOOL_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Runs headless Chromium with `args` on `page`, within a minute.
+fn headless(browser: &Path, profile: &Path, args: &[&str], page: &Path) -> std::process::Output {
+    let mut child = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("headless chromium did not finish within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn the_report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED the_report_renders_in_headless_chromium: no chromium found (apt-get install -y chromium, or set TIDEPOOL_CHROMIUM)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let page = write_report(dir.path());
+
+    let dom = headless(&browser, &dir.path().join("profile-dom"), &["--dump-dom"], &page);
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<h1>tidepool bench"), "{dom}");
+    assert_eq!(dom.matches("<svg").count(), 7);
+    assert!(dom.contains("<polyline"));
+    assert!(dom.contains("tuned / baseline"));
+
+    // A screenshot kept where a person can look at it.
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tidepool-report.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = headless(
+        &browser,
+        &dir.path().join("profile-shot"),
+        &["--window-size=1280,2200", &format!("--screenshot={}", shot.display())],
+        &page,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // A blank page compresses to a few KB; charts and tables do not.
+    assert!(png.len() > 50_000, "screenshot is {} bytes: the page looks empty", png.len());
+    eprintln!("screenshot of the report: {}", shot.display());
+}
