@@ -16,7 +16,9 @@ pub(crate) struct StatementCache {
 
 impl StatementCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        StatementCache { inner: NonZeroUsize::new(capacity).map(LruCache::new) }
+        StatementCache {
+            inner: NonZeroUsize::new(capacity).map(LruCache::new),
+        }
     }
 
     pub(crate) fn get(&mut self, sql: &str) -> Option<Statement> {

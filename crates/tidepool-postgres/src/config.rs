@@ -56,7 +56,10 @@ impl SslMode {
 
     /// Whether the connection must be encrypted.
     pub fn requires_tls(self) -> bool {
-        matches!(self, SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull)
+        matches!(
+            self,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
     }
 }
 
@@ -72,7 +75,9 @@ impl FromStr for SslMode {
             "verify-ca" => SslMode::VerifyCa,
             "verify-full" => SslMode::VerifyFull,
             other => {
-                return Err(ConfigError::SslMode { value: shown_token(other) })
+                return Err(ConfigError::SslMode {
+                    value: shown_token(other),
+                })
             }
         })
     }
@@ -81,7 +86,11 @@ impl FromStr for SslMode {
 /// A value safe to echo in an error: a short keyword-like token, else a
 /// placeholder (a misplaced secret is never a keyword).
 pub(crate) fn shown_token(value: &str) -> String {
-    if value.len() <= 32 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if value.len() <= 32
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
         value.to_string()
     } else {
         "(not shown)".to_string()
@@ -110,7 +119,9 @@ impl FromStr for TargetSessionAttrs {
             "read-write" => TargetSessionAttrs::ReadWrite,
             "read-only" => TargetSessionAttrs::ReadOnly,
             other => {
-                return Err(ConfigError::TargetSessionAttrs { value: shown_token(other) })
+                return Err(ConfigError::TargetSessionAttrs {
+                    value: shown_token(other),
+                })
             }
         })
     }
@@ -131,14 +142,21 @@ impl PgHost {
     /// A host from its text: a leading `/` makes it a socket directory.
     pub fn parse(s: &str) -> Result<PgHost, ConfigError> {
         if s.is_empty() {
-            return Err(ConfigError::Host { reason: "a host is empty" });
+            return Err(ConfigError::Host {
+                reason: "a host is empty",
+            });
         }
         if s.starts_with('/') {
             return Ok(PgHost::Unix(PathBuf::from(s)));
         }
-        let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+        let bare = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
         if bare.contains(['[', ']', '/', '@', ' ']) {
-            return Err(ConfigError::Host { reason: "a host name contains `[`, `]`, `/`, `@` or a space" });
+            return Err(ConfigError::Host {
+                reason: "a host name contains `[`, `]`, `/`, `@` or a space",
+            });
         }
         Ok(PgHost::Tcp(bare.to_string()))
     }
@@ -246,7 +264,11 @@ impl PgConfig {
     #[must_use]
     pub fn host(mut self, host: impl Into<String>) -> Self {
         let h = host.into();
-        self.hosts.push(if h.starts_with('/') { PgHost::Unix(h.into()) } else { PgHost::Tcp(h) });
+        self.hosts.push(if h.starts_with('/') {
+            PgHost::Unix(h.into())
+        } else {
+            PgHost::Tcp(h)
+        });
         self
     }
 
@@ -369,11 +391,16 @@ impl PgConfig {
     /// unix sockets.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(&p) = self.ports.iter().find(|&&p| p == 0) {
-            return Err(ConfigError::Port { shown: p.to_string() });
+            return Err(ConfigError::Port {
+                shown: p.to_string(),
+            });
         }
         let hosts = self.hosts.len().max(1);
         if self.ports.len() > 1 && self.ports.len() != hosts {
-            return Err(ConfigError::PortCount { ports: self.ports.len(), hosts });
+            return Err(ConfigError::PortCount {
+                ports: self.ports.len(),
+                hosts,
+            });
         }
         if !self.hostaddrs.is_empty() && self.hostaddrs.len() != hosts {
             return Err(ConfigError::InvalidValue {
@@ -384,10 +411,14 @@ impl PgConfig {
         for h in &self.hosts {
             match h {
                 PgHost::Tcp(name) if name.is_empty() => {
-                    return Err(ConfigError::Host { reason: "a host is empty" })
+                    return Err(ConfigError::Host {
+                        reason: "a host is empty",
+                    })
                 }
                 PgHost::Unix(_) if self.ssl_mode.requires_tls() => {
-                    return Err(ConfigError::TlsOverUnixSocket { mode: self.ssl_mode.as_str() })
+                    return Err(ConfigError::TlsOverUnixSocket {
+                        mode: self.ssl_mode.as_str(),
+                    })
                 }
                 _ => {}
             }
@@ -404,13 +435,22 @@ impl PgConfig {
             out.push('@');
         }
         let default_host = [PgHost::Tcp("localhost".into())];
-        let hosts: &[PgHost] = if self.hosts.is_empty() { &default_host } else { &self.hosts };
+        let hosts: &[PgHost] = if self.hosts.is_empty() {
+            &default_host
+        } else {
+            &self.hosts
+        };
         for (i, h) in hosts.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
             h.write_url(&mut out);
-            let port = self.ports.get(i).or(self.ports.first()).copied().unwrap_or(5432);
+            let port = self
+                .ports
+                .get(i)
+                .or(self.ports.first())
+                .copied()
+                .unwrap_or(5432);
             out.push(':');
             out.push_str(&port.to_string());
         }

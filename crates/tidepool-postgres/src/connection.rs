@@ -72,7 +72,12 @@ impl Deref for PgConnection {
 }
 
 impl PgConnection {
-    pub(crate) fn new(client: Client, cache_capacity: usize, pooler: bool, cancel_tls: Option<PgTls>) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        cache_capacity: usize,
+        pooler: bool,
+        cancel_tls: Option<PgTls>,
+    ) -> Self {
         PgConnection {
             client,
             cache: StatementCache::new(if pooler { 0 } else { cache_capacity }),
@@ -135,7 +140,11 @@ impl PgConnection {
     ) -> Result<Vec<tokio_postgres::Row>, PgError> {
         self.start()?;
         let result = match self.statement(sql).await {
-            Ok(stmt) => self.client.query(&stmt, params).await.map_err(PgError::from),
+            Ok(stmt) => self
+                .client
+                .query(&stmt, params)
+                .await
+                .map_err(PgError::from),
             Err(e) => Err(e),
         };
         self.finish(statement_effect(sql), sql, result)
@@ -143,10 +152,18 @@ impl PgConnection {
 
     /// Runs a statement with native parameters through the statement cache,
     /// and tracks it. Returns the number of rows affected.
-    pub async fn execute_native(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, PgError> {
+    pub async fn execute_native(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, PgError> {
         self.start()?;
         let result = match self.statement(sql).await {
-            Ok(stmt) => self.client.execute(&stmt, params).await.map_err(PgError::from),
+            Ok(stmt) => self
+                .client
+                .execute(&stmt, params)
+                .await
+                .map_err(PgError::from),
             Err(e) => Err(e),
         };
         self.finish(statement_effect(sql), sql, result)
@@ -183,7 +200,12 @@ impl PgConnection {
     }
 
     /// Records the outcome of a round trip started with [`start`].
-    pub(crate) fn finish<T>(&mut self, effect: Effect, sql: &str, result: Result<T, PgError>) -> Result<T, PgError> {
+    pub(crate) fn finish<T>(
+        &mut self,
+        effect: Effect,
+        sql: &str,
+        result: Result<T, PgError>,
+    ) -> Result<T, PgError> {
         self.in_flight = false;
         match &result {
             Ok(_) => self.state = effect.after_success(self.state),

@@ -24,7 +24,9 @@ pub enum ConfigError {
     #[error("not a connection string: expected postgres://user@host:port/db or key=value pairs")]
     Unrecognized,
     /// A `%` escape is not two hex digits, or decodes to invalid UTF-8.
-    #[error("invalid percent-encoding in the {component} (use %XX with two hex digits, encoding UTF-8)")]
+    #[error(
+        "invalid percent-encoding in the {component} (use %XX with two hex digits, encoding UTF-8)"
+    )]
     PercentEncoding {
         /// Which part of the URL: `user`, `password`, `host`, `database`, a
         /// parameter name or value.
@@ -211,7 +213,13 @@ struct DriverDisplay<'a>(&'a tokio_postgres::Error);
 impl fmt::Display for DriverDisplay<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(db) = self.0.as_db_error() {
-            write!(f, "server {}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code())?;
+            write!(
+                f,
+                "server {}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            )?;
             if let Some(detail) = db.detail() {
                 write!(f, "; detail: {detail}")?;
             }
@@ -249,7 +257,9 @@ impl PgError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PgError::Config(_) | PgError::Tls { .. } => false,
-            PgError::Driver(_) => self.sqlstate().is_none_or(classify::sqlstate_is_retryable_connect),
+            PgError::Driver(_) => self
+                .sqlstate()
+                .is_none_or(classify::sqlstate_is_retryable_connect),
             _ => true,
         }
     }
@@ -284,6 +294,7 @@ impl Classify for PgError {
     }
 
     fn is_retryable_transaction(&self) -> bool {
-        self.sqlstate().is_some_and(classify::sqlstate_is_retryable_transaction)
+        self.sqlstate()
+            .is_some_and(classify::sqlstate_is_retryable_transaction)
     }
 }

@@ -27,5 +27,20 @@ pub use txstate::TxState;
 /// The pool type for PostgreSQL.
 pub type PgPool = tidepool::Pool<PgManager>;
 
+/// A pool builder for a URL with the manager's defaults: the shortest way
+/// from a connection string to a pool.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = tidepool_postgres::pool("postgres://app:secret@127.0.0.1:5432/app")?
+///     .max_size(16)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+pub fn pool(url: &str) -> Result<tidepool::Builder<PgManager>, PgError> {
+    Ok(tidepool::Pool::builder(PgManager::from_url(url)?))
+}
+
 /// Re-exported so users need not depend on tokio-postgres to name its types.
 pub use tokio_postgres;

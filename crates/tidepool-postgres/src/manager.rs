@@ -84,27 +84,45 @@ impl PgManager {
     pub async fn connect_one(&self) -> Result<PgConnection, PgError> {
         let (client, tls) = match &self.tls {
             Some(tls) => {
-                let (client, connection) =
-                    self.tokio_config.connect(tls.clone()).await.map_err(|e| self.connect_error(e))?;
+                let (client, connection) = self
+                    .tokio_config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(|e| self.connect_error(e))?;
                 spawn_connection(connection);
                 // Like libpq, cancel requests go in plaintext unless the
                 // sslmode demands TLS (it holds only the cancel key).
-                (client, self.config.ssl_mode.requires_tls().then(|| tls.clone()))
+                (
+                    client,
+                    self.config.ssl_mode.requires_tls().then(|| tls.clone()),
+                )
             }
             None => {
-                let (client, connection) =
-                    self.tokio_config.connect(NoTls).await.map_err(|e| self.connect_error(e))?;
+                let (client, connection) = self
+                    .tokio_config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| self.connect_error(e))?;
                 spawn_connection(connection);
                 (client, None)
             }
         };
-        Ok(PgConnection::new(client, self.cache_capacity, self.pooler, tls))
+        Ok(PgConnection::new(
+            client,
+            self.cache_capacity,
+            self.pooler,
+            tls,
+        ))
     }
 
     fn connect_error(&self, e: tokio_postgres::Error) -> PgError {
         if e.to_string().starts_with("error performing TLS handshake") {
-            let reason = std::error::Error::source(&e).map_or_else(|| "handshake failed".to_string(), |s| s.to_string());
-            return PgError::Tls { host: self.described.clone(), reason };
+            let reason = std::error::Error::source(&e)
+                .map_or_else(|| "handshake failed".to_string(), |s| s.to_string());
+            return PgError::Tls {
+                host: self.described.clone(),
+                reason,
+            };
         }
         PgError::Driver(e)
     }
@@ -179,7 +197,11 @@ impl PgManagerBuilder {
     pub fn build(self) -> Result<PgManager, PgError> {
         self.config.validate()?;
         if self.config.user.is_none() {
-            return Err(ConfigError::InvalidValue { name: "user", reason: "a user name is required" }.into());
+            return Err(ConfigError::InvalidValue {
+                name: "user",
+                reason: "a user name is required",
+            }
+            .into());
         }
         let ca_file = self.ca_file.or_else(|| self.config.ssl_root_cert.clone());
         let tls = tls::connector(self.config.ssl_mode, ca_file.as_deref())?;

@@ -10,8 +10,8 @@ use std::error::Error as StdError;
 
 use bytes::BytesMut;
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use tokio_postgres::types::{Format, IsNull, ToSql, Type};
 use tidepool::Value;
+use tokio_postgres::types::{Format, IsNull, ToSql, Type};
 
 use crate::error::PgError;
 
@@ -40,9 +40,17 @@ pub(crate) enum Param {
 /// Converts `values` to the declared `types` of a prepared statement.
 pub(crate) fn for_declared(values: &[Value], types: &[Type]) -> Result<Vec<Param>, PgError> {
     if values.len() != types.len() {
-        return Err(PgError::ParameterCount { expected: types.len(), got: values.len() });
+        return Err(PgError::ParameterCount {
+            expected: types.len(),
+            got: values.len(),
+        });
     }
-    values.iter().zip(types).enumerate().map(|(i, (v, t))| convert(i + 1, v, t)).collect()
+    values
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (v, t))| convert(i + 1, v, t))
+        .collect()
 }
 
 /// Pairs values with the types sent for an unprepared (pooler-mode) query:
@@ -80,10 +88,16 @@ fn convert(position: usize, value: &Value, ty: &Type) -> Result<Param, PgError> 
     Ok(match (value, ty) {
         (Value::Null, _) => Param::Null,
         (Value::Bool(b), &Type::BOOL) => Param::Bool(*b),
-        (Value::Int(n), &Type::INT2) => Param::I16(i16::try_from(*n).map_err(|_| out_of_range(&n.to_string()))?),
-        (Value::Int(n), &Type::INT4) => Param::I32(i32::try_from(*n).map_err(|_| out_of_range(&n.to_string()))?),
+        (Value::Int(n), &Type::INT2) => {
+            Param::I16(i16::try_from(*n).map_err(|_| out_of_range(&n.to_string()))?)
+        }
+        (Value::Int(n), &Type::INT4) => {
+            Param::I32(i32::try_from(*n).map_err(|_| out_of_range(&n.to_string()))?)
+        }
         (Value::Int(n), &Type::INT8) => Param::I64(*n),
-        (Value::Int(n), &Type::OID) => Param::Oid(u32::try_from(*n).map_err(|_| out_of_range(&n.to_string()))?),
+        (Value::Int(n), &Type::OID) => {
+            Param::Oid(u32::try_from(*n).map_err(|_| out_of_range(&n.to_string()))?)
+        }
         (Value::Int(n), &Type::FLOAT4) => Param::F32(*n as f32),
         (Value::Int(n), &Type::FLOAT8) => Param::F64(*n as f64),
         (Value::Float(f), &Type::FLOAT4) => Param::F32(*f as f32),
@@ -109,7 +123,10 @@ fn convert(position: usize, value: &Value, ty: &Type) -> Result<Param, PgError> 
 }
 
 fn is_text_like(t: &Type) -> bool {
-    matches!(*t, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN)
+    matches!(
+        *t,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+    )
 }
 
 fn as_text(position: usize, v: &Value) -> Result<String, PgError> {
@@ -117,12 +134,17 @@ fn as_text(position: usize, v: &Value) -> Result<String, PgError> {
         Value::Bool(b) => if *b { "true" } else { "false" }.to_string(),
         Value::Int(n) => n.to_string(),
         Value::Float(f) if f.is_nan() => "NaN".to_string(),
-        Value::Float(f) if f.is_infinite() => if *f > 0.0 { "Infinity" } else { "-Infinity" }.to_string(),
+        Value::Float(f) if f.is_infinite() => {
+            if *f > 0.0 { "Infinity" } else { "-Infinity" }.to_string()
+        }
         Value::Float(f) => format!("{f:?}"),
         Value::Text(s) => s.clone(),
         Value::Timestamp(t) => t.format("%Y-%m-%d %H:%M:%S%.f").to_string(),
         other => {
-            return Err(PgError::Parameter { position, reason: format!("unsupported value {other:?}") })
+            return Err(PgError::Parameter {
+                position,
+                reason: format!("unsupported value {other:?}"),
+            })
         }
     })
 }
@@ -171,9 +193,19 @@ mod tests {
 
     #[test]
     fn an_int_for_an_int4_parameter_is_sent_as_int4_and_range_checked() {
-        assert!(matches!(convert(1, &Value::Int(7), &Type::INT4), Ok(Param::I32(7))));
-        assert!(matches!(convert(1, &Value::Int(1 << 40), &Type::INT4), Err(PgError::Parameter { position: 1, .. })));
-        assert!(matches!(convert(2, &Value::Int(7), &Type::NUMERIC), Ok(Param::TextFormat(s)) if s == "7"));
-        assert!(matches!(convert(1, &Value::Float(1.5), &Type::NUMERIC), Ok(Param::TextFormat(s)) if s == "1.5"));
+        assert!(matches!(
+            convert(1, &Value::Int(7), &Type::INT4),
+            Ok(Param::I32(7))
+        ));
+        assert!(matches!(
+            convert(1, &Value::Int(1 << 40), &Type::INT4),
+            Err(PgError::Parameter { position: 1, .. })
+        ));
+        assert!(
+            matches!(convert(2, &Value::Int(7), &Type::NUMERIC), Ok(Param::TextFormat(s)) if s == "7")
+        );
+        assert!(
+            matches!(convert(1, &Value::Float(1.5), &Type::NUMERIC), Ok(Param::TextFormat(s)) if s == "1.5")
+        );
     }
 }

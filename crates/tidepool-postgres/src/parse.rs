@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::config::{PgConfig, PgHost, Password};
+use crate::config::{Password, PgConfig, PgHost};
 use crate::error::ConfigError;
 
 /// Parses a URL or key=value string.
@@ -17,7 +17,10 @@ pub(crate) fn parse(s: &str) -> Result<PgConfig, ConfigError> {
         if !matches!(scheme, "postgres" | "postgresql") {
             // A scheme is letters only; anything else was not a scheme and
             // might hold a secret, so it is not echoed.
-            let shown = if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+            let shown = if scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            {
                 scheme.chars().take(32).collect()
             } else {
                 "(unreadable)".to_string()
@@ -29,7 +32,9 @@ pub(crate) fn parse(s: &str) -> Result<PgConfig, ConfigError> {
         parse_key_value(s)?
     } else if let Some((scheme, _)) = s.split_once(':') {
         if scheme.chars().all(|c| c.is_ascii_alphanumeric()) && !scheme.is_empty() {
-            return Err(ConfigError::Scheme { scheme: scheme.chars().take(32).collect() });
+            return Err(ConfigError::Scheme {
+                scheme: scheme.chars().take(32).collect(),
+            });
         }
         return Err(ConfigError::Unrecognized);
     } else {
@@ -75,7 +80,9 @@ fn parse_url(rest: &str) -> Result<PgConfig, ConfigError> {
             if !host.is_empty() {
                 config.hosts.push(PgHost::parse(&decode(host, "host")?)?);
             } else if i > 0 || hostspec.contains(',') {
-                return Err(ConfigError::Host { reason: "a host in the list is empty" });
+                return Err(ConfigError::Host {
+                    reason: "a host in the list is empty",
+                });
             }
             if let Some(p) = port {
                 config.ports.push(parse_port(p)?);
@@ -90,7 +97,9 @@ fn parse_url(rest: &str) -> Result<PgConfig, ConfigError> {
     if let Some(q) = query {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let Some((k, v)) = pair.split_once('=') else {
-                return Err(ConfigError::KeyValue { reason: "a URL parameter has no `=`" });
+                return Err(ConfigError::KeyValue {
+                    reason: "a URL parameter has no `=`",
+                });
             };
             let key = decode(k, "parameter name")?;
             let value = decode(v, "parameter value")?;
@@ -104,7 +113,9 @@ fn parse_url(rest: &str) -> Result<PgConfig, ConfigError> {
 fn split_host_port(part: &str) -> Result<(&str, Option<&str>), ConfigError> {
     if let Some(rest) = part.strip_prefix('[') {
         let Some(end) = rest.find(']') else {
-            return Err(ConfigError::Host { reason: "an IPv6 address has no closing `]`" });
+            return Err(ConfigError::Host {
+                reason: "an IPv6 address has no closing `]`",
+            });
         };
         let host = &part[..end + 2];
         let after = &rest[end + 1..];
@@ -112,7 +123,9 @@ fn split_host_port(part: &str) -> Result<(&str, Option<&str>), ConfigError> {
             "" => Ok((host, None)),
             _ => match after.strip_prefix(':') {
                 Some(p) => Ok((host, Some(p))),
-                None => Err(ConfigError::Host { reason: "unexpected text after an IPv6 address" }),
+                None => Err(ConfigError::Host {
+                    reason: "unexpected text after an IPv6 address",
+                }),
             },
         };
     }
@@ -147,7 +160,9 @@ fn decode(s: &str, component: &'static str) -> Result<String, ConfigError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or(ConfigError::PercentEncoding { component })?;
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .ok_or(ConfigError::PercentEncoding { component })?;
             let hi = (hex[0] as char).to_digit(16);
             let lo = (hex[1] as char).to_digit(16);
             match (hi, lo) {
@@ -178,18 +193,28 @@ fn parse_key_value(s: &str) -> Result<PgConfig, ConfigError> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(ConfigError::KeyValue { reason: "a parameter has no `=`" });
+            return Err(ConfigError::KeyValue {
+                reason: "a parameter has no `=`",
+            });
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
         if chars.next_if_eq(&'\'').is_some() {
             loop {
                 match chars.next() {
-                    None => return Err(ConfigError::KeyValue { reason: "a quoted value is not closed" }),
+                    None => {
+                        return Err(ConfigError::KeyValue {
+                            reason: "a quoted value is not closed",
+                        })
+                    }
                     Some('\'') => break,
                     Some('\\') => match chars.next() {
                         Some(c) => value.push(c),
-                        None => return Err(ConfigError::KeyValue { reason: "a value ends in `\\`" }),
+                        None => {
+                            return Err(ConfigError::KeyValue {
+                                reason: "a value ends in `\\`",
+                            })
+                        }
                     },
                     Some(c) => value.push(c),
                 }
@@ -199,7 +224,11 @@ fn parse_key_value(s: &str) -> Result<PgConfig, ConfigError> {
                 if c == '\\' {
                     match chars.next() {
                         Some(c) => value.push(c),
-                        None => return Err(ConfigError::KeyValue { reason: "a value ends in `\\`" }),
+                        None => {
+                            return Err(ConfigError::KeyValue {
+                                reason: "a value ends in `\\`",
+                            })
+                        }
                     }
                 } else {
                     value.push(c);
@@ -223,9 +252,14 @@ fn apply(config: &mut PgConfig, key: &str, value: &str) -> Result<(), ConfigErro
         "hostaddr" => {
             config.hostaddrs.clear();
             for a in value.split(',') {
-                config.hostaddrs.push(a.trim_matches(['[', ']']).parse().map_err(|_| {
-                    ConfigError::InvalidValue { name: "hostaddr", reason: "expected IP addresses separated by commas" }
-                })?);
+                config
+                    .hostaddrs
+                    .push(a.trim_matches(['[', ']']).parse().map_err(|_| {
+                        ConfigError::InvalidValue {
+                            name: "hostaddr",
+                            reason: "expected IP addresses separated by commas",
+                        }
+                    })?);
             }
         }
         "port" => {
@@ -242,10 +276,13 @@ fn apply(config: &mut PgConfig, key: &str, value: &str) -> Result<(), ConfigErro
         "sslmode" => config.ssl_mode = value.parse()?,
         "sslrootcert" => config.ssl_root_cert = Some(value.into()),
         "connect_timeout" => {
-            let secs: i64 = value.trim().parse().map_err(|_| ConfigError::InvalidValue {
-                name: "connect_timeout",
-                reason: "expected whole seconds",
-            })?;
+            let secs: i64 = value
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::InvalidValue {
+                    name: "connect_timeout",
+                    reason: "expected whole seconds",
+                })?;
             config.connect_timeout = match secs {
                 s if s < 0 => {
                     return Err(ConfigError::InvalidValue {
@@ -264,7 +301,10 @@ fn apply(config: &mut PgConfig, key: &str, value: &str) -> Result<(), ConfigErro
                 "1" => true,
                 "0" => false,
                 _ => {
-                    return Err(ConfigError::InvalidValue { name: "keepalives", reason: "expected 0 or 1" })
+                    return Err(ConfigError::InvalidValue {
+                        name: "keepalives",
+                        reason: "expected 0 or 1",
+                    })
                 }
             })
         }
@@ -276,7 +316,9 @@ fn apply(config: &mut PgConfig, key: &str, value: &str) -> Result<(), ConfigErro
             config.keepalives_idle = Some(Duration::from_secs(secs));
         }
         other => {
-            return Err(ConfigError::UnknownParameter { name: crate::config::shown_token(other) });
+            return Err(ConfigError::UnknownParameter {
+                name: crate::config::shown_token(other),
+            });
         }
     }
     Ok(())
@@ -296,7 +338,10 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_split_from_their_ports() {
-        assert_eq!(split_host_port("[::1]:5433").unwrap(), ("[::1]", Some("5433")));
+        assert_eq!(
+            split_host_port("[::1]:5433").unwrap(),
+            ("[::1]", Some("5433"))
+        );
         assert_eq!(split_host_port("[::1]").unwrap(), ("[::1]", None));
         assert!(split_host_port("[::1").is_err());
     }

@@ -14,11 +14,17 @@ use crate::rows;
 use crate::txstate::{statement_effect, Effect};
 
 impl PgConnection {
-    async fn rows_inner(&mut self, sql: &str, values: &[Value]) -> Result<Vec<tokio_postgres::Row>, PgError> {
+    async fn rows_inner(
+        &mut self,
+        sql: &str,
+        values: &[Value],
+    ) -> Result<Vec<tokio_postgres::Row>, PgError> {
         if self.is_transaction_pooler() {
             let typed = params::self_typed(values)?;
-            let refs: Vec<(&(dyn ToSql + Sync), Type)> =
-                typed.iter().map(|(p, t)| (p as &(dyn ToSql + Sync), t.clone())).collect();
+            let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
+                .iter()
+                .map(|(p, t)| (p as &(dyn ToSql + Sync), t.clone()))
+                .collect();
             return self.typed_rows(sql, &refs).await;
         }
         let stmt = self.statement(sql).await?;
@@ -30,8 +36,10 @@ impl PgConnection {
     async fn execute_inner(&mut self, sql: &str, values: &[Value]) -> Result<u64, PgError> {
         if self.is_transaction_pooler() {
             let typed = params::self_typed(values)?;
-            let refs: Vec<(&(dyn ToSql + Sync), Type)> =
-                typed.iter().map(|(p, t)| (p as &(dyn ToSql + Sync), t.clone())).collect();
+            let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
+                .iter()
+                .map(|(p, t)| (p as &(dyn ToSql + Sync), t.clone()))
+                .collect();
             return Ok(self.raw().execute_typed(sql, &refs).await?);
         }
         let stmt = self.statement(sql).await?;
@@ -66,8 +74,14 @@ impl Queryable for PgConnection {
     async fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Row, PgError> {
         let mut rows = Queryable::query(self, sql, params).await?;
         match rows.len() {
-            1 => rows.pop().ok_or(PgError::RowCount { expected: "exactly one", got: 0 }),
-            got => Err(PgError::RowCount { expected: "exactly one", got }),
+            1 => rows.pop().ok_or(PgError::RowCount {
+                expected: "exactly one",
+                got: 0,
+            }),
+            got => Err(PgError::RowCount {
+                expected: "exactly one",
+                got,
+            }),
         }
     }
 

@@ -10,8 +10,8 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use tokio_postgres::types::{FromSql, Kind, Type};
 use tidepool::{Row, Value};
+use tokio_postgres::types::{FromSql, Kind, Type};
 
 use crate::error::PgError;
 
@@ -75,16 +75,25 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
 
 /// Converts every row of a result.
 pub(crate) fn convert(rows: Vec<tokio_postgres::Row>) -> Result<Vec<Row>, PgError> {
-    let Some(first) = rows.first() else { return Ok(Vec::new()) };
-    let names: Arc<[String]> = first.columns().iter().map(|c| c.name().to_string()).collect();
+    let Some(first) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let names: Arc<[String]> = first
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
     rows.iter()
         .map(|row| {
             let values = (0..row.len())
                 .map(|i| {
-                    row.try_get::<_, Cell>(i).map(|c| c.0).map_err(|e| PgError::Column {
-                        column: names.get(i).cloned().unwrap_or_default(),
-                        reason: std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string()),
-                    })
+                    row.try_get::<_, Cell>(i)
+                        .map(|c| c.0)
+                        .map_err(|e| PgError::Column {
+                            column: names.get(i).cloned().unwrap_or_default(),
+                            reason: std::error::Error::source(&e)
+                                .map_or_else(|| e.to_string(), |s| s.to_string()),
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Row::new(names.clone(), values))
@@ -110,8 +119,16 @@ fn numeric_to_string(raw: &[u8]) -> Result<String, BoxError> {
         0xF000 => return Ok("-Infinity".into()),
         _ => {}
     }
-    let digits = (0..ndigits).map(|i| word(4 + i)).collect::<Result<Vec<u16>, _>>()?;
-    let digit = |i: i32| -> u16 { usize::try_from(i).ok().and_then(|i| digits.get(i)).copied().unwrap_or(0) };
+    let digits = (0..ndigits)
+        .map(|i| word(4 + i))
+        .collect::<Result<Vec<u16>, _>>()?;
+    let digit = |i: i32| -> u16 {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| digits.get(i))
+            .copied()
+            .unwrap_or(0)
+    };
     let mut out = String::new();
     if sign == 0x4000 {
         out.push('-');
@@ -146,7 +163,14 @@ fn uuid_to_string(raw: &[u8]) -> Result<String, BoxError> {
         return Err("a uuid is not 16 bytes".into());
     }
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
 }
 
 #[cfg(test)]
@@ -163,10 +187,25 @@ mod tests {
 
     #[test]
     fn binary_numerics_print_as_postgres_prints_them() {
-        assert_eq!(numeric_to_string(&numeric(2, 0, 0, 2, &[12, 3400])).unwrap(), "12.34");
-        assert_eq!(numeric_to_string(&numeric(1, -1, 0x4000, 4, &[5])).unwrap(), "-0.0005");
-        assert_eq!(numeric_to_string(&numeric(2, 1, 0, 0, &[1, 0])).unwrap(), "10000");
-        assert_eq!(numeric_to_string(&numeric(0, 0, 0, 3, &[])).unwrap(), "0.000");
-        assert_eq!(numeric_to_string(&numeric(1, -2, 0, 8, &[1234])).unwrap(), "0.00001234");
+        assert_eq!(
+            numeric_to_string(&numeric(2, 0, 0, 2, &[12, 3400])).unwrap(),
+            "12.34"
+        );
+        assert_eq!(
+            numeric_to_string(&numeric(1, -1, 0x4000, 4, &[5])).unwrap(),
+            "-0.0005"
+        );
+        assert_eq!(
+            numeric_to_string(&numeric(2, 1, 0, 0, &[1, 0])).unwrap(),
+            "10000"
+        );
+        assert_eq!(
+            numeric_to_string(&numeric(0, 0, 0, 3, &[])).unwrap(),
+            "0.000"
+        );
+        assert_eq!(
+            numeric_to_string(&numeric(1, -2, 0, 8, &[1234])).unwrap(),
+            "0.00001234"
+        );
     }
 }

@@ -36,13 +36,20 @@ where
     fn make_tls_connect(&mut self, hostname: &str) -> Result<Self::TlsConnect, Self::Error> {
         // tokio-postgres passes "" for unix sockets, where the server never
         // offers TLS; any valid name will do there.
-        let name = if hostname.is_empty() { "localhost" } else { hostname };
+        let name = if hostname.is_empty() {
+            "localhost"
+        } else {
+            hostname
+        };
         MakeTlsConnect::<S>::make_tls_connect(&mut self.0, name)
     }
 }
 
 /// The connector for `mode`, or `None` for `disable`.
-pub(crate) fn connector(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<PgTls>, ConfigError> {
+pub(crate) fn connector(
+    mode: SslMode,
+    ca_file: Option<&Path>,
+) -> Result<Option<PgTls>, ConfigError> {
     if mode == SslMode::Disable {
         return Ok(None);
     }
@@ -56,7 +63,9 @@ pub(crate) fn connector(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<
     let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(|e| ConfigError::CaFile {
-            path: ca_file.map(|p| p.display().to_string()).unwrap_or_else(|| "(webpki roots)".into()),
+            path: ca_file
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(webpki roots)".into()),
             reason: e.to_string(),
         })?;
     let verifier: Arc<dyn ServerCertVerifier> = match (mode, ca_file) {
@@ -66,7 +75,10 @@ pub(crate) fn connector(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::CaFile { path: "(TLS setup)".into(), reason: e.to_string() })?
+        .map_err(|e| ConfigError::CaFile {
+            path: "(TLS setup)".into(),
+            reason: e.to_string(),
+        })?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
@@ -74,12 +86,17 @@ pub(crate) fn connector(mode: SslMode, ca_file: Option<&Path>) -> Result<Option<
 }
 
 fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), ConfigError> {
-    let fail = |reason: String| ConfigError::CaFile { path: path.display().to_string(), reason };
+    let fail = |reason: String| ConfigError::CaFile {
+        path: path.display().to_string(),
+        reason,
+    };
     let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let mut added = 0;
     for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
         let cert = cert.map_err(|e| fail(format!("not PEM: {e}")))?;
-        roots.add(cert).map_err(|e| fail(format!("not a usable CA certificate: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| fail(format!("not a usable CA certificate: {e}")))?;
         added += 1;
     }
     if added == 0 {
@@ -103,7 +120,10 @@ impl ServerCertVerifier for IgnoreHostname {
     ) -> Result<ServerCertVerified, rustls::Error> {
         // webpki checks the chain before the name, so a name error means the
         // chain was good.
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -157,7 +177,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -166,7 +191,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

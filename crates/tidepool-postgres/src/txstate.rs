@@ -78,7 +78,9 @@ impl Effect {
 /// allows only one statement).
 pub(crate) fn statement_effect(sql: &str) -> Effect {
     let mut words = Words::new(sql);
-    let Some(first) = words.next() else { return Effect::None };
+    let Some(first) = words.next() else {
+        return Effect::None;
+    };
     match first.as_str() {
         "BEGIN" | "START" => Effect::Begin,
         "COMMIT" | "END" | "ROLLBACK" | "ABORT" => {
@@ -105,7 +107,10 @@ pub(crate) fn statement_effect(sql: &str) -> Effect {
 pub(crate) fn batch_effect(sql: &str) -> Effect {
     let mut saw = false;
     for w in Words::new(sql) {
-        if matches!(w.as_str(), "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "PREPARE") {
+        if matches!(
+            w.as_str(),
+            "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "PREPARE"
+        ) {
             saw = true;
             break;
         }
@@ -154,7 +159,9 @@ impl Iterator for Words<'_> {
                 continue;
             }
             if c.is_alphabetic() || c == '_' {
-                let end = s.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(s.len());
+                let end = s
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(s.len());
                 self.rest = &s[end..];
                 return Some(s[..end].to_ascii_uppercase());
             }
@@ -169,18 +176,27 @@ mod tests {
 
     #[test]
     fn leading_keywords_decide_a_statements_effect() {
-        assert_eq!(statement_effect("  begin isolation level serializable"), Effect::Begin);
+        assert_eq!(
+            statement_effect("  begin isolation level serializable"),
+            Effect::Begin
+        );
         assert_eq!(statement_effect("/* x */ START TRANSACTION"), Effect::Begin);
         assert_eq!(statement_effect("commit"), Effect::End);
         assert_eq!(statement_effect("END"), Effect::End);
         assert_eq!(statement_effect("abort"), Effect::End);
-        assert_eq!(statement_effect("ROLLBACK TO SAVEPOINT a"), Effect::RollbackTo);
+        assert_eq!(
+            statement_effect("ROLLBACK TO SAVEPOINT a"),
+            Effect::RollbackTo
+        );
         assert_eq!(statement_effect("rollback to a"), Effect::RollbackTo);
         assert_eq!(statement_effect("COMMIT AND CHAIN"), Effect::Chain);
         assert_eq!(statement_effect("COMMIT AND NO CHAIN"), Effect::End);
         assert_eq!(statement_effect("COMMIT PREPARED 'x'"), Effect::None);
         assert_eq!(statement_effect("PREPARE TRANSACTION 'x'"), Effect::End);
-        assert_eq!(statement_effect("SELECT CASE WHEN true THEN 1 END"), Effect::None);
+        assert_eq!(
+            statement_effect("SELECT CASE WHEN true THEN 1 END"),
+            Effect::None
+        );
         assert_eq!(statement_effect("-- BEGIN\nSELECT 1"), Effect::None);
     }
 
@@ -197,6 +213,9 @@ mod tests {
         assert_eq!(Effect::None.after_error(TxState::Active), TxState::Failed);
         assert_eq!(Effect::None.after_error(TxState::Idle), TxState::Idle);
         assert_eq!(Effect::End.after_error(TxState::Active), TxState::Unknown);
-        assert_eq!(Effect::RollbackTo.after_success(TxState::Failed), TxState::Active);
+        assert_eq!(
+            Effect::RollbackTo.after_success(TxState::Failed),
+            TxState::Active
+        );
     }
 }

@@ -22,12 +22,19 @@ async fn borrow_clean(pool: &Pool<PgManager>) -> Pooled<PgManager> {
     let mut conn = pool.get().await.unwrap();
     // The simple protocol, so the statement and its implicit transaction
     // start together (the extended protocol's Bind and Execute differ).
-    let messages = conn.simple_query("SELECT now() = statement_timestamp()").await.unwrap();
+    let messages = conn
+        .simple_query("SELECT now() = statement_timestamp()")
+        .await
+        .unwrap();
     let clean = messages.iter().find_map(|m| match m {
         tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
         _ => None,
     });
-    assert_eq!(clean.as_deref(), Some("t"), "the borrower is inside a transaction");
+    assert_eq!(
+        clean.as_deref(),
+        Some("t"),
+        "the borrower is inside a transaction"
+    );
     assert!(!conn.in_transaction());
     conn
 }
@@ -36,12 +43,18 @@ async fn run_trials<F>(test: &str, mut leave_dirty: F)
 where
     F: for<'a> FnMut(&'a mut Pooled<PgManager>, usize) -> tidepool::BoxFuture<'a, ()>,
 {
-    let Some(url) = support::url(test) else { return };
+    let Some(url) = support::url(test) else {
+        return;
+    };
     let pool = support::pool(&support::plain(&url), 1, ResetPolicy::Fast).await;
     let first = Pooled::id(&borrow_clean(&pool).await);
     for trial in 0..TRIALS {
         let mut conn = borrow_clean(&pool).await;
-        assert_eq!(Pooled::id(&conn), first, "trial {trial}: the connection was replaced, not reset");
+        assert_eq!(
+            Pooled::id(&conn),
+            first,
+            "trial {trial}: the connection was replaced, not reset"
+        );
         leave_dirty(&mut conn, trial).await;
     }
     let last = borrow_clean(&pool).await;
@@ -80,8 +93,15 @@ async fn the_next_borrower_is_clean_after_a_raw_begin() {
         Box::pin(async move {
             match trial % 4 {
                 0 => drop(conn.execute("BEGIN", &[]).await.unwrap()),
-                1 => conn.batch_execute("SELECT 1; START TRANSACTION; SELECT 2").await.unwrap(),
-                2 => drop(conn.execute_native("begin isolation level repeatable read", &[]).await.unwrap()),
+                1 => conn
+                    .batch_execute("SELECT 1; START TRANSACTION; SELECT 2")
+                    .await
+                    .unwrap(),
+                2 => drop(
+                    conn.execute_native("begin isolation level repeatable read", &[])
+                        .await
+                        .unwrap(),
+                ),
                 // Through the native client, which the wrapper cannot see.
                 _ => conn.client().batch_execute("BEGIN").await.unwrap(),
             }
@@ -108,7 +128,9 @@ async fn the_next_borrower_is_clean_after_a_query_future_is_dropped_mid_flight()
     run_trials("clean_after_dropped_query", |conn, trial| {
         Box::pin(async move {
             // Prepared once, so each trial's single poll sends the execution.
-            conn.execute("SELECT pg_sleep($1)", &[Value::Float(0.0)]).await.unwrap();
+            conn.execute("SELECT pg_sleep($1)", &[Value::Float(0.0)])
+                .await
+                .unwrap();
             if trial % 2 == 0 {
                 conn.begin().await.unwrap();
             }

@@ -7,7 +7,9 @@ mod support;
 
 #[tokio::test]
 async fn rows_written_through_the_pool_read_back_updated_and_deleted() {
-    let Some(url) = support::url("crud_roundtrip") else { return };
+    let Some(url) = support::url("crud_roundtrip") else {
+        return;
+    };
     let pool = support::pool(&url, 2, ResetPolicy::Fast).await;
     let table = support::table("crud");
     let mut conn = pool.get().await.unwrap();
@@ -17,37 +19,79 @@ async fn rows_written_through_the_pool_read_back_updated_and_deleted() {
 
     let insert = format!("INSERT INTO {table} (id, name) VALUES ($1, $2)");
     for (id, name) in [(1, "ada"), (2, "grace"), (3, "edsger")] {
-        assert_eq!(conn.execute(&insert, &[Value::Int(id), name.into()]).await.unwrap(), 1);
+        assert_eq!(
+            conn.execute(&insert, &[Value::Int(id), name.into()])
+                .await
+                .unwrap(),
+            1
+        );
     }
-    let rows = conn.query(&format!("SELECT id, name FROM {table} ORDER BY id"), &[]).await.unwrap();
+    let rows = conn
+        .query(&format!("SELECT id, name FROM {table} ORDER BY id"), &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[1].get("name"), Some(&Value::Text("grace".into())));
     assert_eq!(rows[2].get(0), Some(&Value::Int(3)));
 
     let updated = conn
-        .execute(&format!("UPDATE {table} SET name = $1 WHERE id = $2"), &["alan".into(), Value::Int(2)])
+        .execute(
+            &format!("UPDATE {table} SET name = $1 WHERE id = $2"),
+            &["alan".into(), Value::Int(2)],
+        )
         .await
         .unwrap();
     assert_eq!(updated, 1);
-    let row = conn.query_one(&format!("SELECT name FROM {table} WHERE id = $1"), &[Value::Int(2)]).await.unwrap();
+    let row = conn
+        .query_one(
+            &format!("SELECT name FROM {table} WHERE id = $1"),
+            &[Value::Int(2)],
+        )
+        .await
+        .unwrap();
     assert_eq!(row.get("name").and_then(Value::as_str), Some("alan"));
 
-    assert_eq!(conn.execute(&format!("DELETE FROM {table} WHERE id <> $1"), &[Value::Int(1)]).await.unwrap(), 2);
-    let count = conn.query_one(&format!("SELECT count(*) AS n FROM {table}"), &[]).await.unwrap();
+    assert_eq!(
+        conn.execute(
+            &format!("DELETE FROM {table} WHERE id <> $1"),
+            &[Value::Int(1)]
+        )
+        .await
+        .unwrap(),
+        2
+    );
+    let count = conn
+        .query_one(&format!("SELECT count(*) AS n FROM {table}"), &[])
+        .await
+        .unwrap();
     assert_eq!(count.get("n"), Some(&Value::Int(1)));
 
-    let err = conn.query_one(&format!("SELECT id FROM {table} WHERE id = 99"), &[]).await.unwrap_err();
-    assert!(matches!(err, tidepool_postgres::PgError::RowCount { got: 0, .. }), "{err:?}");
+    let err = conn
+        .query_one(&format!("SELECT id FROM {table} WHERE id = 99"), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, tidepool_postgres::PgError::RowCount { got: 0, .. }),
+        "{err:?}"
+    );
 
-    conn.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+    conn.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
     drop(conn);
     pool.close(std::time::Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn the_statement_cache_reuses_statements_and_stays_bounded() {
-    let Some(url) = support::url("statement_cache") else { return };
-    let manager = tidepool_postgres::PgManager::builder_from_url(&url).unwrap().statement_cache_capacity(4).build().unwrap();
+    let Some(url) = support::url("statement_cache") else {
+        return;
+    };
+    let manager = tidepool_postgres::PgManager::builder_from_url(&url)
+        .unwrap()
+        .statement_cache_capacity(4)
+        .build()
+        .unwrap();
     let mut conn = manager.connect_one().await.unwrap();
     for i in 0..10 {
         let sql = format!("SELECT {i}::int8 AS n");
@@ -57,30 +101,71 @@ async fn the_statement_cache_reuses_statements_and_stays_bounded() {
     }
     assert_eq!(conn.cached_statements(), 4);
     // Evicted statements are closed on the server too.
-    let prepared = conn.query_one("SELECT count(*) AS n FROM pg_prepared_statements", &[]).await.unwrap();
-    assert!(prepared.get("n").and_then(Value::as_i64).unwrap() <= 5, "{prepared:?}");
+    let prepared = conn
+        .query_one("SELECT count(*) AS n FROM pg_prepared_statements", &[])
+        .await
+        .unwrap();
+    assert!(
+        prepared.get("n").and_then(Value::as_i64).unwrap() <= 5,
+        "{prepared:?}"
+    );
 }
 
 #[tokio::test]
 async fn transaction_pooler_mode_uses_no_named_prepared_statements() {
-    let Some(url) = support::url("pooler_mode") else { return };
-    let manager = tidepool_postgres::PgManager::builder_from_url(&url).unwrap().transaction_pooler(true).build().unwrap();
+    let Some(url) = support::url("pooler_mode") else {
+        return;
+    };
+    let manager = tidepool_postgres::PgManager::builder_from_url(&url)
+        .unwrap()
+        .transaction_pooler(true)
+        .build()
+        .unwrap();
     let mut conn = manager.connect_one().await.unwrap();
     let table = support::table("pooler");
     conn.batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int2, n numeric, at timestamptz, ok bool, t text)"))
         .await
         .unwrap();
-    let at = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap().and_hms_micro_opt(12, 30, 1, 5).unwrap();
+    let at = chrono::NaiveDate::from_ymd_opt(2024, 2, 29)
+        .unwrap()
+        .and_hms_micro_opt(12, 30, 1, 5)
+        .unwrap();
     conn.execute(
         &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)"),
-        &[Value::Int(7), Value::Float(1.25), Value::Timestamp(at), Value::Bool(true), Value::Null],
+        &[
+            Value::Int(7),
+            Value::Float(1.25),
+            Value::Timestamp(at),
+            Value::Bool(true),
+            Value::Null,
+        ],
     )
     .await
     .unwrap();
-    let row = conn.query_one(&format!("SELECT id, n, at, ok, t FROM {table} WHERE id = $1"), &[Value::Int(7)]).await.unwrap();
-    assert_eq!(row.values(), &[Value::Int(7), Value::Text("1.25".into()), Value::Timestamp(at), Value::Bool(true), Value::Null]);
-    let row = conn.query_one("SELECT count(*) AS n FROM pg_prepared_statements", &[]).await.unwrap();
+    let row = conn
+        .query_one(
+            &format!("SELECT id, n, at, ok, t FROM {table} WHERE id = $1"),
+            &[Value::Int(7)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.values(),
+        &[
+            Value::Int(7),
+            Value::Text("1.25".into()),
+            Value::Timestamp(at),
+            Value::Bool(true),
+            Value::Null
+        ]
+    );
+    let row = conn
+        .query_one("SELECT count(*) AS n FROM pg_prepared_statements", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get("n"), Some(&Value::Int(0)));
     assert_eq!(conn.cached_statements(), 0);
-    conn.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+    conn.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
 }

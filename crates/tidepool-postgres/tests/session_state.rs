@@ -9,23 +9,37 @@ mod support;
 
 #[tokio::test]
 async fn settings_temp_tables_and_advisory_locks_do_not_leak_under_the_clean_policy() {
-    let Some(url) = support::url("session_state_clean") else { return };
+    let Some(url) = support::url("session_state_clean") else {
+        return;
+    };
     let pool = support::pool(&support::plain(&url), 1, ResetPolicy::Clean).await;
     let lock_key = 700_000 + i64::from(std::process::id() % 100_000);
     let first;
     {
         let mut conn = pool.get().await.unwrap();
         first = Pooled::id(&conn);
-        conn.batch_execute("SET statement_timeout = '123s'; SET application_name = 'leaky'").await.unwrap();
-        conn.batch_execute("CREATE TEMP TABLE tp_leak (x int)").await.unwrap();
-        conn.query("SELECT pg_advisory_lock($1)", &[Value::Int(lock_key)]).await.unwrap();
+        conn.batch_execute("SET statement_timeout = '123s'; SET application_name = 'leaky'")
+            .await
+            .unwrap();
+        conn.batch_execute("CREATE TEMP TABLE tp_leak (x int)")
+            .await
+            .unwrap();
+        conn.query("SELECT pg_advisory_lock($1)", &[Value::Int(lock_key)])
+            .await
+            .unwrap();
         // Also inside a transaction that is left open: clean must roll back
         // first, never run its statements inside the transaction.
         conn.begin().await.unwrap();
-        conn.execute("SET LOCAL work_mem = '7MB'", &[]).await.unwrap();
+        conn.execute("SET LOCAL work_mem = '7MB'", &[])
+            .await
+            .unwrap();
     }
     let mut conn = pool.get().await.unwrap();
-    assert_eq!(Pooled::id(&conn), first, "the connection was replaced, not cleaned");
+    assert_eq!(
+        Pooled::id(&conn),
+        first,
+        "the connection was replaced, not cleaned"
+    );
     let row = conn
         .query_one(
             "SELECT current_setting('statement_timeout') AS st, current_setting('application_name') AS app, \
@@ -43,19 +57,32 @@ async fn settings_temp_tables_and_advisory_locks_do_not_leak_under_the_clean_pol
     drop(conn);
     let manager = tidepool_postgres::PgManager::from_url(&support::plain(&url)).unwrap();
     let mut other = manager.connect_one().await.unwrap();
-    let got = other.query_one("SELECT pg_try_advisory_lock($1) AS got", &[Value::Int(lock_key)]).await.unwrap();
+    let got = other
+        .query_one(
+            "SELECT pg_try_advisory_lock($1) AS got",
+            &[Value::Int(lock_key)],
+        )
+        .await
+        .unwrap();
     assert_eq!(got.get("got"), Some(&Value::Bool(true)));
 }
 
 #[tokio::test]
 async fn session_settings_survive_a_return_under_the_fast_policy() {
-    let Some(url) = support::url("session_state_fast") else { return };
+    let Some(url) = support::url("session_state_fast") else {
+        return;
+    };
     let pool = support::pool(&support::plain(&url), 1, ResetPolicy::Fast).await;
     {
         let mut conn = pool.get().await.unwrap();
-        conn.batch_execute("SET application_name = 'kept'").await.unwrap();
+        conn.batch_execute("SET application_name = 'kept'")
+            .await
+            .unwrap();
     }
     let mut conn = pool.get().await.unwrap();
-    let row = conn.query_one("SELECT current_setting('application_name') AS app", &[]).await.unwrap();
+    let row = conn
+        .query_one("SELECT current_setting('application_name') AS app", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get("app").and_then(Value::as_str), Some("kept"));
 }

@@ -10,17 +10,34 @@ use tidepool_postgres::PgManager;
 mod support;
 
 async fn pid_of(conn: &mut Pooled<PgManager>) -> i64 {
-    conn.query_one("SELECT pg_backend_pid()::int8 AS pid", &[]).await.unwrap().get("pid").and_then(Value::as_i64).unwrap()
+    conn.query_one("SELECT pg_backend_pid()::int8 AS pid", &[])
+        .await
+        .unwrap()
+        .get("pid")
+        .and_then(Value::as_i64)
+        .unwrap()
 }
 
 async fn terminate(url: &str, pid: i64) {
     let manager = PgManager::from_url(url).unwrap();
     let mut admin = manager.connect_one().await.unwrap();
-    let row = admin.query_one("SELECT pg_terminate_backend($1::int4) AS ok", &[Value::Int(pid)]).await.unwrap();
+    let row = admin
+        .query_one(
+            "SELECT pg_terminate_backend($1::int4) AS ok",
+            &[Value::Int(pid)],
+        )
+        .await
+        .unwrap();
     assert_eq!(row.get("ok"), Some(&Value::Bool(true)));
     // Wait until the backend is gone, so the test does not race its exit.
     for _ in 0..200 {
-        let row = admin.query_one("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1", &[Value::Int(pid)]).await.unwrap();
+        let row = admin
+            .query_one(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1",
+                &[Value::Int(pid)],
+            )
+            .await
+            .unwrap();
         if row.get("n") == Some(&Value::Int(0)) {
             return;
         }
@@ -31,7 +48,9 @@ async fn terminate(url: &str, pid: i64) {
 
 #[tokio::test]
 async fn an_idle_connection_killed_by_the_server_is_replaced_without_a_visible_error() {
-    let Some(url) = support::url("terminated_idle") else { return };
+    let Some(url) = support::url("terminated_idle") else {
+        return;
+    };
     let url = support::plain(&url);
     let manager = PgManager::from_url(&url).unwrap();
     let pool = Pool::builder(manager)
@@ -46,28 +65,40 @@ async fn an_idle_connection_killed_by_the_server_is_replaced_without_a_visible_e
     drop(conn);
     terminate(&url, old_pid).await;
 
-    let mut conn = pool.get().await.expect("the dead idle connection is replaced, not handed out");
+    let mut conn = pool
+        .get()
+        .await
+        .expect("the dead idle connection is replaced, not handed out");
     assert_ne!(Pooled::id(&conn), old_id);
     let new_pid = pid_of(&mut conn).await;
     assert_ne!(new_pid, old_pid);
 }
 
 #[tokio::test]
-async fn a_connection_killed_while_in_use_gives_its_holder_a_typed_error_and_never_returns_to_idle() {
-    let Some(url) = support::url("terminated_in_use") else { return };
+async fn a_connection_killed_while_in_use_gives_its_holder_a_typed_error_and_never_returns_to_idle()
+{
+    let Some(url) = support::url("terminated_in_use") else {
+        return;
+    };
     let url = support::plain(&url);
     let pool = support::pool(&url, 1, tidepool_postgres::ResetPolicy::Fast).await;
     let mut conn = pool.get().await.unwrap();
     let (old_id, pid) = (Pooled::id(&conn), pid_of(&mut conn).await);
     terminate(&url, pid).await;
 
-    let err = conn.query("SELECT 1", &[]).await.expect_err("the backend is gone");
+    let err = conn
+        .query("SELECT 1", &[])
+        .await
+        .expect_err("the backend is gone");
     assert_eq!(err.failure_kind(), FailureKind::Connect, "{err:?}");
     assert!(conn.is_broken());
     drop(conn);
 
     let status = pool.status();
-    assert_eq!(status.idle, 0, "a dead connection went back to idle: {status:?}");
+    assert_eq!(
+        status.idle, 0,
+        "a dead connection went back to idle: {status:?}"
+    );
     let mut conn = pool.get().await.unwrap();
     assert_ne!(Pooled::id(&conn), old_id);
     assert_ne!(pid_of(&mut conn).await, pid);

@@ -25,7 +25,10 @@ fn ca(test: &str) -> Option<PathBuf> {
         "{test}: CA file {} missing; run .ci/setup-postgres.sh as root",
         path.display()
     );
-    eprintln!("SKIPPED {test}: CA file {} missing (run .ci/setup-postgres.sh as root)", path.display());
+    eprintln!(
+        "SKIPPED {test}: CA file {} missing (run .ci/setup-postgres.sh as root)",
+        path.display()
+    );
     None
 }
 
@@ -37,12 +40,21 @@ fn target(test: &str) -> Option<(String, u16)> {
 
 async fn encrypted(manager: &PgManager) -> bool {
     let mut conn = manager.connect_one().await.unwrap();
-    let row = conn.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap();
+    let row = conn
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
     row.get("ssl") == Some(&Value::Bool(true))
 }
 
 fn assert_typed_tls_failure(manager: &PgManager, err: &PgError, needle: &str) {
-    assert!(matches!(err, PgError::Tls { .. }), "expected a TLS error, got {err:?}");
+    assert!(
+        matches!(err, PgError::Tls { .. }),
+        "expected a TLS error, got {err:?}"
+    );
     assert!(err.to_string().contains(needle), "{err}");
     assert_eq!(manager.classify(err), FailureKind::Connect);
     assert_eq!(err.failure_kind(), FailureKind::Connect);
@@ -51,30 +63,49 @@ fn assert_typed_tls_failure(manager: &PgManager, err: &PgError, needle: &str) {
 
 #[tokio::test]
 async fn verify_full_connects_when_the_ca_is_trusted_and_the_name_matches() {
-    let (Some((_, port)), Some(ca)) = (target("tls_verify_full"), ca("tls_verify_full")) else { return };
+    let (Some((_, port)), Some(ca)) = (target("tls_verify_full"), ca("tls_verify_full")) else {
+        return;
+    };
     for host in ["localhost", "127.0.0.1"] {
-        let url = format!("postgres://postgres@{host}:{port}/test?sslmode=verify-full&sslrootcert={}", ca.display());
+        let url = format!(
+            "postgres://postgres@{host}:{port}/test?sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        );
         let manager = PgManager::from_url(&url).unwrap();
         assert!(encrypted(&manager).await, "{host}");
     }
     // The CA can also come from the builder.
-    let manager = PgManager::builder_from_url(&format!("postgres://postgres@localhost:{port}/test?sslmode=verify-full"))
-        .unwrap()
-        .ca_file(&ca)
-        .build()
-        .unwrap();
+    let manager = PgManager::builder_from_url(&format!(
+        "postgres://postgres@localhost:{port}/test?sslmode=verify-full"
+    ))
+    .unwrap()
+    .ca_file(&ca)
+    .build()
+    .unwrap();
     assert!(encrypted(&manager).await);
 }
 
 #[tokio::test]
 async fn an_untrusted_certificate_fails_at_once_with_a_non_retryable_tls_error() {
-    let (Some((_, port)), Some(_)) = (target("tls_untrusted"), ca("tls_untrusted")) else { return };
-    let manager = PgManager::from_url(&format!("postgres://postgres@localhost:{port}/test?sslmode=verify-full")).unwrap();
-    let err = manager.connect().await.expect_err("the self-signed CA is not in the webpki roots");
+    let (Some((_, port)), Some(_)) = (target("tls_untrusted"), ca("tls_untrusted")) else {
+        return;
+    };
+    let manager = PgManager::from_url(&format!(
+        "postgres://postgres@localhost:{port}/test?sslmode=verify-full"
+    ))
+    .unwrap();
+    let err = manager
+        .connect()
+        .await
+        .expect_err("the self-signed CA is not in the webpki roots");
     assert_typed_tls_failure(&manager, &err, "UnknownIssuer");
 
     // Through a pool: the acquire fails with the cause, not a timeout.
-    let pool = Pool::builder(manager).acquire_timeout(Duration::from_secs(30)).build().await.unwrap();
+    let pool = Pool::builder(manager)
+        .acquire_timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
     match pool.get().await {
         Err(tidepool::Error::Create(PgError::Tls { .. })) => {}
         other => panic!("expected Create(Tls), got {:?}", other.map(|_| ())),
@@ -83,7 +114,9 @@ async fn an_untrusted_certificate_fails_at_once_with_a_non_retryable_tls_error()
 
 #[tokio::test]
 async fn a_hostname_mismatch_fails_verify_full_but_passes_verify_ca() {
-    let (Some((addr, port)), Some(ca)) = (target("tls_mismatch"), ca("tls_mismatch")) else { return };
+    let (Some((addr, port)), Some(ca)) = (target("tls_mismatch"), ca("tls_mismatch")) else {
+        return;
+    };
     // TCP goes to the real server (hostaddr); TLS checks the name `host`.
     let url = |mode: &str| {
         format!(
@@ -92,7 +125,10 @@ async fn a_hostname_mismatch_fails_verify_full_but_passes_verify_ca() {
         )
     };
     let strict = PgManager::from_url(&url("verify-full")).unwrap();
-    let err = strict.connect().await.expect_err("the certificate does not name wrong-name.tidepool.test");
+    let err = strict
+        .connect()
+        .await
+        .expect_err("the certificate does not name wrong-name.tidepool.test");
     assert_typed_tls_failure(&strict, &err, "not valid for name");
     let chain_only = PgManager::from_url(&url("verify-ca")).unwrap();
     assert!(encrypted(&chain_only).await);
@@ -100,9 +136,18 @@ async fn a_hostname_mismatch_fails_verify_full_but_passes_verify_ca() {
 
 #[tokio::test]
 async fn require_without_a_ca_file_encrypts_without_checking_the_certificate() {
-    let Some((host, port)) = target("tls_require") else { return };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
-    let manager = PgManager::from_url(&format!("postgres://postgres@{host}:{port}/test?sslmode=require")).unwrap();
+    let Some((host, port)) = target("tls_require") else {
+        return;
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let manager = PgManager::from_url(&format!(
+        "postgres://postgres@{host}:{port}/test?sslmode=require"
+    ))
+    .unwrap();
     assert!(encrypted(&manager).await);
 }
 
@@ -115,16 +160,27 @@ async fn require_never_falls_back_to_plaintext_when_the_server_refuses_tls() {
         let (mut socket, _) = listener.accept().await.unwrap();
         let mut request = [0u8; 8];
         socket.read_exact(&mut request).await.unwrap();
-        assert_eq!(&request[4..], &[0x04, 0xd2, 0x16, 0x2f], "not an SSLRequest");
+        assert_eq!(
+            &request[4..],
+            &[0x04, 0xd2, 0x16, 0x2f],
+            "not an SSLRequest"
+        );
         socket.write_all(b"N").await.unwrap();
         // Whatever comes next would be a plaintext startup message.
         let mut rest = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest)).await;
         rest
     });
-    let manager = PgManager::from_url(&format!("postgres://app:secret@127.0.0.1:{port}/db?sslmode=require")).unwrap();
+    let manager = PgManager::from_url(&format!(
+        "postgres://app:secret@127.0.0.1:{port}/db?sslmode=require"
+    ))
+    .unwrap();
     let err = manager.connect().await.expect_err("TLS is required");
     assert_typed_tls_failure(&manager, &err, "server does not support TLS");
     let plaintext_after_refusal = server.await.unwrap();
-    assert!(plaintext_after_refusal.is_empty(), "the client sent {} plaintext bytes", plaintext_after_refusal.len());
+    assert!(
+        plaintext_after_refusal.is_empty(),
+        "the client sent {} plaintext bytes",
+        plaintext_after_refusal.len()
+    );
 }

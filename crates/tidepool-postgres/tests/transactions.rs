@@ -11,11 +11,17 @@ mod support;
 
 #[tokio::test]
 async fn a_transaction_commits_on_ok_and_rolls_back_on_err() {
-    let Some(url) = support::url("tx_commit_rollback") else { return };
+    let Some(url) = support::url("tx_commit_rollback") else {
+        return;
+    };
     let pool = support::pool(&url, 1, ResetPolicy::Fast).await;
     let table = support::table("tx");
     let mut conn = pool.get().await.unwrap();
-    conn.batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int8 PRIMARY KEY)")).await.unwrap();
+    conn.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int8 PRIMARY KEY)"
+    ))
+    .await
+    .unwrap();
 
     let insert = format!("INSERT INTO {table} VALUES ($1)");
     let ins = insert.clone();
@@ -40,14 +46,26 @@ async fn a_transaction_commits_on_ok_and_rolls_back_on_err() {
     assert_eq!(err.sqlstate(), Some("23505"));
     assert!(!conn.in_transaction());
 
-    let rows = conn.query(&format!("SELECT id FROM {table} ORDER BY id"), &[]).await.unwrap();
-    assert_eq!(rows.iter().map(|r| r.get(0).cloned().unwrap()).collect::<Vec<_>>(), vec![Value::Int(1)]);
-    conn.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+    let rows = conn
+        .query(&format!("SELECT id FROM {table} ORDER BY id"), &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| r.get(0).cloned().unwrap())
+            .collect::<Vec<_>>(),
+        vec![Value::Int(1)]
+    );
+    conn.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn a_serialization_failure_is_retried_until_the_transaction_commits() {
-    let Some(url) = support::url("tx_serialization_retry") else { return };
+    let Some(url) = support::url("tx_serialization_retry") else {
+        return;
+    };
     let pool = support::pool(&url, 2, ResetPolicy::Fast).await;
     let table = support::table("serial");
     let mut setup = pool.get().await.unwrap();
@@ -86,14 +104,24 @@ async fn a_serialization_failure_is_retried_until_the_transaction_commits() {
     .await;
     assert_eq!(result.unwrap(), 1);
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
-    let row = conn.query_one(&format!("SELECT v FROM {table} WHERE id = 1"), &[]).await.unwrap();
+    let row = conn
+        .query_one(&format!("SELECT v FROM {table} WHERE id = 1"), &[])
+        .await
+        .unwrap();
     assert_eq!(row.get("v"), Some(&Value::Int(101)));
-    other.lock().await.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+    other
+        .lock()
+        .await
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn two_conflicting_serializable_transactions_give_a_retryable_40001() {
-    let Some(url) = support::url("tx_40001") else { return };
+    let Some(url) = support::url("tx_40001") else {
+        return;
+    };
     let manager = tidepool_postgres::PgManager::from_url(&url).unwrap();
     let mut a = manager.connect_one().await.unwrap();
     let mut b = manager.connect_one().await.unwrap();
@@ -102,16 +130,27 @@ async fn two_conflicting_serializable_transactions_give_a_retryable_40001() {
         .await
         .unwrap();
     for c in [&mut a, &mut b] {
-        c.execute("BEGIN ISOLATION LEVEL SERIALIZABLE", &[]).await.unwrap();
-        c.query(&format!("SELECT v FROM {table}"), &[]).await.unwrap();
+        c.execute("BEGIN ISOLATION LEVEL SERIALIZABLE", &[])
+            .await
+            .unwrap();
+        c.query(&format!("SELECT v FROM {table}"), &[])
+            .await
+            .unwrap();
     }
-    a.execute(&format!("UPDATE {table} SET v = 1 WHERE id = 1"), &[]).await.unwrap();
+    a.execute(&format!("UPDATE {table} SET v = 1 WHERE id = 1"), &[])
+        .await
+        .unwrap();
     a.commit().await.unwrap();
-    let err: PgError = b.execute(&format!("UPDATE {table} SET v = 2 WHERE id = 1"), &[]).await.unwrap_err();
+    let err: PgError = b
+        .execute(&format!("UPDATE {table} SET v = 2 WHERE id = 1"), &[])
+        .await
+        .unwrap_err();
     assert_eq!(err.sqlstate(), Some("40001"));
     assert_eq!(err.failure_kind(), FailureKind::Transaction);
     assert!(err.is_retryable_transaction());
     assert_eq!(b.tx_state(), tidepool_postgres::TxState::Failed);
     b.rollback().await.unwrap();
-    a.batch_execute(&format!("DROP TABLE {table}")).await.unwrap();
+    a.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
 }

@@ -12,7 +12,10 @@ const CANARY_PIECES: [&str; 4] = ["p@ss:w%rd", "p%40ss%3Aw%25rd", "w%rd", "p@ss"
 
 fn assert_no_canary(text: &str) {
     for piece in CANARY_PIECES {
-        assert!(!text.contains(piece), "password piece {piece:?} leaked in: {text}");
+        assert!(
+            !text.contains(piece),
+            "password piece {piece:?} leaked in: {text}"
+        );
     }
 }
 
@@ -31,7 +34,10 @@ fn a_full_url_parses_every_field() {
     assert_eq!(cfg.get_ssl_mode(), SslMode::VerifyFull);
     assert_eq!(cfg.get_application_name(), Some("svc"));
     assert_eq!(cfg.get_connect_timeout(), Some(Duration::from_secs(7)));
-    assert_eq!(cfg.get_target_session_attrs(), TargetSessionAttrs::ReadWrite);
+    assert_eq!(
+        cfg.get_target_session_attrs(),
+        TargetSessionAttrs::ReadWrite
+    );
 }
 
 #[test]
@@ -47,41 +53,92 @@ fn ipv6_hosts_parse_with_and_without_ports() {
 #[test]
 fn unix_socket_hosts_parse_from_urls_and_key_value_strings() {
     let from_path: PgConfig = "postgres://u@%2Fvar%2Frun%2Fpostgresql/db".parse().unwrap();
-    let from_param: PgConfig = "postgres:///db?host=/var/run/postgresql&user=u".parse().unwrap();
+    let from_param: PgConfig = "postgres:///db?host=/var/run/postgresql&user=u"
+        .parse()
+        .unwrap();
     let from_kv: PgConfig = "host=/var/run/postgresql user=u dbname=db".parse().unwrap();
     for cfg in [from_path, from_param, from_kv] {
-        assert_eq!(cfg.get_hosts(), &[PgHost::Unix(PathBuf::from("/var/run/postgresql"))]);
+        assert_eq!(
+            cfg.get_hosts(),
+            &[PgHost::Unix(PathBuf::from("/var/run/postgresql"))]
+        );
         assert_eq!(cfg.get_dbname(), Some("db"));
     }
 }
 
 #[test]
 fn multi_host_lists_parse_in_both_formats() {
-    let url: PgConfig = "postgres://u@a:1,b:2/db?target_session_attrs=read-only".parse().unwrap();
-    assert_eq!(url.get_hosts(), &[PgHost::Tcp("a".into()), PgHost::Tcp("b".into())]);
+    let url: PgConfig = "postgres://u@a:1,b:2/db?target_session_attrs=read-only"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        url.get_hosts(),
+        &[PgHost::Tcp("a".into()), PgHost::Tcp("b".into())]
+    );
     assert_eq!(url.get_ports(), &[1, 2]);
     assert_eq!(url.get_target_session_attrs(), TargetSessionAttrs::ReadOnly);
     assert_eq!(url.redacted_url(), "postgres://u@a:1,b:2/db");
-    let kv: PgConfig = "host=a,b port=1,2 user=u password='it\\'s' dbname=db".parse().unwrap();
+    let kv: PgConfig = "host=a,b port=1,2 user=u password='it\\'s' dbname=db"
+        .parse()
+        .unwrap();
     assert_eq!(kv.get_hosts().len(), 2);
     assert_eq!(kv.get_ports(), &[1, 2]);
 }
 
 #[test]
 fn malformed_urls_are_refused_with_an_error_naming_the_fault() {
-    let cases: [(&str, fn(&ConfigError) -> bool); 12] = [
-        ("mysql://u@h/db", |e| matches!(e, ConfigError::Scheme { scheme } if scheme == "mysql")),
-        ("postgres://u@h:0/db", |e| matches!(e, ConfigError::Port { .. })),
-        ("postgres://u@h:65536/db", |e| matches!(e, ConfigError::Port { .. })),
-        ("postgres://u@h:54x2/db", |e| matches!(e, ConfigError::Port { .. })),
-        ("postgres://u%zz@h/db", |e| matches!(e, ConfigError::PercentEncoding { component: "user" })),
-        ("postgres://u:bad%2@h/db", |e| matches!(e, ConfigError::PercentEncoding { component: "password" })),
-        ("postgres://u@h/db?sslmode=sometimes", |e| matches!(e, ConfigError::SslMode { value } if value == "sometimes")),
-        ("postgres://u@h/db?colour=blue", |e| matches!(e, ConfigError::UnknownParameter { name } if name == "colour")),
-        ("postgres://u@[::1/db", |e| matches!(e, ConfigError::Host { .. })),
-        ("postgres://u@a:1,b:2,c:3/db?port=1,2", |e| matches!(e, ConfigError::PortCount { ports: 2, hosts: 3 })),
-        ("postgres://u@h/db?connect_timeout=-1", |e| matches!(e, ConfigError::InvalidValue { name: "connect_timeout", .. })),
-        ("host=/tmp sslmode=require user=u", |e| matches!(e, ConfigError::TlsOverUnixSocket { .. })),
+    type Check = fn(&ConfigError) -> bool;
+    let cases: [(&str, Check); 12] = [
+        (
+            "mysql://u@h/db",
+            |e| matches!(e, ConfigError::Scheme { scheme } if scheme == "mysql"),
+        ),
+        ("postgres://u@h:0/db", |e| {
+            matches!(e, ConfigError::Port { .. })
+        }),
+        ("postgres://u@h:65536/db", |e| {
+            matches!(e, ConfigError::Port { .. })
+        }),
+        ("postgres://u@h:54x2/db", |e| {
+            matches!(e, ConfigError::Port { .. })
+        }),
+        ("postgres://u%zz@h/db", |e| {
+            matches!(e, ConfigError::PercentEncoding { component: "user" })
+        }),
+        ("postgres://u:bad%2@h/db", |e| {
+            matches!(
+                e,
+                ConfigError::PercentEncoding {
+                    component: "password"
+                }
+            )
+        }),
+        (
+            "postgres://u@h/db?sslmode=sometimes",
+            |e| matches!(e, ConfigError::SslMode { value } if value == "sometimes"),
+        ),
+        (
+            "postgres://u@h/db?colour=blue",
+            |e| matches!(e, ConfigError::UnknownParameter { name } if name == "colour"),
+        ),
+        ("postgres://u@[::1/db", |e| {
+            matches!(e, ConfigError::Host { .. })
+        }),
+        ("postgres://u@a:1,b:2,c:3/db?port=1,2", |e| {
+            matches!(e, ConfigError::PortCount { ports: 2, hosts: 3 })
+        }),
+        ("postgres://u@h/db?connect_timeout=-1", |e| {
+            matches!(
+                e,
+                ConfigError::InvalidValue {
+                    name: "connect_timeout",
+                    ..
+                }
+            )
+        }),
+        ("host=/tmp sslmode=require user=u", |e| {
+            matches!(e, ConfigError::TlsOverUnixSocket { .. })
+        }),
     ];
     for (url, check) in cases {
         let err = url.parse::<PgConfig>().expect_err(url);
@@ -92,13 +149,21 @@ fn malformed_urls_are_refused_with_an_error_naming_the_fault() {
 
 #[test]
 fn the_password_never_shows_in_config_debug_or_the_redacted_url() {
-    let cfg: PgConfig = format!("postgres://app:{CANARY_ENCODED}@127.0.0.1:5432/test").parse().unwrap();
+    let cfg: PgConfig = format!("postgres://app:{CANARY_ENCODED}@127.0.0.1:5432/test")
+        .parse()
+        .unwrap();
     assert_no_canary(&format!("{cfg:?}"));
     assert_no_canary(&format!("{cfg:#?}"));
     assert_no_canary(&cfg.redacted_url());
-    let by_hand = PgConfig::new().host("127.0.0.1").user("app").password(CANARY);
+    let by_hand = PgConfig::new()
+        .host("127.0.0.1")
+        .user("app")
+        .password(CANARY);
     assert_no_canary(&format!("{by_hand:?}"));
-    let manager = PgManager::from_url(&format!("postgres://app:{CANARY_ENCODED}@127.0.0.1:5432/test")).unwrap();
+    let manager = PgManager::from_url(&format!(
+        "postgres://app:{CANARY_ENCODED}@127.0.0.1:5432/test"
+    ))
+    .unwrap();
     assert_no_canary(&format!("{manager:?}"));
     assert_no_canary(&tidepool::Manager::describe(&manager));
 }
@@ -135,7 +200,9 @@ fn a_user_is_required_to_build_a_manager() {
 
 #[test]
 fn a_missing_ca_file_is_refused_at_build_time() {
-    let err = PgManager::from_url("postgres://u@127.0.0.1/test?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
-        .expect_err("missing CA file");
+    let err = PgManager::from_url(
+        "postgres://u@127.0.0.1/test?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    )
+    .expect_err("missing CA file");
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }

@@ -9,19 +9,30 @@ mod support;
 
 async fn conn(test: &str) -> Option<tidepool_postgres::PgConnection> {
     let url = support::url(test)?;
-    Some(tidepool_postgres::PgManager::from_url(&url).unwrap().connect_one().await.unwrap())
+    Some(
+        tidepool_postgres::PgManager::from_url(&url)
+            .unwrap()
+            .connect_one()
+            .await
+            .unwrap(),
+    )
 }
 
 #[tokio::test]
 async fn every_value_type_round_trips_through_a_typed_column() {
-    let Some(mut conn) = conn("value_roundtrip").await else { return };
+    let Some(mut conn) = conn("value_roundtrip").await else {
+        return;
+    };
     let table = support::table("values");
     conn.batch_execute(&format!(
         "CREATE TEMP TABLE {table} (b bool, i int8, f float8, t text, y bytea, ts timestamp, n text)"
     ))
     .await
     .unwrap();
-    let at = NaiveDate::from_ymd_opt(1999, 12, 31).unwrap().and_hms_micro_opt(23, 59, 59, 999_999).unwrap();
+    let at = NaiveDate::from_ymd_opt(1999, 12, 31)
+        .unwrap()
+        .and_hms_micro_opt(23, 59, 59, 999_999)
+        .unwrap();
     let values = vec![
         Value::Bool(true),
         Value::Int(i64::MIN),
@@ -31,15 +42,25 @@ async fn every_value_type_round_trips_through_a_typed_column() {
         Value::Timestamp(at),
         Value::Null,
     ];
-    conn.execute(&format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)"), &values).await.unwrap();
-    let row = conn.query_one(&format!("SELECT b, i, f, t, y, ts, n FROM {table}"), &[]).await.unwrap();
+    conn.execute(
+        &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+        &values,
+    )
+    .await
+    .unwrap();
+    let row = conn
+        .query_one(&format!("SELECT b, i, f, t, y, ts, n FROM {table}"), &[])
+        .await
+        .unwrap();
     assert_eq!(row.values(), values.as_slice());
     assert_eq!(row.columns(), &["b", "i", "f", "t", "y", "ts", "n"]);
 }
 
 #[tokio::test]
 async fn common_column_types_read_into_the_right_values() {
-    let Some(mut conn) = conn("column_types").await else { return };
+    let Some(mut conn) = conn("column_types").await else {
+        return;
+    };
     let row = conn
         .query_one(
             "SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, 1.5::float4 AS d, 2.25::float8 AS e, \
@@ -51,8 +72,14 @@ async fn common_column_types_read_into_the_right_values() {
         )
         .await
         .unwrap();
-    let ts = NaiveDate::from_ymd_opt(2020, 1, 2).unwrap().and_hms_opt(3, 4, 5).unwrap();
-    let tstz = NaiveDate::from_ymd_opt(2020, 1, 2).unwrap().and_hms_opt(1, 4, 5).unwrap();
+    let ts = NaiveDate::from_ymd_opt(2020, 1, 2)
+        .unwrap()
+        .and_hms_opt(3, 4, 5)
+        .unwrap();
+    let tstz = NaiveDate::from_ymd_opt(2020, 1, 2)
+        .unwrap()
+        .and_hms_opt(1, 4, 5)
+        .unwrap();
     assert_eq!(
         row.values(),
         &[
@@ -79,22 +106,39 @@ async fn common_column_types_read_into_the_right_values() {
 
 #[tokio::test]
 async fn parameters_are_converted_to_the_declared_column_type() {
-    let Some(mut conn) = conn("declared_types").await else { return };
+    let Some(mut conn) = conn("declared_types").await else {
+        return;
+    };
     let table = support::table("declared");
     conn.batch_execute(&format!(
         "CREATE TEMP TABLE {table} (a int2, b int4, c numeric(10,2), d float4, e timestamptz, f date, g text, h varchar(10))"
     ))
     .await
     .unwrap();
-    let at = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap().and_hms_opt(8, 0, 0).unwrap();
+    let at = NaiveDate::from_ymd_opt(2021, 6, 1)
+        .unwrap()
+        .and_hms_opt(8, 0, 0)
+        .unwrap();
     conn.execute(
         &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
-        &[Value::Int(12), Value::Int(34), Value::Float(5.5), Value::Int(2), Value::Timestamp(at), Value::Timestamp(at), Value::Int(9), "v".into()],
+        &[
+            Value::Int(12),
+            Value::Int(34),
+            Value::Float(5.5),
+            Value::Int(2),
+            Value::Timestamp(at),
+            Value::Timestamp(at),
+            Value::Int(9),
+            "v".into(),
+        ],
     )
     .await
     .unwrap();
     let row = conn
-        .query_one(&format!("SELECT a, b, c, d, e, f, g, h FROM {table} WHERE b = $1 AND a = $2"), &[Value::Int(34), Value::Int(12)])
+        .query_one(
+            &format!("SELECT a, b, c, d, e, f, g, h FROM {table} WHERE b = $1 AND a = $2"),
+            &[Value::Int(34), Value::Int(12)],
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -111,11 +155,35 @@ async fn parameters_are_converted_to_the_declared_column_type() {
         ]
     );
     // Out of range for the declared type: a typed parameter error, not a panic.
-    let err = conn.execute(&format!("INSERT INTO {table} (a) VALUES ($1)"), &[Value::Int(1 << 20)]).await.unwrap_err();
-    assert!(matches!(err, tidepool_postgres::PgError::Parameter { position: 1, .. }), "{err:?}");
-    assert_eq!(tidepool::Classify::failure_kind(&err), tidepool::FailureKind::Client);
+    let err = conn
+        .execute(
+            &format!("INSERT INTO {table} (a) VALUES ($1)"),
+            &[Value::Int(1 << 20)],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            tidepool_postgres::PgError::Parameter { position: 1, .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        tidepool::Classify::failure_kind(&err),
+        tidepool::FailureKind::Client
+    );
     // The connection is still usable and not in a transaction.
     assert!(!conn.in_transaction());
     let err = conn.execute("SELECT $1::int4", &[]).await.unwrap_err();
-    assert!(matches!(err, tidepool_postgres::PgError::ParameterCount { expected: 1, got: 0 }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            tidepool_postgres::PgError::ParameterCount {
+                expected: 1,
+                got: 0
+            }
+        ),
+        "{err:?}"
+    );
 }

@@ -26,7 +26,11 @@ pub fn plain(url: &str) -> String {
 
 /// A pool of `max_size` connections with the given reset policy.
 pub async fn pool(url: &str, max_size: u32, policy: ResetPolicy) -> Pool<PgManager> {
-    let manager = PgManager::builder_from_url(url).unwrap().reset_policy(policy).build().unwrap();
+    let manager = PgManager::builder_from_url(url)
+        .unwrap()
+        .reset_policy(policy)
+        .build()
+        .unwrap();
     Pool::builder(manager)
         .max_size(max_size)
         .acquire_timeout(Duration::from_secs(10))
@@ -49,7 +53,11 @@ pub fn table(test: &str) -> String {
 /// The URL with a different user, password and database, same host/port.
 pub fn url_with(base: &str, user: &str, password: Option<&str>, db: &str) -> String {
     let (host, port) = tidepool_testkit::host_port(base, 5432).unwrap();
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     match password {
         Some(p) => format!("postgres://{user}:{p}@{host}:{port}/{db}?sslmode=disable"),
         None => format!("postgres://{user}@{host}:{port}/{db}?sslmode=disable"),
