@@ -113,6 +113,10 @@ pub enum Error<E: std::error::Error + 'static> {
     /// (wrong password, unknown database), or failed on every retry.
     #[error("could not create a connection: {0}")]
     Create(#[source] E),
+    /// A query run through the pool ([`Pool::execute_query`](crate::Pool::execute_query),
+    /// [`Pool::transaction`](crate::Pool::transaction)) failed.
+    #[error("query failed: {0}")]
+    Query(#[source] E),
     /// A blocking call was made from inside an async runtime, where it would
     /// deadlock or stall a worker thread. Use the async API there.
     #[error("a blocking pool call was made from inside an async runtime; use the async API (pool.get().await) there")]

@@ -17,6 +17,7 @@ mod maintenance;
 mod manager;
 mod metrics;
 mod pool;
+mod pool_query;
 mod query;
 mod shared;
 

@@ -1,0 +1,81 @@
+//! Queries straight on the pool: check out, run, return, and tell the
+//! circuit breaker how it went — a server-side failure counts against the
+//! database, a caller's bad SQL does not, and a connection that failed at
+//! the connection level is closed rather than returned.
+
+use crate::error::Error;
+use crate::manager::Manager;
+use crate::pool::Pool;
+use crate::query::{
+    transaction, BoxFuture, Classify, QueryKind, Queryable, RetryPolicy, Row, Value,
+};
+use crate::{FailureKind, Pooled};
+
+impl<M> Pool<M>
+where
+    M: Manager,
+    M::Connection: Queryable<Error = M::Error>,
+    M::Error: Classify,
+{
+    /// Runs one query on a pooled connection and returns its rows.
+    ///
+    /// Query errors come back as [`Error::Query`]; the breaker hears of
+    /// every failure except the caller's own mistakes.
+    ///
+    /// ```no_run
+    /// # async fn demo<M>(pool: tidepool::Pool<M>) -> Result<(), tidepool::Error<M::Error>>
+    /// # where M: tidepool::Manager, M::Connection: tidepool::Queryable<Error = M::Error>, M::Error: tidepool::Classify {
+    /// use tidepool::{QueryKind, Value};
+    /// let rows = pool.execute_query(QueryKind::Read, "SELECT name FROM users WHERE id = $1", &[Value::Int(7)]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_query(
+        &self,
+        kind: QueryKind,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Row>, Error<M::Error>> {
+        let mut conn = self.get().await?;
+        let outcome = conn.query(sql, params).await;
+        self.settle(&mut conn, kind, outcome)
+    }
+
+    /// Runs `body` in a transaction on a pooled connection, with
+    /// [`transaction`]'s commit / rollback / retry rules.
+    pub async fn transaction<T, F>(
+        &self,
+        policy: RetryPolicy,
+        body: F,
+    ) -> Result<T, Error<M::Error>>
+    where
+        T: Send,
+        F: for<'c> FnMut(&'c mut M::Connection) -> BoxFuture<'c, Result<T, M::Error>> + Send,
+    {
+        let mut conn = self.get().await?;
+        let outcome = transaction(&mut *conn, policy, body).await;
+        self.settle(&mut conn, QueryKind::Transaction, outcome)
+    }
+
+    fn settle<T>(
+        &self,
+        conn: &mut Pooled<M>,
+        kind: QueryKind,
+        outcome: Result<T, M::Error>,
+    ) -> Result<T, Error<M::Error>> {
+        match outcome {
+            Ok(value) => {
+                self.report_success();
+                Ok(value)
+            }
+            Err(e) => {
+                let failure = e.failure_kind();
+                tracing::debug!(target: "tidepool::pool", %kind, failure = %failure, error = %e, "query failed");
+                if failure == FailureKind::Connect {
+                    Pooled::mark_broken(conn);
+                }
+                self.report_failure(failure, &e);
+                Err(Error::Query(e))
+            }
+        }
+    }
+}
