@@ -225,7 +225,7 @@ impl<M: Manager> Shared<M> {
                     return Ok(self.hand_out(guard, started, location, false));
                 }
                 None => {
-                    let creating = Creating(&**self);
+                    let creating = Creating::new(self);
                     let conn = self.connect_until(started, deadline).await?;
                     let meta = creating.finish(Instant::now());
                     let guard = self.guard(conn, meta, started, true);

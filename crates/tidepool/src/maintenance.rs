@@ -153,17 +153,12 @@ impl<M: Manager> Shared<M> {
                     return Ok(());
                 }
                 state.creating += 1;
-                Creating(self)
+                Creating::new(self)
             };
             match self.connect_once(self.config.connect_timeout).await {
                 Ok(conn) => {
                     let meta = creating.finish(Instant::now());
-                    let id = meta.id;
                     self.put_idle(conn, meta, false);
-                    self.emit(|| Event::Created {
-                        id,
-                        took: std::time::Duration::ZERO,
-                    });
                 }
                 Err(crate::acquire::CreateFailure::Error { error, .. }) => {
                     return Err(error.to_string())

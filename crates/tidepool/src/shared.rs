@@ -261,11 +261,25 @@ impl Drop for Waiting<'_> {
 
 /// A reservation to create a connection; undone on drop unless the
 /// connection was registered.
-pub(crate) struct Creating<'a, M: Manager>(pub &'a Shared<M>);
+pub(crate) struct Creating<'a, M: Manager> {
+    shared: &'a Shared<M>,
+    started: Instant,
+}
 
-impl<M: Manager> Creating<'_, M> {
+impl<'a, M: Manager> Creating<'a, M> {
+    /// Reserves; the caller has already counted it in `state.creating`.
+    pub(crate) fn new(shared: &'a Shared<M>) -> Self {
+        Creating {
+            shared,
+            started: Instant::now(),
+        }
+    }
+
     pub(crate) fn finish(self, created_at: Instant) -> Arc<ConnMeta> {
-        let meta = self.0.created(created_at);
+        let meta = self.shared.created(created_at);
+        let took = created_at.saturating_duration_since(self.started);
+        let id = meta.id;
+        self.shared.emit(|| Event::Created { id, took });
         std::mem::forget(self);
         meta
     }
@@ -273,6 +287,6 @@ impl<M: Manager> Creating<'_, M> {
 
 impl<M: Manager> Drop for Creating<'_, M> {
     fn drop(&mut self) {
-        self.0.creation_abandoned();
+        self.shared.creation_abandoned();
     }
 }

@@ -250,3 +250,39 @@ async fn a_connection_that_died_while_idle_is_never_handed_out_even_without_vali
     assert_ne!(tidepool::Pooled::id(&conn), first);
     assert_eq!(pool.metrics().connections_closed_broken, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_tell_integrations_about_every_checkout_checkin_creation_close_and_timeout() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Slow(Duration::from_millis(7));
+    let pool = Pool::builder(manager)
+        .max_size(1)
+        .acquire_timeout(Duration::from_millis(100))
+        .on_event(move |e| {
+            let name = match e {
+                Event::Checkout { .. } => "checkout",
+                Event::Checkin { .. } => "checkin",
+                Event::Created { took, .. } => {
+                    assert_eq!(*took, Duration::from_millis(7));
+                    "created"
+                }
+                Event::Closed { .. } => "closed",
+                Event::Timeout { .. } => "timeout",
+                _ => "other",
+            };
+            sink.lock().push(name);
+        })
+        .build()
+        .await
+        .unwrap();
+    let mut conn = pool.get().await.unwrap();
+    assert!(pool.get().await.is_err());
+    tidepool::Pooled::mark_broken(&mut conn);
+    drop(conn);
+    assert_eq!(
+        *seen.lock(),
+        ["created", "checkout", "timeout", "checkin", "closed"]
+    );
+}
