@@ -174,6 +174,19 @@ impl PgHost {
     }
 }
 
+/// Where a connection's cancel requests go: the server it reached.
+#[derive(Debug, Clone)]
+pub(crate) enum CancelTarget {
+    /// A TCP server: the address connected to, the name TLS checks, the port.
+    Tcp {
+        addr: String,
+        tls_name: String,
+        port: u16,
+    },
+    /// A unix socket file.
+    Unix { socket: PathBuf },
+}
+
 /// A password that never shows itself in `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Password(pub(crate) String);
@@ -461,24 +474,58 @@ impl PgConfig {
         out
     }
 
-    /// The tokio-postgres config this describes (the password included).
-    pub(crate) fn to_tokio(&self) -> tokio_postgres::Config {
+    /// One tokio-postgres config per host, in order (the password
+    /// included), each with where its cancel requests go. The manager tries
+    /// them in turn, so it knows which server a connection reached.
+    pub(crate) fn to_tokio_per_host(&self) -> Vec<(tokio_postgres::Config, CancelTarget)> {
+        let default_host = [PgHost::Tcp("localhost".into())];
+        let hosts: &[PgHost] = if self.hosts.is_empty() {
+            &default_host
+        } else {
+            &self.hosts
+        };
+        hosts
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let port = self
+                    .ports
+                    .get(i)
+                    .or(self.ports.first())
+                    .copied()
+                    .unwrap_or(5432);
+                let mut c = self.to_tokio_common();
+                c.port(port);
+                let target = match host {
+                    PgHost::Tcp(name) => {
+                        c.host(name);
+                        let addr = match self.hostaddrs.get(i) {
+                            Some(a) => {
+                                c.hostaddr(*a);
+                                a.to_string()
+                            }
+                            None => name.clone(),
+                        };
+                        CancelTarget::Tcp {
+                            addr,
+                            tls_name: name.clone(),
+                            port,
+                        }
+                    }
+                    PgHost::Unix(path) => {
+                        c.host_path(path);
+                        CancelTarget::Unix {
+                            socket: path.join(format!(".s.PGSQL.{port}")),
+                        }
+                    }
+                };
+                (c, target)
+            })
+            .collect()
+    }
+
+    fn to_tokio_common(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
-        if self.hosts.is_empty() {
-            c.host("localhost");
-        }
-        for h in &self.hosts {
-            match h {
-                PgHost::Tcp(name) => c.host(name),
-                PgHost::Unix(path) => c.host_path(path),
-            };
-        }
-        for a in &self.hostaddrs {
-            c.hostaddr(*a);
-        }
-        for p in &self.ports {
-            c.port(*p);
-        }
         if let Some(u) = &self.user {
             c.user(u);
         }

@@ -10,9 +10,11 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Statement};
+use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
 use crate::cache::StatementCache;
+use crate::cancel::cancel_and_wait;
+use crate::config::CancelTarget;
 use crate::error::PgError;
 use crate::reset::{ResetPolicy, CLEAN_SQL};
 use crate::tls::PgTls;
@@ -46,6 +48,7 @@ pub struct PgConnection {
     broken: bool,
     pooler: bool,
     cancel_tls: Option<PgTls>,
+    cancel_target: CancelTarget,
 }
 
 impl std::fmt::Debug for PgConnection {
@@ -77,6 +80,7 @@ impl PgConnection {
         cache_capacity: usize,
         pooler: bool,
         cancel_tls: Option<PgTls>,
+        cancel_target: CancelTarget,
     ) -> Self {
         PgConnection {
             client,
@@ -88,6 +92,7 @@ impl PgConnection {
             broken: false,
             pooler,
             cancel_tls,
+            cancel_target,
         }
     }
 
@@ -148,6 +153,26 @@ impl PgConnection {
             Err(e) => Err(e),
         };
         self.finish(statement_effect(sql), sql, result)
+    }
+
+    /// Runs a query that must return exactly one row, with native
+    /// parameters, through the statement cache, tracked.
+    pub async fn query_one_native(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<tokio_postgres::Row, PgError> {
+        let mut rows = self.query_native(sql, params).await?;
+        match rows.len() {
+            1 => rows.pop().ok_or(PgError::RowCount {
+                expected: "exactly one",
+                got: 0,
+            }),
+            got => Err(PgError::RowCount {
+                expected: "exactly one",
+                got,
+            }),
+        }
     }
 
     /// Runs a statement with native parameters through the statement cache,
@@ -321,16 +346,14 @@ impl PgConnection {
     async fn rollback_abandoned(&mut self) -> Result<(), PgError> {
         let token = self.client.cancel_token();
         let tls = self.cancel_tls.clone();
+        let target = self.cancel_target.clone();
         let cancel = || {
             let token = token.clone();
             let tls = tls.clone();
+            let target = target.clone();
             async move {
-                let sent = match tls {
-                    Some(tls) => token.cancel_query(tls).await,
-                    None => token.cancel_query(NoTls).await,
-                };
-                if let Err(e) = sent {
-                    tracing::debug!(target: "tidepool::postgres", error = %PgError::from(e), "could not send a cancel request for an abandoned query");
+                if let Err(e) = cancel_and_wait(&token, &target, tls.as_ref()).await {
+                    tracing::debug!(target: "tidepool::postgres", error = %e, "could not send a cancel request for an abandoned query");
                 }
             }
         };

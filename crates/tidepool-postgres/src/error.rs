@@ -165,6 +165,12 @@ pub enum PgError {
     /// The connection is closed or was found broken.
     #[error("the connection is closed")]
     Closed,
+    /// A cancel request for an abandoned query could not be sent.
+    #[error("could not send a cancel request: {reason}")]
+    Cancel {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Debug for PgError {
@@ -202,6 +208,7 @@ impl fmt::Debug for PgError {
                 .field("got", got)
                 .finish(),
             PgError::Closed => f.write_str("Closed"),
+            PgError::Cancel { reason } => f.debug_struct("Cancel").field("reason", reason).finish(),
         }
     }
 }
@@ -284,7 +291,7 @@ impl Classify for PgError {
     fn failure_kind(&self) -> FailureKind {
         match self {
             PgError::Config(_) => FailureKind::Client,
-            PgError::Tls { .. } | PgError::Closed => FailureKind::Connect,
+            PgError::Tls { .. } | PgError::Closed | PgError::Cancel { .. } => FailureKind::Connect,
             PgError::Driver(e) => classify::driver_error_kind(e),
             PgError::Parameter { .. }
             | PgError::ParameterCount { .. }

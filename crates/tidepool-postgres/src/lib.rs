@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod cancel;
 mod classify;
 mod config;
 mod connection;

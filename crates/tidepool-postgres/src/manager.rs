@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use tidepool::{Classify, FailureKind, Manager};
 use tokio_postgres::NoTls;
 
-use crate::config::PgConfig;
+use crate::config::{CancelTarget, PgConfig};
 use crate::connection::PgConnection;
 use crate::error::{ConfigError, PgError};
 use crate::reset::ResetPolicy;
@@ -27,7 +27,7 @@ use crate::tls::{self, PgTls};
 /// ```
 pub struct PgManager {
     config: PgConfig,
-    tokio_config: tokio_postgres::Config,
+    per_host: Vec<(tokio_postgres::Config, CancelTarget)>,
     tls: Option<PgTls>,
     reset_policy: ResetPolicy,
     cache_capacity: usize,
@@ -80,26 +80,43 @@ impl PgManager {
         self.reset_policy
     }
 
-    /// Opens one connection outside any pool.
+    /// Opens one connection outside any pool, trying each host in order
+    /// (as libpq does) and returning the last host's error if none works.
     pub async fn connect_one(&self) -> Result<PgConnection, PgError> {
+        let mut last = None;
+        for (config, target) in &self.per_host {
+            match self.connect_host(config, target).await {
+                Ok(conn) => return Ok(conn),
+                Err(e) => {
+                    tracing::debug!(target: "tidepool::postgres", error = %e, "host failed; trying the next");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or(PgError::Closed))
+    }
+
+    async fn connect_host(
+        &self,
+        config: &tokio_postgres::Config,
+        target: &CancelTarget,
+    ) -> Result<PgConnection, PgError> {
         let (client, tls) = match &self.tls {
             Some(tls) => {
-                let (client, connection) = self
-                    .tokio_config
+                let (client, connection) = config
                     .connect(tls.clone())
                     .await
                     .map_err(|e| self.connect_error(e))?;
                 spawn_connection(connection);
                 // Like libpq, cancel requests go in plaintext unless the
-                // sslmode demands TLS (it holds only the cancel key).
+                // sslmode demands TLS (they hold only the cancel key).
                 (
                     client,
                     self.config.ssl_mode.requires_tls().then(|| tls.clone()),
                 )
             }
             None => {
-                let (client, connection) = self
-                    .tokio_config
+                let (client, connection) = config
                     .connect(NoTls)
                     .await
                     .map_err(|e| self.connect_error(e))?;
@@ -112,6 +129,7 @@ impl PgManager {
             self.cache_capacity,
             self.pooler,
             tls,
+            target.clone(),
         ))
     }
 
@@ -206,7 +224,7 @@ impl PgManagerBuilder {
         let ca_file = self.ca_file.or_else(|| self.config.ssl_root_cert.clone());
         let tls = tls::connector(self.config.ssl_mode, ca_file.as_deref())?;
         Ok(PgManager {
-            tokio_config: self.config.to_tokio(),
+            per_host: self.config.to_tokio_per_host(),
             described: self.config.redacted_url(),
             config: self.config,
             tls,

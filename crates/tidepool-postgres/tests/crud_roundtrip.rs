@@ -169,3 +169,47 @@ async fn transaction_pooler_mode_uses_no_named_prepared_statements() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_config_built_from_fields_connects_and_native_queries_are_tracked() {
+    let Some(url) = support::url("config_from_fields") else {
+        return;
+    };
+    let (host, port) = tidepool_testkit::host_port(&url, 5432).unwrap();
+    let config = tidepool_postgres::PgConfig::new()
+        .host(host)
+        .port(port)
+        .user("postgres")
+        .dbname("test")
+        .application_name("tidepool-fields")
+        .ssl_mode(tidepool_postgres::SslMode::Disable);
+    let manager = tidepool_postgres::PgManager::builder(config)
+        .build()
+        .unwrap();
+    let mut conn = manager.connect_one().await.unwrap();
+    let row = conn
+        .query_one_native(
+            "SELECT current_setting('application_name') AS app, $1::int8 + 1 AS n",
+            &[&41i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>("app"), "tidepool-fields");
+    assert_eq!(row.get::<_, i64>("n"), 42);
+    conn.execute_native("BEGIN", &[]).await.unwrap();
+    assert_eq!(conn.tx_state(), tidepool_postgres::TxState::Active);
+    assert!(manager_needs_reset(&manager, &conn));
+    conn.execute_native("COMMIT", &[]).await.unwrap();
+    assert!(!manager_needs_reset(&manager, &conn));
+    // The native client is invisible to tracking: touching it means a
+    // rollback on return.
+    assert!(!conn.is_closed());
+    assert!(manager_needs_reset(&manager, &conn));
+}
+
+fn manager_needs_reset(
+    manager: &tidepool_postgres::PgManager,
+    conn: &tidepool_postgres::PgConnection,
+) -> bool {
+    tidepool::Manager::needs_reset(manager, conn)
+}
