@@ -86,3 +86,37 @@ async fn session_settings_survive_a_return_under_the_fast_policy() {
         .unwrap();
     assert_eq!(row.get("app").and_then(Value::as_str), Some("kept"));
 }
+
+#[tokio::test]
+async fn each_policy_asks_for_a_reset_exactly_when_it_promises_to() {
+    let Some(url) = support::url("reset_policies") else {
+        return;
+    };
+    let url = support::plain(&url);
+    let manager = tidepool_postgres::PgManager::from_url(&url).unwrap();
+    let mut conn = manager.connect_one().await.unwrap();
+    assert!(!conn.needs_reset(ResetPolicy::Fast));
+    assert!(conn.needs_reset(ResetPolicy::Verified));
+    assert!(
+        !conn.needs_reset(ResetPolicy::Clean),
+        "an unused connection has no session state to clean"
+    );
+    conn.query("SELECT 1", &[]).await.unwrap();
+    assert!(!conn.needs_reset(ResetPolicy::Fast));
+    assert!(conn.needs_reset(ResetPolicy::Clean));
+    conn.reset(ResetPolicy::Clean).await.unwrap();
+    assert!(!conn.needs_reset(ResetPolicy::Clean));
+    conn.reset(ResetPolicy::Verified).await.unwrap();
+
+    // Behind a transaction pooler there is no session to clean.
+    let pooled = tidepool_postgres::PgManager::builder_from_url(&url)
+        .unwrap()
+        .transaction_pooler(true)
+        .build()
+        .unwrap();
+    let mut conn = pooled.connect_one().await.unwrap();
+    conn.query("SELECT 1", &[]).await.unwrap();
+    assert!(!conn.needs_reset(ResetPolicy::Clean));
+    conn.begin().await.unwrap();
+    assert!(conn.needs_reset(ResetPolicy::Fast));
+}
