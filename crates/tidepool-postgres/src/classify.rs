@@ -58,6 +58,19 @@ pub(crate) fn sqlstate_is_retryable_connect(code: &str) -> bool {
     !matches!(code, "28P01" | "28000" | "3D000" | "42501")
 }
 
+/// Whether a driver error without a SQLSTATE is permanent for connecting:
+/// a missing password or a configuration tokio-postgres refuses.
+pub(crate) fn driver_error_is_permanent(e: &tokio_postgres::Error) -> bool {
+    let text = e.to_string();
+    [
+        "authentication error",
+        "invalid configuration",
+        "invalid connection string",
+    ]
+    .iter()
+    .any(|p| text.starts_with(p))
+}
+
 /// The failure kind for a driver error.
 pub(crate) fn driver_error_kind(e: &tokio_postgres::Error) -> FailureKind {
     if let Some(code) = e.code() {

@@ -252,6 +252,13 @@ impl fmt::Debug for PgConfig {
     }
 }
 
+/// Shows [`PgConfig::redacted_url`]: the target without the password.
+impl fmt::Display for PgConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted_url())
+    }
+}
+
 impl FromStr for PgConfig {
     type Err = ConfigError;
 

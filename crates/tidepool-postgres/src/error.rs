@@ -259,8 +259,8 @@ impl PgError {
 
     /// Whether connecting again could help. A wrong password (28P01), a
     /// refused login (28000), an unknown database (3D000), a missing
-    /// connect privilege (42501), a TLS failure or a bad configuration is
-    /// not retryable.
+    /// connect privilege (42501), a missing password, a TLS failure or a
+    /// bad configuration is not retryable.
     pub fn is_retryable(&self) -> bool {
         match self {
             PgError::Config(_) | PgError::Tls { .. } => false,

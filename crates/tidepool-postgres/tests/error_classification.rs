@@ -143,6 +143,13 @@ async fn a_wrong_password_is_a_non_retryable_connect_error_that_never_shows_the_
             );
         }
     }
+    // No password at all, where one is required: also not retryable.
+    let missing =
+        PgManager::from_url(&support::url_with(&url, "tidepool_pw", None, "test")).unwrap();
+    let err = missing.connect().await.expect_err("a password is required");
+    assert!(!missing.is_retryable(&err), "{err:?}");
+    // A configuration mistake of the caller's, not a sign of a sick database.
+    assert_eq!(missing.classify(&err), FailureKind::Client, "{err:?}");
     // The right password works, so the failure above was the password.
     let good = PgManager::from_url(&support::url_with(
         &url,

@@ -155,6 +155,8 @@ fn the_password_never_shows_in_config_debug_or_the_redacted_url() {
     assert_no_canary(&format!("{cfg:?}"));
     assert_no_canary(&format!("{cfg:#?}"));
     assert_no_canary(&cfg.redacted_url());
+    assert_no_canary(&cfg.to_string());
+    assert_eq!(cfg.to_string(), "postgres://app@127.0.0.1:5432/test");
     let by_hand = PgConfig::new()
         .host("127.0.0.1")
         .user("app")
