@@ -264,9 +264,10 @@ impl PgError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PgError::Config(_) | PgError::Tls { .. } => false,
-            PgError::Driver(_) => self
-                .sqlstate()
-                .is_none_or(classify::sqlstate_is_retryable_connect),
+            PgError::Driver(e) => match self.sqlstate() {
+                Some(code) => classify::sqlstate_is_retryable_connect(code),
+                None => !classify::driver_error_is_permanent(e),
+            },
             _ => true,
         }
     }
