@@ -14,8 +14,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, NoTls};
 
-use crate::config::CancelTarget;
 use crate::error::PgError;
+use crate::target::CancelTarget;
 use crate::tls::PgTls;
 
 /// Sends a cancel request for `token`'s backend to `target` and returns once

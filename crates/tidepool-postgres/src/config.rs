@@ -1,7 +1,7 @@
 //! [`PgConfig`]: where and how to connect, built from a URL, a key=value
 //! string or setters. It owns validation (ports, sslmode, TLS over sockets)
-//! and redaction: its `Debug` and [`PgConfig::redacted_url`] never show the
-//! password. It does not connect; the manager does.
+//! and redaction: its `Debug`, `Display` and [`PgConfig::redacted_url`]
+//! never show the password. It does not connect; the manager does.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -10,122 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::ConfigError;
-
-/// How hard to insist on TLS, with libpq's meanings.
-///
-/// | mode | TLS | certificate checked | host name checked |
-/// |---|---|---|---|
-/// | `disable` | never | - | - |
-/// | `allow`, `prefer` | if the server offers it | only with a CA file | no |
-/// | `require` | always (never downgrades) | only with a CA file | no |
-/// | `verify-ca` | always | yes | no |
-/// | `verify-full` | always | yes | yes |
-///
-/// Certificates are checked against the webpki roots plus the CA file
-/// (`sslrootcert=` or [`PgManagerBuilder::ca_file`](crate::PgManagerBuilder::ca_file)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SslMode {
-    /// No TLS.
-    Disable,
-    /// TLS if the server offers it (treated as `prefer`).
-    Allow,
-    /// TLS if the server offers it. The default, as in libpq.
-    #[default]
-    Prefer,
-    /// TLS always; fails when the server does not offer it.
-    Require,
-    /// TLS always, with a certificate signed by a trusted CA.
-    VerifyCa,
-    /// TLS always, with a trusted certificate naming the host.
-    VerifyFull,
-}
-
-impl SslMode {
-    /// The name used in connection strings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SslMode::Disable => "disable",
-            SslMode::Allow => "allow",
-            SslMode::Prefer => "prefer",
-            SslMode::Require => "require",
-            SslMode::VerifyCa => "verify-ca",
-            SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    /// Whether the connection must be encrypted.
-    pub fn requires_tls(self) -> bool {
-        matches!(
-            self,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
-        )
-    }
-}
-
-impl FromStr for SslMode {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Ok(match s {
-            "disable" => SslMode::Disable,
-            "allow" => SslMode::Allow,
-            "prefer" => SslMode::Prefer,
-            "require" => SslMode::Require,
-            "verify-ca" => SslMode::VerifyCa,
-            "verify-full" => SslMode::VerifyFull,
-            other => {
-                return Err(ConfigError::SslMode {
-                    value: shown_token(other),
-                })
-            }
-        })
-    }
-}
-
-/// A value safe to echo in an error: a short keyword-like token, else a
-/// placeholder (a misplaced secret is never a keyword).
-pub(crate) fn shown_token(value: &str) -> String {
-    if value.len() <= 32
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        value.to_string()
-    } else {
-        "(not shown)".to_string()
-    }
-}
-
-/// Which servers of a multi-host list are acceptable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum TargetSessionAttrs {
-    /// Any server. The default.
-    #[default]
-    Any,
-    /// A server that accepts writes (a primary).
-    ReadWrite,
-    /// A server in read-only mode (a standby).
-    ReadOnly,
-}
-
-impl FromStr for TargetSessionAttrs {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Ok(match s {
-            "any" => TargetSessionAttrs::Any,
-            "read-write" => TargetSessionAttrs::ReadWrite,
-            "read-only" => TargetSessionAttrs::ReadOnly,
-            other => {
-                return Err(ConfigError::TargetSessionAttrs {
-                    value: shown_token(other),
-                })
-            }
-        })
-    }
-}
+use crate::modes::{SslMode, TargetSessionAttrs};
 
 /// One server to try: a TCP host name or address, or a unix-socket
 /// directory.
@@ -172,19 +57,6 @@ impl PgHost {
             PgHost::Unix(p) => out.push_str(&p.display().to_string().replace('/', "%2F")),
         }
     }
-}
-
-/// Where a connection's cancel requests go: the server it reached.
-#[derive(Debug, Clone)]
-pub(crate) enum CancelTarget {
-    /// A TCP server: the address connected to, the name TLS checks, the port.
-    Tcp {
-        addr: String,
-        tls_name: String,
-        port: u16,
-    },
-    /// A unix socket file.
-    Unix { socket: PathBuf },
 }
 
 /// A password that never shows itself in `Debug`.
@@ -479,96 +351,5 @@ impl PgConfig {
             out.push_str(db);
         }
         out
-    }
-
-    /// One tokio-postgres config per host, in order (the password
-    /// included), each with where its cancel requests go. The manager tries
-    /// them in turn, so it knows which server a connection reached.
-    pub(crate) fn to_tokio_per_host(&self) -> Vec<(tokio_postgres::Config, CancelTarget)> {
-        let default_host = [PgHost::Tcp("localhost".into())];
-        let hosts: &[PgHost] = if self.hosts.is_empty() {
-            &default_host
-        } else {
-            &self.hosts
-        };
-        hosts
-            .iter()
-            .enumerate()
-            .map(|(i, host)| {
-                let port = self
-                    .ports
-                    .get(i)
-                    .or(self.ports.first())
-                    .copied()
-                    .unwrap_or(5432);
-                let mut c = self.to_tokio_common();
-                c.port(port);
-                let target = match host {
-                    PgHost::Tcp(name) => {
-                        c.host(name);
-                        let addr = match self.hostaddrs.get(i) {
-                            Some(a) => {
-                                c.hostaddr(*a);
-                                a.to_string()
-                            }
-                            None => name.clone(),
-                        };
-                        CancelTarget::Tcp {
-                            addr,
-                            tls_name: name.clone(),
-                            port,
-                        }
-                    }
-                    PgHost::Unix(path) => {
-                        c.host_path(path);
-                        CancelTarget::Unix {
-                            socket: path.join(format!(".s.PGSQL.{port}")),
-                        }
-                    }
-                };
-                (c, target)
-            })
-            .collect()
-    }
-
-    fn to_tokio_common(&self) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        if let Some(u) = &self.user {
-            c.user(u);
-        }
-        if let Some(p) = &self.password {
-            c.password(p.0.as_bytes());
-        }
-        if let Some(d) = &self.dbname {
-            c.dbname(d);
-        }
-        if let Some(a) = &self.application_name {
-            c.application_name(a);
-        }
-        if let Some(o) = &self.options {
-            c.options(o);
-        }
-        if let Some(t) = self.connect_timeout {
-            c.connect_timeout(t);
-        }
-        if let Some(k) = self.keepalives {
-            c.keepalives(k);
-        }
-        if let Some(k) = self.keepalives_idle {
-            c.keepalives_idle(k);
-        }
-        c.ssl_mode(match self.ssl_mode {
-            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                tokio_postgres::config::SslMode::Require
-            }
-        });
-        c.target_session_attrs(match self.target_session_attrs {
-            TargetSessionAttrs::Any => tokio_postgres::config::TargetSessionAttrs::Any,
-            TargetSessionAttrs::ReadWrite => tokio_postgres::config::TargetSessionAttrs::ReadWrite,
-            TargetSessionAttrs::ReadOnly => tokio_postgres::config::TargetSessionAttrs::ReadOnly,
-        });
-        c
     }
 }

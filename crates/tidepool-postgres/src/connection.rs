@@ -14,9 +14,9 @@ use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
 use crate::cache::StatementCache;
 use crate::cancel::cancel_and_wait;
-use crate::config::CancelTarget;
 use crate::error::PgError;
 use crate::reset::{ResetPolicy, CLEAN_SQL};
+use crate::target::CancelTarget;
 use crate::tls::PgTls;
 use crate::txstate::{batch_effect, statement_effect, Effect, TxState};
 

@@ -9,19 +9,22 @@ mod config;
 mod connection;
 mod error;
 mod manager;
+mod modes;
 mod params;
 mod parse;
 mod queryable;
 mod reset;
 mod rows;
+mod target;
 mod tls;
 mod txstate;
 
 pub use classify::sqlstate_kind;
-pub use config::{PgConfig, PgHost, SslMode, TargetSessionAttrs};
+pub use config::{PgConfig, PgHost};
 pub use connection::PgConnection;
 pub use error::{ConfigError, PgError};
 pub use manager::{PgManager, PgManagerBuilder};
+pub use modes::{SslMode, TargetSessionAttrs};
 pub use reset::{ResetPolicy, CLEAN_SQL};
 pub use txstate::TxState;
 

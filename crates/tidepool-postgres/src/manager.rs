@@ -9,10 +9,11 @@ use std::path::PathBuf;
 use tidepool::{Classify, FailureKind, Manager};
 use tokio_postgres::NoTls;
 
-use crate::config::{CancelTarget, PgConfig};
+use crate::config::PgConfig;
 use crate::connection::PgConnection;
 use crate::error::{ConfigError, PgError};
 use crate::reset::ResetPolicy;
+use crate::target::CancelTarget;
 use crate::tls::{self, PgTls};
 
 /// Creates, checks and resets PostgreSQL connections for a

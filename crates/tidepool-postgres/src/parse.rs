@@ -317,7 +317,7 @@ fn apply(config: &mut PgConfig, key: &str, value: &str) -> Result<(), ConfigErro
         }
         other => {
             return Err(ConfigError::UnknownParameter {
-                name: crate::config::shown_token(other),
+                name: crate::modes::shown_token(other),
             });
         }
     }

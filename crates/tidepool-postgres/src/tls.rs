@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::SslMode;
 use crate::error::ConfigError;
+use crate::modes::SslMode;
 
 /// The TLS connector handed to tokio-postgres.
 #[derive(Clone)]
