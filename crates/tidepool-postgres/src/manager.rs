@@ -248,7 +248,14 @@ impl Manager for PgManager {
         if conn.is_broken() {
             return Err(PgError::Closed);
         }
-        conn.raw().check_connection().await.map_err(PgError::from)
+        // A bare Sync is the cheapest round trip; poolers get an empty
+        // simple query, which every pooler forwards or answers.
+        let checked = if self.pooler {
+            conn.raw().batch_execute("").await
+        } else {
+            conn.raw().check_connection().await
+        };
+        checked.map_err(PgError::from)
     }
 
     fn needs_reset(&self, conn: &PgConnection) -> bool {
