@@ -322,7 +322,12 @@ impl PgConnection {
                 self.run_reset_sql(CLEAN_SQL).await?;
             }
             ResetPolicy::Verified if !round_trip => {
-                if let Err(e) = self.client.check_connection().await {
+                let checked = if self.pooler {
+                    self.client.batch_execute("").await
+                } else {
+                    self.client.check_connection().await
+                };
+                if let Err(e) = checked {
                     self.broken = true;
                     return Err(e.into());
                 }
