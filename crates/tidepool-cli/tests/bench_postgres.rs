@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{stderr, stdout, tidepool, QUICK};
+use common::{quick_at, stderr, stdout, tidepool, QUICK};
 use tidepool::Queryable;
 
 async fn bench_tables(url: &str, prefix: &str) -> i64 {
@@ -41,8 +41,8 @@ async fn bench_runs_on_postgres_and_drops_its_tables() {
     let kept = "tp_cli_test_pg_kept_";
     let out = tidepool()
         .arg("bench")
-        .args(QUICK)
-        .args(["--url", &url, "--table-prefix", kept, "--keep", "-c", "2"])
+        .args(quick_at("2"))
+        .args(["--url", &url, "--table-prefix", kept, "--keep"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -50,8 +50,8 @@ async fn bench_runs_on_postgres_and_drops_its_tables() {
     // Clean up: a run without --keep drops them again.
     let out = tidepool()
         .arg("bench")
-        .args(QUICK)
-        .args(["--url", &url, "--table-prefix", kept, "-c", "1"])
+        .args(quick_at("1"))
+        .args(["--url", &url, "--table-prefix", kept])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

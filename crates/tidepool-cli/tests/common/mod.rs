@@ -38,6 +38,13 @@ pub const QUICK: [&str; 8] = [
     "200",
 ];
 
+/// Quick bench flags at the given levels.
+pub fn quick_at(levels: &str) -> Vec<String> {
+    let mut v: Vec<String> = QUICK.iter().map(|s| s.to_string()).collect();
+    v[1] = levels.to_string();
+    v
+}
+
 /// A password that would show up if anything echoed it.
 pub const CANARY: &str = "c4n@ry:p%ss";
 
