@@ -1,0 +1,283 @@
+//! One SQLite connection on its own OS thread. The async side sends
+//! closures over a channel and awaits their results, so a slow or hung call
+//! occupies only its own connection's thread — never the async runtime, and
+//! never another connection. This module owns the thread's lifecycle and the
+//! state the pool reads synchronously (autocommit, calls in flight, dead);
+//! it must never run SQLite calls on the caller's thread.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use tokio::sync::oneshot;
+
+use crate::config::{BeginMode, OpenMode, SqliteConfig, Target};
+use crate::error::SqliteError;
+
+type Job = Box<dyn FnOnce(&mut rusqlite::Connection, &Shared) + Send>;
+
+/// State shared between the handle and its worker thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// `is_autocommit()` after the last finished call.
+    autocommit: AtomicBool,
+    /// Calls sent and not yet finished (including ones whose caller gave up).
+    in_flight: AtomicUsize,
+    /// The worker thread has exited, or a call panicked on it.
+    dead: AtomicBool,
+    /// The handle was dropped: skip any queued calls.
+    closing: AtomicBool,
+}
+
+/// Sets `dead` when the worker thread exits, even by unwinding.
+struct DeadOnExit(Arc<Shared>);
+
+impl Drop for DeadOnExit {
+    fn drop(&mut self) {
+        self.0.dead.store(true, Ordering::SeqCst);
+    }
+}
+
+static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// A SQLite connection living on a dedicated thread.
+///
+/// Use [`call`](Self::call) for native [`rusqlite`] access, or the uniform
+/// [`tidepool::Queryable`] face (`execute`, `query`, `query_one`, `begin`,
+/// `commit`, `rollback`). Dropping the handle interrupts any running
+/// statement, skips queued calls and closes the connection on its thread.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tidepool_sqlite::SqliteError> {
+/// use tidepool_sqlite::{SqliteConfig, SqliteConnection};
+///
+/// let conn = SqliteConnection::open(&SqliteConfig::memory()).await?;
+/// let answer: i64 = conn.call(|c| c.query_row("SELECT 6 * 7", [], |r| r.get(0))).await?;
+/// assert_eq!(answer, 42);
+/// # Ok(()) }
+/// ```
+pub struct SqliteConnection {
+    jobs: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+    interrupt: rusqlite::InterruptHandle,
+    id: u64,
+    pub(crate) begin_mode: BeginMode,
+}
+
+impl std::fmt::Debug for SqliteConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteConnection")
+            .field("id", &self.id)
+            .field("in_transaction", &self.in_transaction_tracked())
+            .field("in_flight", &self.shared.in_flight.load(Ordering::SeqCst))
+            .field("dead", &self.is_dead())
+            .finish()
+    }
+}
+
+impl SqliteConnection {
+    /// Opens a standalone connection (outside a pool). For an in-memory
+    /// configuration this is a private database; managers share theirs.
+    pub async fn open(config: &SqliteConfig) -> Result<Self, SqliteError> {
+        let uri = match config.target() {
+            Target::Memory => crate::config::unique_memory_uri(),
+            Target::File(_) => String::new(),
+        };
+        Self::open_at(config, uri).await
+    }
+
+    /// Opens a connection; `memory_uri` names the shared in-memory database
+    /// when the target is memory.
+    pub(crate) async fn open_at(
+        config: &SqliteConfig,
+        memory_uri: String,
+    ) -> Result<Self, SqliteError> {
+        let shared = Arc::new(Shared {
+            autocommit: AtomicBool::new(true),
+            in_flight: AtomicUsize::new(0),
+            dead: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+        });
+        let id = CONNECTION_IDS.fetch_add(1, Ordering::Relaxed);
+        let (jobs, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let config_owned = config.clone();
+        let thread_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("tidepool-sqlite-{id}"))
+            .spawn(move || {
+                let _dead_on_exit = DeadOnExit(Arc::clone(&thread_shared));
+                let mut conn = match open_blocking(&config_owned, &memory_uri) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                thread_shared
+                    .autocommit
+                    .store(conn.is_autocommit(), Ordering::SeqCst);
+                if ready_tx.send(Ok(conn.get_interrupt_handle())).is_err() {
+                    // The caller gave up (connect timeout): close at once.
+                    return;
+                }
+                while let Ok(job) = rx.recv() {
+                    if thread_shared.closing.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    job(&mut conn, &thread_shared);
+                    if thread_shared.dead.load(Ordering::SeqCst) {
+                        break;
+                    }
+                }
+                // `conn` drops here, on its own thread; SQLite rolls back any
+                // open transaction when a connection closes.
+            })
+            .map_err(SqliteError::Spawn)?;
+        let interrupt = ready_rx.await.map_err(|_| SqliteError::WorkerGone)??;
+        Ok(SqliteConnection {
+            jobs,
+            shared,
+            interrupt,
+            id,
+            begin_mode: config.get_begin_mode(),
+        })
+    }
+
+    /// Runs `f` with the native [`rusqlite::Connection`] on the connection's
+    /// thread and returns its result.
+    ///
+    /// If this future is dropped after the call was sent, the call still
+    /// runs to completion on the connection's thread (the connection counts
+    /// as busy meanwhile, so the pool resets it before reuse). If `f`
+    /// panics, the connection is marked broken and the panic resumes in the
+    /// caller.
+    pub async fn call<F, R, E>(&self, f: F) -> Result<R, SqliteError>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: Send + 'static,
+        SqliteError: From<E>,
+    {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn, shared| {
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)));
+            if outcome.is_err() {
+                shared.dead.store(true, Ordering::SeqCst);
+            }
+            shared
+                .autocommit
+                .store(conn.is_autocommit(), Ordering::SeqCst);
+            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let _ = reply_tx.send(outcome);
+        });
+        if self.is_dead() {
+            return Err(SqliteError::WorkerGone);
+        }
+        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.jobs.send(job).is_err() {
+            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(SqliteError::WorkerGone);
+        }
+        match reply_rx.await {
+            Ok(Ok(result)) => result.map_err(SqliteError::from),
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(SqliteError::WorkerGone),
+        }
+    }
+
+    /// Interrupts the statement running on this connection, if any (it
+    /// fails with `SQLITE_INTERRUPT`, classified as a timeout).
+    pub fn interrupt(&self) {
+        self.interrupt.interrupt();
+    }
+
+    /// A process-unique id for this connection (also in its thread's name).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the worker thread has stopped or a call panicked on it.
+    pub fn is_dead(&self) -> bool {
+        self.shared.dead.load(Ordering::SeqCst)
+    }
+
+    /// Whether calls are queued or running whose callers may have given up.
+    pub fn has_calls_in_flight(&self) -> bool {
+        self.shared.in_flight.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the connection was inside a transaction after its last call
+    /// (SQLite's `!is_autocommit()`).
+    pub(crate) fn in_transaction_tracked(&self) -> bool {
+        !self.shared.autocommit.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for SqliteConnection {
+    fn drop(&mut self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.interrupt.interrupt();
+        // Dropping `jobs` disconnects the channel; the worker exits after
+        // the call it is running (now interrupted, if it was in SQLite).
+    }
+}
+
+fn open_blocking(
+    config: &SqliteConfig,
+    memory_uri: &str,
+) -> Result<rusqlite::Connection, SqliteError> {
+    use rusqlite::OpenFlags;
+    let open_err = |source| SqliteError::Open {
+        target: config.describe(),
+        source,
+    };
+    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = match config.target() {
+        Target::Memory => rusqlite::Connection::open_with_flags(
+            memory_uri,
+            base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        ),
+        Target::File(path) => {
+            let mode = match config.get_open_mode() {
+                OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+                OpenMode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+                OpenMode::ReadWriteCreate => {
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+                }
+            };
+            // Without SQLITE_OPEN_URI for plain paths: a file name is a file name.
+            rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_NO_MUTEX | mode)
+        }
+    }
+    .map_err(open_err)?;
+    conn.busy_timeout(config.get_busy_timeout())
+        .map_err(open_err)?;
+    if let Some(mode) = config.get_journal_mode() {
+        if config.get_open_mode() != OpenMode::ReadOnly {
+            let _: String = conn
+                .query_row(
+                    &format!("PRAGMA journal_mode = {}", mode.as_str()),
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(open_err)?;
+        }
+    }
+    if let Some(level) = config.get_synchronous() {
+        conn.execute_batch(&format!("PRAGMA synchronous = {}", level.as_str()))
+            .map_err(open_err)?;
+    }
+    conn.execute_batch(if config.get_foreign_keys() {
+        "PRAGMA foreign_keys = ON"
+    } else {
+        "PRAGMA foreign_keys = OFF"
+    })
+    .map_err(open_err)?;
+    // A garbage file opens fine; the first read says it is not a database.
+    let _: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .map_err(open_err)?;
+    Ok(conn)
+}
