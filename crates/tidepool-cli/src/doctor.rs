@@ -105,15 +105,15 @@ async fn network(host: &str, port: u16, timeout: Duration, f: &mut Findings) -> 
         }
     };
     let Some(first) = addrs.first().copied() else {
-        f.add(Status::Fail, "dns", format!("{host} resolves to no address"));
+        f.add(
+            Status::Fail,
+            "dns",
+            format!("{host} resolves to no address"),
+        );
         return None;
     };
     let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-    f.add(
-        Status::Ok,
-        "dns",
-        format!("{host} -> {}", list.join(", ")),
-    );
+    f.add(Status::Ok, "dns", format!("{host} -> {}", list.join(", ")));
     let started = Instant::now();
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(first)).await {
         Ok(Ok(_stream)) => {
@@ -286,7 +286,8 @@ where
         f.add(Status::Fail, "latency", format!("SELECT 1 failed: {e}"));
     } else if !rtts.is_empty() {
         rtts.sort();
-        let pick = |q: f64| rtts[((q * rtts.len() as f64).ceil() as usize).clamp(1, rtts.len()) - 1];
+        let pick =
+            |q: f64| rtts[((q * rtts.len() as f64).ceil() as usize).clamp(1, rtts.len()) - 1];
         let (p50, p99) = (pick(0.50), pick(0.99));
         let detail = format!(
             "{} pings of SELECT 1: p50 {}, p99 {}, max {}",
@@ -357,23 +358,20 @@ where
             "capacity",
             "SQLite has no connection limit; one writer at a time, so a few connections serve best",
         ),
-        None => f.add(
-            Status::Info,
-            "capacity",
-            "could not read max_connections",
-        ),
+        None => f.add(Status::Info, "capacity", "could not read max_connections"),
     }
 
     // Server timeouts against the pool's.
-    let idle = s
-        .idle_timeout
-        .map_or("never".to_string(), human);
+    let idle = s.idle_timeout.map_or("never".to_string(), human);
     for t in &facts.timeouts {
         let Some(server) = t.value else {
             f.add(
                 Status::Ok,
                 "timeouts",
-                format!("{} is off: the server does not close {}", t.name, t.applies_to),
+                format!(
+                    "{} is off: the server does not close {}",
+                    t.name, t.applies_to
+                ),
             );
             continue;
         };
@@ -448,7 +446,11 @@ pub async fn run(s: &DoctorSettings) -> Result<ExitCode, CliError> {
             ip
         }
         None => {
-            f.add(Status::Info, "network", "not applicable to SQLite (a local file)");
+            f.add(
+                Status::Info,
+                "network",
+                "not applicable to SQLite (a local file)",
+            );
             None
         }
     };
@@ -477,18 +479,14 @@ fn print(target: &Target, f: &Findings) -> ExitCode {
             let _ = writeln!(out, "  {:<5} {:<9} -> {a}", "", "");
         }
     }
-    let attention = f
-        .0
-        .iter()
-        .filter(|x| matches!(x.status, Status::Warn | Status::Fail))
-        .count();
+    let attention =
+        f.0.iter()
+            .filter(|x| matches!(x.status, Status::Warn | Status::Fail))
+            .count();
     if attention == 0 {
         let _ = writeln!(out, "all good");
     } else {
-        let _ = writeln!(
-            out,
-            "{attention} finding(s) need attention"
-        );
+        let _ = writeln!(out, "{attention} finding(s) need attention");
     }
     print!("{out}");
     if attention == 0 {

@@ -156,7 +156,10 @@ fn throughput_chart(r: &BenchReport) -> String {
         "concurrent clients",
         "operations per second",
         &categories(r),
-        &[("baseline", BASELINE, values(false)), ("tuned", TUNED, values(true))],
+        &[
+            ("baseline", BASELINE, values(false)),
+            ("tuned", TUNED, values(true)),
+        ],
         560.0,
         340.0,
     )
@@ -176,7 +179,9 @@ fn over_time(r: &BenchReport, level: u32, what: &str) -> String {
             continue;
         };
         warmup = run.warmup_s;
-        let line = |label: String, dash: &'static str, y: &dyn Fn(&crate::bench::results::Sample) -> f64| Series {
+        let line = |label: String,
+                    dash: &'static str,
+                    y: &dyn Fn(&crate::bench::results::Sample) -> f64| Series {
             name: label,
             color,
             dash,

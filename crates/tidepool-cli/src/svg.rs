@@ -136,7 +136,13 @@ fn legend(items: &[(&str, &str, &str)], w: f64, top: f64) -> (String, f64) {
 }
 
 /// Opens the chart's `<svg>`, grown by `extra` pixels for the legend.
-fn finish(body: String, title: &str, w: f64, h: f64, legend_items: &[(&str, &str, &str)]) -> String {
+fn finish(
+    body: String,
+    title: &str,
+    w: f64,
+    h: f64,
+    legend_items: &[(&str, &str, &str)],
+) -> String {
     let (legend_svg, legend_h) = legend(legend_items, w, h - BOTTOM + 54.0);
     let total = h - BOTTOM + 54.0 + legend_h - 10.0;
     let mut out = String::new();
@@ -183,13 +189,24 @@ impl LineChart {
             let t = (dlo as i32..=dhi as i32).map(|d| 10f64.powi(d)).collect();
             (dlo, dhi.max(dlo + 1.0), t)
         } else {
-            let t = ticks(0.0, if ymax_data > 0.0 { ymax_data * 1.05 } else { 1.0 });
+            let t = ticks(
+                0.0,
+                if ymax_data > 0.0 {
+                    ymax_data * 1.05
+                } else {
+                    1.0
+                },
+            );
             let hi = t.last().copied().unwrap_or(1.0).max(f64::EPSILON);
             (0.0, hi, t)
         };
         let log = self.log_y;
         let sy = |y: f64| -> f64 {
-            let v = if log { y.max(10f64.powf(ylo)).log10() } else { y };
+            let v = if log {
+                y.max(10f64.powf(ylo)).log10()
+            } else {
+                y
+            };
             TOP + ph - (v - ylo) / (yhi - ylo) * ph
         };
         let sx = |x: f64| LEFT + (x - xmin) / (xmax - xmin) * pw;

@@ -42,9 +42,7 @@ impl Target {
         let scheme = url
             .split_once(':')
             .map(|(s, _)| s.to_ascii_lowercase())
-            .ok_or_else(|| {
-                bad("no scheme; expected postgres://, mysql:// or sqlite://".into())
-            })?;
+            .ok_or_else(|| bad("no scheme; expected postgres://, mysql:// or sqlite://".into()))?;
         match scheme.as_str() {
             "sqlite" => tidepool_sqlite::SqliteConfig::from_url(url)
                 .map(Target::Sqlite)

@@ -188,35 +188,53 @@ pub async fn setup<C: Queryable>(conn: &mut C, s: &Statements) -> Result<Seeded,
     let per_user = 3;
     conn.begin().await?;
     let outcome = async {
-        insert_rows(conn, &s.users, "id, name, email, balance, created_at", users, |i| {
-            let id = i + 1;
-            format!(
-                "({id}, 'user {id}', 'user{id}@example.com', {}, {})",
-                rng.i64(0..100_000),
-                now - rng.i64(0..31_536_000_000)
-            )
-        })
+        insert_rows(
+            conn,
+            &s.users,
+            "id, name, email, balance, created_at",
+            users,
+            |i| {
+                let id = i + 1;
+                format!(
+                    "({id}, 'user {id}', 'user{id}@example.com', {}, {})",
+                    rng.i64(0..100_000),
+                    now - rng.i64(0..31_536_000_000)
+                )
+            },
+        )
         .await?;
         let mut rng = fastrand::Rng::with_seed(7);
         let users_max = s.user_count.max(1);
-        insert_rows(conn, &s.orders, "user_id, amount, status, created_at", users * per_user, |_| {
-            format!(
-                "({}, {}, '{}', {})",
-                rng.u32(1..=users_max),
-                rng.i64(100..50_000),
-                STATUSES[rng.usize(0..STATUSES.len())],
-                now - rng.i64(0..31_536_000_000)
-            )
-        })
+        insert_rows(
+            conn,
+            &s.orders,
+            "user_id, amount, status, created_at",
+            users * per_user,
+            |_| {
+                format!(
+                    "({}, {}, '{}', {})",
+                    rng.u32(1..=users_max),
+                    rng.i64(100..50_000),
+                    STATUSES[rng.usize(0..STATUSES.len())],
+                    now - rng.i64(0..31_536_000_000)
+                )
+            },
+        )
         .await?;
-        insert_rows(conn, &s.events, "user_id, kind, payload, created_at", users * per_user, |i| {
-            format!(
-                "({}, '{}', 'seed event {i}', {})",
-                rng.u32(1..=users_max),
-                EVENT_KINDS[rng.usize(0..EVENT_KINDS.len())],
-                now - rng.i64(0..2_592_000_000)
-            )
-        })
+        insert_rows(
+            conn,
+            &s.events,
+            "user_id, kind, payload, created_at",
+            users * per_user,
+            |i| {
+                format!(
+                    "({}, '{}', 'seed event {i}', {})",
+                    rng.u32(1..=users_max),
+                    EVENT_KINDS[rng.usize(0..EVENT_KINDS.len())],
+                    now - rng.i64(0..2_592_000_000)
+                )
+            },
+        )
         .await
     }
     .await;
@@ -247,7 +265,10 @@ async fn insert_rows<C: Queryable>(
     while i < count {
         let end = (i + BATCH).min(count);
         let values: Vec<String> = (i..end).map(&mut row).collect();
-        let sql = format!("INSERT INTO {table} ({columns}) VALUES {}", values.join(", "));
+        let sql = format!(
+            "INSERT INTO {table} ({columns}) VALUES {}",
+            values.join(", ")
+        );
         conn.execute(&sql, &[]).await?;
         i = end;
     }

@@ -21,7 +21,8 @@ async fn bench_tables(url: &str, prefix: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_runs_on_postgres_and_drops_its_tables() {
-    let Some(url) = tidepool_testkit::postgres_url("bench_runs_on_postgres_and_drops_its_tables") else {
+    let Some(url) = tidepool_testkit::postgres_url("bench_runs_on_postgres_and_drops_its_tables")
+    else {
         return;
     };
     let prefix = "tp_cli_test_pg_";
@@ -36,7 +37,11 @@ async fn bench_runs_on_postgres_and_drops_its_tables() {
     assert!(text.starts_with("tidepool bench: PostgreSQL"), "{text}");
     assert!(text.contains("    4  tuned"), "{text}");
     assert!(!text.contains("(interrupted)"));
-    assert_eq!(bench_tables(&url, prefix).await, 0, "tables were left behind");
+    assert_eq!(
+        bench_tables(&url, prefix).await,
+        0,
+        "tables were left behind"
+    );
 
     let kept = "tp_cli_test_pg_kept_";
     let out = tidepool()

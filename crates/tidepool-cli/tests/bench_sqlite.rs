@@ -10,10 +10,19 @@ fn bench_with_no_url_runs_both_configurations_per_level_and_removes_its_database
     let text = stdout(&out);
     assert!(out.status.success(), "{}\n{text}", stderr(&out));
     assert!(text.contains("temporary database"), "{text}");
-    for level in ["    2  baseline", "    2  tuned", "    4  baseline", "    4  tuned"] {
+    for level in [
+        "    2  baseline",
+        "    2  tuned",
+        "    4  baseline",
+        "    4  tuned",
+    ] {
         assert!(text.contains(level), "missing row {level:?} in\n{text}");
     }
-    assert_eq!(text.matches("tuned/baseline: throughput").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("tuned/baseline: throughput").count(),
+        2,
+        "{text}"
+    );
     let target = text
         .lines()
         .find_map(|l| l.strip_prefix("target:   sqlite://"))
@@ -42,13 +51,24 @@ fn json_output_holds_every_run_and_level_summary() {
     let out = tidepool()
         .arg("bench")
         .args(QUICK)
-        .args(["--repeat", "2", "--mix", "read=50,write=30,txn=20", "--json"])
+        .args([
+            "--repeat",
+            "2",
+            "--mix",
+            "read=50,write=30,txn=20",
+            "--json",
+        ])
         .arg(&json)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(v["runs"].as_array().unwrap().len(), 8, "2 levels x 2 configurations x 2 repeats");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(
+        v["runs"].as_array().unwrap().len(),
+        8,
+        "2 levels x 2 configurations x 2 repeats"
+    );
     let levels = v["levels"].as_array().unwrap();
     assert_eq!(levels.len(), 2);
     for level in levels {
@@ -65,7 +85,10 @@ fn json_output_holds_every_run_and_level_summary() {
     }
     let run = &v["runs"][0];
     assert!(!run["timeline"].as_array().unwrap().is_empty());
-    assert!(run["ops_by_kind"]["transaction"].as_u64().unwrap() > 0, "{run}");
+    assert!(
+        run["ops_by_kind"]["transaction"].as_u64().unwrap() > 0,
+        "{run}"
+    );
     assert_eq!(v["mix"]["txn"], 20);
     assert_eq!(v["configurations"][0]["by_level"]["2"]["max_size"], 10);
     assert_eq!(v["configurations"][1]["by_level"]["4"]["max_size"], 4);
@@ -85,13 +108,24 @@ fn a_sqlite_url_keeps_its_tables_only_with_keep() {
         )
         .unwrap()
     };
-    let out = tidepool().arg("bench").args(QUICK).args(["--url", &url]).output().unwrap();
+    let out = tidepool()
+        .arg("bench")
+        .args(QUICK)
+        .args(["--url", &url])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(tables(&db), 0, "tables are dropped by default");
     let out = tidepool()
         .arg("bench")
         .args(QUICK)
-        .args(["--url", &url, "--keep", "--table-prefix", "tidepool_bench_kept_"])
+        .args([
+            "--url",
+            &url,
+            "--keep",
+            "--table-prefix",
+            "tidepool_bench_kept_",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -117,8 +151,12 @@ fn the_tuned_side_comes_from_the_settings_file_and_flags_override_it() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("from the settings file's [pool] table"), "{text}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        text.contains("from the settings file's [pool] table"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["concurrency"], serde_json::json!([3]));
     assert_eq!(v["duration_s"], 0.2, "the flag beats the file");
     assert_eq!(v["configurations"][1]["by_level"]["3"]["max_size"], 7);
@@ -138,7 +176,8 @@ fn environment_variables_fill_in_and_flags_take_precedence() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["concurrency"], serde_json::json!([3]));
     assert_eq!(v["warmup_s"], 0.05);
     assert_eq!(v["duration_s"], 0.2);
@@ -151,7 +190,17 @@ fn ctrl_c_stops_the_run_and_still_prints_what_was_measured() {
     use std::process::Stdio;
 
     let mut child = tidepool_std()
-        .args(["bench", "-c", "2,4", "--duration", "60s", "--warmup", "200ms", "--seed-users", "100"])
+        .args([
+            "bench",
+            "-c",
+            "2,4",
+            "--duration",
+            "60s",
+            "--warmup",
+            "200ms",
+            "--seed-users",
+            "100",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -176,6 +225,9 @@ fn ctrl_c_stops_the_run_and_still_prints_what_was_measured() {
     assert_eq!(out.status.code(), Some(130), "{rest}\n{text}");
     assert!(text.contains("    2  baseline"), "{text}");
     assert!(text.contains("(interrupted)"), "{text}");
-    assert!(!text.contains("    4  "), "no level after the interruption ran: {text}");
+    assert!(
+        !text.contains("    4  "),
+        "no level after the interruption ran: {text}"
+    );
     assert!(!rest.contains("panicked"), "{rest}");
 }

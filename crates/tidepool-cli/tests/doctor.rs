@@ -8,7 +8,10 @@ use common::{assert_clean_failure, stderr, stdout, tidepool, CANARY};
 fn doctor_on_a_healthy_sqlite_file_reports_all_good_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("d.db").display());
-    let out = tidepool().args(["doctor", "--url", &url, "--pings", "20"]).output().unwrap();
+    let out = tidepool()
+        .args(["doctor", "--url", &url, "--pings", "20"])
+        .output()
+        .unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("ok    connect"), "{text}");
@@ -20,7 +23,10 @@ fn doctor_on_a_healthy_sqlite_file_reports_all_good_and_exits_zero() {
 #[test]
 fn doctor_flags_a_rollback_journal_and_exits_one() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?journal_mode=delete", dir.path().join("d.db").display());
+    let url = format!(
+        "sqlite://{}?journal_mode=delete",
+        dir.path().join("d.db").display()
+    );
     let out = tidepool().args(["doctor", "--url", &url]).output().unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
@@ -31,19 +37,28 @@ fn doctor_flags_a_rollback_journal_and_exits_one() {
 #[test]
 fn doctor_reports_a_refused_tcp_connection_without_the_password() {
     let url = format!("postgres://app:{CANARY}@127.0.0.1:1/app");
-    let out = tidepool().args(["doctor", "--url", &url, "--timeout", "2s"]).output().unwrap();
+    let out = tidepool()
+        .args(["doctor", "--url", &url, "--timeout", "2s"])
+        .output()
+        .unwrap();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("ok    dns"), "{text}");
     assert!(text.contains("FAIL  tcp"), "{text}");
-    assert!(text.contains("postgres://app:***@127.0.0.1:1/app"), "{text}");
+    assert!(
+        text.contains("postgres://app:***@127.0.0.1:1/app"),
+        "{text}"
+    );
     assert!(!text.contains("c4n@ry"));
     assert!(!stderr(&out).contains("panicked"));
 }
 
 #[test]
 fn doctor_refuses_a_malformed_url_in_one_line() {
-    let out = tidepool().args(["doctor", "--url", "not a url"]).output().unwrap();
+    let out = tidepool()
+        .args(["doctor", "--url", "not a url"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, 1);
 }
 
@@ -52,11 +67,23 @@ fn doctor_checks_postgres_end_to_end() {
     let Some(url) = tidepool_testkit::postgres_url("doctor_checks_postgres_end_to_end") else {
         return;
     };
-    let out = tidepool().args(["doctor", "--url", &url, "--pings", "20"]).output().unwrap();
+    let out = tidepool()
+        .args(["doctor", "--url", &url, "--pings", "20"])
+        .output()
+        .unwrap();
     let text = stdout(&out);
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{text}{}", stderr(&out));
-    for check in ["dns", "tcp", "connect", "version", "tls", "latency", "capacity", "timeouts"] {
-        assert!(text.contains(&format!(" {check} ")), "no {check} finding in\n{text}");
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{text}{}",
+        stderr(&out)
+    );
+    for check in [
+        "dns", "tcp", "connect", "version", "tls", "latency", "capacity", "timeouts",
+    ] {
+        assert!(
+            text.contains(&format!(" {check} ")),
+            "no {check} finding in\n{text}"
+        );
     }
     assert!(text.contains("PostgreSQL"), "{text}");
 }
@@ -69,7 +96,17 @@ fn doctor_fails_the_capacity_check_when_planned_pools_exceed_max_connections() {
         return;
     };
     let out = tidepool()
-        .args(["doctor", "--url", &url, "--pings", "5", "--max-size", "100", "--instances", "50"])
+        .args([
+            "doctor",
+            "--url",
+            &url,
+            "--pings",
+            "5",
+            "--max-size",
+            "100",
+            "--instances",
+            "50",
+        ])
         .output()
         .unwrap();
     let text = stdout(&out);

@@ -15,21 +15,30 @@ fn one_line(out: &std::process::Output) -> String {
 
 #[test]
 fn an_unknown_flag_is_a_usage_error_with_exit_code_2() {
-    let out = tidepool().args(["bench", "--concurency", "5"]).output().unwrap();
+    let out = tidepool()
+        .args(["bench", "--concurency", "5"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, 2);
     assert!(stderr(&out).contains("--concurency"));
 }
 
 #[test]
 fn a_bad_duration_names_the_flag() {
-    let out = tidepool().args(["bench", "--duration", "soon"]).output().unwrap();
+    let out = tidepool()
+        .args(["bench", "--duration", "soon"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, 1);
     assert!(one_line(&out).contains("--duration"));
 }
 
 #[test]
 fn a_bad_mix_names_the_operation() {
-    let out = tidepool().args(["bench", "--mix", "read=5,delete=5"]).output().unwrap();
+    let out = tidepool()
+        .args(["bench", "--mix", "read=5,delete=5"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, 1);
     assert!(one_line(&out).contains("delete"));
 }
@@ -61,7 +70,11 @@ fn an_unreachable_server_is_one_line_without_the_password() {
 fn a_password_in_database_url_never_shows_in_help() {
     let url = format!("postgres://app:{CANARY}@127.0.0.1:1/app");
     for sub in ["bench", "size", "doctor"] {
-        let out = tidepool().args([sub, "--help"]).env("DATABASE_URL", &url).output().unwrap();
+        let out = tidepool()
+            .args([sub, "--help"])
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(!help.contains("c4n@ry"), "{sub} --help shows the password");
@@ -74,7 +87,12 @@ fn a_broken_settings_file_names_the_file_and_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
     std::fs::write(&file, "[bench]\nconcurrency = [2]\nwarm_up = \"1s\"\n").unwrap();
-    let out = tidepool().arg("bench").arg("--config").arg(&file).output().unwrap();
+    let out = tidepool()
+        .arg("bench")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_clean_failure(&out, 1);
     let line = one_line(&out);
     assert!(line.contains("bad.toml"), "{line}");
@@ -82,7 +100,16 @@ fn a_broken_settings_file_names_the_file_and_the_problem() {
 
     std::fs::write(&file, "max_size = 0\n").unwrap();
     let out = tidepool()
-        .args(["bench", "-c", "2", "--duration", "100ms", "--seed-users", "10", "--config"])
+        .args([
+            "bench",
+            "-c",
+            "2",
+            "--duration",
+            "100ms",
+            "--seed-users",
+            "10",
+            "--config",
+        ])
         .arg(&file)
         .output()
         .unwrap();
@@ -92,7 +119,10 @@ fn a_broken_settings_file_names_the_file_and_the_problem() {
 
 #[test]
 fn a_missing_settings_file_is_named() {
-    let out = tidepool().args(["size", "--config", "/nonexistent/tidepool.toml"]).output().unwrap();
+    let out = tidepool()
+        .args(["size", "--config", "/nonexistent/tidepool.toml"])
+        .output()
+        .unwrap();
     assert_clean_failure(&out, 1);
     assert!(one_line(&out).contains("/nonexistent/tidepool.toml"));
 }
@@ -102,19 +132,35 @@ fn doctor_without_a_url_says_where_one_can_come_from() {
     let out = tidepool().arg("doctor").output().unwrap();
     assert_clean_failure(&out, 1);
     let line = one_line(&out);
-    assert!(line.contains("--url") && line.contains("DATABASE_URL"), "{line}");
+    assert!(
+        line.contains("--url") && line.contains("DATABASE_URL"),
+        "{line}"
+    );
 }
 
 #[test]
 fn an_unwritable_report_path_is_one_line() {
     let out = tidepool()
-        .args(["bench", "-c", "1", "--duration", "100ms", "--warmup", "0s", "--seed-users", "10"])
+        .args([
+            "bench",
+            "-c",
+            "1",
+            "--duration",
+            "100ms",
+            "--warmup",
+            "0s",
+            "--seed-users",
+            "10",
+        ])
         .args(["--json", "/nonexistent-dir/out.json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("error: writing /nonexistent-dir/out.json"), "{err}");
+    assert!(
+        last.starts_with("error: writing /nonexistent-dir/out.json"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 }

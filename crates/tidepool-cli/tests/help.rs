@@ -14,9 +14,20 @@ fn help(sub: &str) -> String {
 fn bench_help_documents_every_flag_and_both_configurations() {
     let h = help("bench");
     for flag in [
-        "--url", "--concurrency", "--duration", "--warmup", "--repeat", "--mix",
-        "--baseline-size", "--seed-users", "--table-prefix", "--keep", "--json",
-        "--report", "--acquire-timeout", "--config",
+        "--url",
+        "--concurrency",
+        "--duration",
+        "--warmup",
+        "--repeat",
+        "--mix",
+        "--baseline-size",
+        "--seed-users",
+        "--table-prefix",
+        "--keep",
+        "--json",
+        "--report",
+        "--acquire-timeout",
+        "--config",
     ] {
         assert!(h.contains(flag), "bench --help lacks {flag}");
     }
@@ -28,8 +39,15 @@ fn bench_help_documents_every_flag_and_both_configurations() {
 fn size_help_documents_every_flag() {
     let h = help("size");
     for flag in [
-        "--url", "--rate", "--query-time", "--concurrent-requests", "--instances",
-        "--cores", "--spindles", "--max-connections", "--reserved",
+        "--url",
+        "--rate",
+        "--query-time",
+        "--concurrent-requests",
+        "--instances",
+        "--cores",
+        "--spindles",
+        "--max-connections",
+        "--reserved",
     ] {
         assert!(h.contains(flag), "size --help lacks {flag}");
     }
@@ -40,7 +58,13 @@ fn size_help_documents_every_flag() {
 fn doctor_help_documents_every_flag() {
     let h = help("doctor");
     for flag in [
-        "--url", "--max-size", "--instances", "--idle-timeout", "--max-lifetime", "--pings", "--timeout",
+        "--url",
+        "--max-size",
+        "--instances",
+        "--idle-timeout",
+        "--max-lifetime",
+        "--pings",
+        "--timeout",
     ] {
         assert!(h.contains(flag), "doctor --help lacks {flag}");
     }
@@ -55,7 +79,9 @@ fn every_flag_has_a_description() {
         let lines: Vec<&str> = h.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             let t = line.trim_start();
-            if t.starts_with("--") || (t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic)) {
+            if t.starts_with("--")
+                || (t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic))
+            {
                 let next = lines.get(i + 1).map(|l| l.trim_start()).unwrap_or("");
                 let described = t.split("  ").filter(|s| !s.trim().is_empty()).count() > 1
                     || (!next.is_empty() && !next.starts_with('-'));

@@ -12,7 +12,13 @@ use common::{stderr, tidepool, QUICK};
 
 fn write_report(dir: &Path) -> PathBuf {
     let page = dir.join("report.html");
-    let out = tidepool().arg("bench").args(QUICK).arg("--report").arg(&page).output().unwrap();
+    let out = tidepool()
+        .arg("bench")
+        .args(QUICK)
+        .arg("--report")
+        .arg(&page)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     page
 }
@@ -23,7 +29,10 @@ fn the_report_is_self_contained() {
     let html = std::fs::read_to_string(write_report(dir.path())).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
     for needle in ["<script", "src=", "href=", "@import", "url(", "https://"] {
-        assert!(!html.contains(needle), "the page references something outside itself: {needle}");
+        assert!(
+            !html.contains(needle),
+            "the page references something outside itself: {needle}"
+        );
     }
     // The only URL is the SVG namespace, which browsers never fetch.
     assert_eq!(
@@ -49,10 +58,14 @@ fn chromium() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("TIDEPOOL_CHROMIUM") {
         return Some(PathBuf::from(path));
     }
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    [
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
 }
 
 /// Runs headless Chromium with `args` on `page`, within a minute.
@@ -94,8 +107,17 @@ fn the_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let page = write_report(dir.path());
 
-    let dom = headless(&browser, &dir.path().join("profile-dom"), &["--dump-dom"], &page);
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let dom = headless(
+        &browser,
+        &dir.path().join("profile-dom"),
+        &["--dump-dom"],
+        &page,
+    );
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("<h1>tidepool bench"), "{dom}");
     assert_eq!(dom.matches("<svg").count(), 7);
@@ -108,13 +130,24 @@ fn the_report_renders_in_headless_chromium() {
     let out = headless(
         &browser,
         &dir.path().join("profile-shot"),
-        &["--window-size=1280,2200", &format!("--screenshot={}", shot.display())],
+        &[
+            "--window-size=1280,2200",
+            &format!("--screenshot={}", shot.display()),
+        ],
         &page,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     // A blank page compresses to a few KB; charts and tables do not.
-    assert!(png.len() > 50_000, "screenshot is {} bytes: the page looks empty", png.len());
+    assert!(
+        png.len() > 50_000,
+        "screenshot is {} bytes: the page looks empty",
+        png.len()
+    );
     eprintln!("screenshot of the report: {}", shot.display());
 }

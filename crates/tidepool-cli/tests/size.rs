@@ -7,14 +7,35 @@ use common::{stderr, stdout, tidepool};
 #[test]
 fn size_explains_each_step_and_ends_with_a_recommendation() {
     let out = tidepool()
-        .args(["size", "--rate", "2000", "--query-time", "4ms", "--instances", "3", "--cores", "8", "--max-connections", "200"])
+        .args([
+            "size",
+            "--rate",
+            "2000",
+            "--query-time",
+            "4ms",
+            "--instances",
+            "3",
+            "--cores",
+            "8",
+            "--max-connections",
+            "200",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("2000 queries/s x 4ms per query = 8.00 connections busy"), "{text}");
-    assert!(text.contains("cores x 2 + spindles = 8 x 2 + 1 = 17"), "{text}");
-    assert!(text.contains("max_connections 200 - 20 kept free = 180"), "{text}");
+    assert!(
+        text.contains("2000 queries/s x 4ms per query = 8.00 connections busy"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cores x 2 + spindles = 8 x 2 + 1 = 17"),
+        "{text}"
+    );
+    assert!(
+        text.contains("max_connections 200 - 20 kept free = 180"),
+        "{text}"
+    );
     assert!(text.contains("min_size = 3\nmax_size = 8"), "{text}");
 }
 
@@ -36,14 +57,18 @@ fn size_reads_settings_from_the_file_and_the_environment() {
 
 #[test]
 fn size_on_sqlite_says_there_is_no_connection_limit() {
-    let out = tidepool().args(["size", "--url", "sqlite::memory:"]).output().unwrap();
+    let out = tidepool()
+        .args(["size", "--url", "sqlite::memory:"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("SQLite has no connection limit"));
 }
 
 #[test]
 fn size_reads_max_connections_from_postgres() {
-    let Some(url) = tidepool_testkit::postgres_url("size_reads_max_connections_from_postgres") else {
+    let Some(url) = tidepool_testkit::postgres_url("size_reads_max_connections_from_postgres")
+    else {
         return;
     };
     let out = tidepool().args(["size", "--url", &url]).output().unwrap();

@@ -117,7 +117,9 @@ mod tests {
     fn both_configurations_are_valid_at_every_level() {
         for level in [1, 2, 3, 10, 50, 500] {
             assert!(baseline(10, Duration::from_secs(5)).validate().is_ok());
-            assert!(tuned_default(level, Duration::from_secs(5)).validate().is_ok());
+            assert!(tuned_default(level, Duration::from_secs(5))
+                .validate()
+                .is_ok());
         }
     }
 

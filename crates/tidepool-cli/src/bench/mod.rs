@@ -202,10 +202,7 @@ where
         mix: settings.mix,
         acquire_timeout_s: settings.acquire_timeout.as_secs_f64(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        configurations: configurations
-            .iter()
-            .map(|c| c.info(settings))
-            .collect(),
+        configurations: configurations.iter().map(|c| c.info(settings)).collect(),
         levels,
         runs,
         interrupted,
@@ -322,8 +319,16 @@ where
             in_use: status.in_use,
             idle: status.idle,
             waiting: status.waiting,
-            ops_per_s: if dt > 0.0 { (ops - last.1) as f64 / dt } else { 0.0 },
-            acquire_wait_mean_ms: if count > 0 { sum as f64 / count as f64 / 1000.0 } else { 0.0 },
+            ops_per_s: if dt > 0.0 {
+                (ops - last.1) as f64 / dt
+            } else {
+                0.0
+            },
+            acquire_wait_mean_ms: if count > 0 {
+                sum as f64 / count as f64 / 1000.0
+            } else {
+                0.0
+            },
             acquire_wait_max_ms: max as f64 / 1000.0,
         };
         last = (now, ops);
@@ -368,7 +373,11 @@ where
         warmup_s: settings.warmup.as_secs_f64(),
         measured_s,
         ops,
-        throughput_ops_s: if measured_s > 0.0 { ops as f64 / measured_s } else { 0.0 },
+        throughput_ops_s: if measured_s > 0.0 {
+            ops as f64 / measured_s
+        } else {
+            0.0
+        },
         latency: results::Latency::of(&latency),
         acquire_wait: results::Latency::of(&acquire),
         error_rate: if ops + failed > 0 {

@@ -34,11 +34,10 @@ impl Progress {
                 Some(total.as_millis() as u64),
                 ProgressDrawTarget::stderr(),
             );
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30.cyan/blue}] {elapsed:>3} {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {elapsed:>3} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(label.to_string());
             bar.enable_steady_tick(Duration::from_millis(120));
