@@ -34,10 +34,9 @@ impl Progress {
                 Some(total.as_millis() as u64),
                 ProgressDrawTarget::stderr(),
             );
-            let style =
-                ProgressStyle::with_template("{prefix} [{bar:30.cyan/blue}] {elapsed:>3} {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
+            let style = ProgressStyle::with_template("{prefix} [{bar:20.cyan/blue}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
             bar.set_style(style);
             bar.set_prefix(label.to_string());
             bar.enable_steady_tick(Duration::from_millis(120));
@@ -70,8 +69,8 @@ impl RunProgress {
         if let Some(bar) = &self.bar {
             bar.set_position(elapsed.as_millis() as u64);
             bar.set_message(format!(
-                "{:>8.0} ops/s  pool {:>3} ({} busy, {} waiting)",
-                s.ops_per_s, s.size, s.in_use, s.waiting
+                "{:>6.0} ops/s, {}/{} conns busy, {} waiting",
+                s.ops_per_s, s.in_use, s.size, s.waiting
             ));
         }
     }
