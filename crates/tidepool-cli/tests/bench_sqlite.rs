@@ -231,3 +231,61 @@ fn ctrl_c_stops_the_run_and_still_prints_what_was_measured() {
     );
     assert!(!rest.contains("panicked"), "{rest}");
 }
+
+#[test]
+fn failed_operations_are_counted_by_failure_kind() {
+    // Sixteen clients on a one-connection baseline that may wait only 50µs:
+    // most acquires time out. The tuned side has sixteen connections.
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = tidepool()
+        .args([
+            "bench",
+            "-c",
+            "16",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--seed-users",
+            "100",
+        ])
+        .args([
+            "--baseline-size",
+            "1",
+            "--acquire-timeout",
+            "50us",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let baseline = &v["levels"][0]["baseline"];
+    assert!(
+        baseline["errors"]["timeout"].as_u64().unwrap_or(0) > 0,
+        "{baseline}"
+    );
+    let rate = baseline["error_rate"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate <= 1.0, "{rate}");
+    assert!(
+        stdout(&out).contains("timeout "),
+        "the table names the kind"
+    );
+}
+
+#[test]
+fn an_in_memory_sqlite_url_is_refused_with_the_reason() {
+    let out = tidepool()
+        .args(["bench", "--url", "sqlite::memory:"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("error: invalid value `sqlite::memory:` for --url"),
+        "{err}"
+    );
+}

@@ -34,7 +34,19 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<BenchReport, CliError> {
     let (target, temp) = match &settings.url {
-        Some(url) => (Target::parse(url)?, None),
+        Some(url) => {
+            let target = Target::parse(url)?;
+            if let Target::Sqlite(config) = &target {
+                if matches!(config.target(), tidepool_sqlite::Target::Memory) {
+                    return Err(CliError::InvalidValue {
+                        flag: "--url",
+                        value: url.clone(),
+                        reason: "an in-memory SQLite database lives only as long as one pool, and bench builds a pool per run; leave --url out for a temporary database file".into(),
+                    });
+                }
+            }
+            (target, None)
+        }
         None => {
             let dir = tempfile::Builder::new()
                 .prefix("tidepool-bench-")
