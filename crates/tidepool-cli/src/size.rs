@@ -225,7 +225,10 @@ pub async fn run(s: &SizeSettings) -> Result<ExitCode, CliError> {
             inputs.max_connections = f.max_connections;
         }
         if s.reserved.is_none() {
-            inputs.reserved = f.reserved.map(|r| r + 2);
+            // The server's own superuser reserve, when it is larger than
+            // the usual 10% (at least 3) kept free.
+            let usual = inputs.max_connections.map_or(3, |mc| (mc / 10).max(3));
+            inputs.reserved = f.reserved.filter(|&r| r > usual);
         }
         inputs.current_connections = f.current_connections;
     } else if inputs.max_connections.is_none() {
