@@ -80,6 +80,12 @@ pub struct Sample {
     pub seconds: f64,
     /// `cycles / seconds`.
     pub throughput: f64,
+    /// CPU seconds the process used during the window (at most 2 per
+    /// second: two workers).
+    pub cpu_seconds: f64,
+    /// `cycles / cpu_seconds`: cycles per CPU-second, which time stolen
+    /// by other programs on the machine does not lower.
+    pub cycles_per_cpu_s: f64,
     /// Median `get()` latency, ns.
     pub p50_ns: u64,
     /// 99th percentile, ns.
@@ -104,6 +110,25 @@ struct TaskOutcome {
     cycles: u64,
     errors: u64,
     first_error: Option<String>,
+}
+
+/// CPU time this process has used, from `CLOCK_PROCESS_CPUTIME_ID`.
+/// While a window runs, the main thread sleeps, so this is the time the
+/// runtime's workers got: other programs on the machine do not inflate it.
+pub fn process_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // Safety: `ts` is a valid, writable timespec for the call to fill.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Runs one point once.
@@ -143,7 +168,7 @@ pub fn run_point(spec: &PointSpec, repeat: usize) -> Result<Sample, BenchError> 
         Built::Floor(p) => drive(&rt, p, spec),
     };
     rt.shutdown_timeout(Duration::from_secs(2));
-    let (outcomes, seconds) = measured?;
+    let (outcomes, seconds, cpu_seconds) = measured?;
 
     let mut total = Histogram::<u64>::new_with_bounds(1, MAX_NS, SIGFIGS)
         .map_err(|e| BenchError::Histogram(e.to_string()))?;
@@ -170,6 +195,12 @@ pub fn run_point(spec: &PointSpec, repeat: usize) -> Result<Sample, BenchError> 
         cycles,
         seconds,
         throughput: cycles as f64 / seconds,
+        cpu_seconds,
+        cycles_per_cpu_s: if cpu_seconds > 0.0 {
+            cycles as f64 / cpu_seconds
+        } else {
+            0.0
+        },
         p50_ns: total.value_at_quantile(0.50),
         p99_ns: total.value_at_quantile(0.99),
         p999_ns: total.value_at_quantile(0.999),
@@ -185,7 +216,7 @@ fn drive<C: Cycle>(
     rt: &tokio::runtime::Runtime,
     pool: Arc<C>,
     spec: &PointSpec,
-) -> Result<(Vec<TaskOutcome>, f64), BenchError> {
+) -> Result<(Vec<TaskOutcome>, f64, f64), BenchError> {
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let handles: Vec<_> = (0..spec.tasks)
         .map(|_| rt.spawn(task(pool.clone(), phase.clone(), spec.hold)))
@@ -193,9 +224,11 @@ fn drive<C: Cycle>(
     std::thread::sleep(spec.warmup);
     phase.store(MEASURE, Ordering::Relaxed);
     let started = Instant::now();
+    let cpu_started = process_cpu_time();
     std::thread::sleep(spec.duration);
     phase.store(STOP, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_time().saturating_sub(cpu_started).as_secs_f64();
     let outcomes = rt.block_on(async {
         let mut outcomes = Vec::with_capacity(handles.len());
         for h in handles {
@@ -209,7 +242,7 @@ fn drive<C: Cycle>(
     })?;
     // Dropped inside the runtime: bb8 and tidepool stop background tasks.
     rt.block_on(async move { drop(pool) });
-    Ok((outcomes, seconds))
+    Ok((outcomes, seconds, cpu_seconds))
 }
 
 async fn task<C: Cycle>(

@@ -170,8 +170,12 @@ pub enum PoolKind {
     /// tidepool with `test_on_borrow(false)` and leak detection off
     /// (metrics are always on).
     TidepoolBare,
-    /// deadpool's managed pool, default configuration.
+    /// deadpool's managed pool, default configuration (it waits for a
+    /// connection without limit).
     Deadpool,
+    /// deadpool with a 30 s wait timeout (tidepool's default
+    /// `acquire_timeout`), to show what bounding the wait costs.
+    DeadpoolWait,
     /// bb8, default configuration (it tests on checkout).
     Bb8,
     /// [`FloorPool`].
@@ -185,16 +189,18 @@ impl PoolKind {
             PoolKind::Tidepool => "tidepool",
             PoolKind::TidepoolBare => "tidepool-bare",
             PoolKind::Deadpool => "deadpool",
+            PoolKind::DeadpoolWait => "deadpool-wait",
             PoolKind::Bb8 => "bb8",
             PoolKind::Floor => "floor",
         }
     }
 
     /// Every pool, in table order.
-    pub const ALL: [PoolKind; 5] = [
+    pub const ALL: [PoolKind; 6] = [
         PoolKind::Tidepool,
         PoolKind::TidepoolBare,
         PoolKind::Deadpool,
+        PoolKind::DeadpoolWait,
         PoolKind::Bb8,
         PoolKind::Floor,
     ];
@@ -270,6 +276,14 @@ pub async fn build(kind: PoolKind, size: usize) -> Result<Built, String> {
         PoolKind::Deadpool => Built::Deadpool(Arc::new(
             deadpool::managed::Pool::builder(Noop)
                 .max_size(size)
+                .build()
+                .map_err(|e| e.to_string())?,
+        )),
+        PoolKind::DeadpoolWait => Built::Deadpool(Arc::new(
+            deadpool::managed::Pool::builder(Noop)
+                .max_size(size)
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .runtime(deadpool::Runtime::Tokio1)
                 .build()
                 .map_err(|e| e.to_string())?,
         )),

@@ -28,6 +28,11 @@ pub struct Summary {
     pub throughput_min: f64,
     /// Highest cycles per second over the repeats.
     pub throughput_max: f64,
+    /// Median cycles per CPU-second.
+    pub cycles_per_cpu_s: f64,
+    /// Median CPU-seconds per wall-second the workers got (2.0 = both
+    /// cores the whole window).
+    pub cpu_share: f64,
     /// Median of the repeats' p50, ns.
     pub p50_ns: f64,
     /// Median of the repeats' p99, ns.
@@ -102,6 +107,8 @@ pub fn summarize(samples: &[Sample]) -> Vec<Summary> {
                 throughput: median(&tps),
                 throughput_min: tps.iter().copied().fold(f64::INFINITY, f64::min),
                 throughput_max: tps.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                cycles_per_cpu_s: m(|s| s.cycles_per_cpu_s),
+                cpu_share: m(|s| s.cpu_seconds / s.seconds),
                 p50_ns: m(|s| s.p50_ns as f64),
                 p99_ns: m(|s| s.p99_ns as f64),
                 p999_ns: m(|s| s.p999_ns as f64),
@@ -167,6 +174,15 @@ fn best_rival(all: &[Summary], at: &Summary) -> Option<Summary> {
     }
 }
 
+/// The higher cycles per CPU-second of deadpool and bb8 at the same point.
+fn best_rival_cpu(all: &[Summary], at: &Summary) -> Option<f64> {
+    [PoolKind::Deadpool, PoolKind::Bb8]
+        .into_iter()
+        .filter_map(|p| find(all, at, p))
+        .map(|s| s.cycles_per_cpu_s)
+        .reduce(f64::max)
+}
+
 /// One markdown table per (hold, size, tasks), every pool a row.
 pub fn point_tables(all: &[Summary]) -> String {
     let mut out = String::new();
@@ -191,13 +207,14 @@ pub fn point_tables(all: &[Summary]) -> String {
             hold_name(hold)
         );
         let best_name = best.as_ref().map_or("–", |b| b.pool.name());
+        let best_cpu = best_rival_cpu(all, first);
         let _ = writeln!(
             out,
-            "| pool | cycles/s | spread | ÷ deadpool | ÷ best rival ({best_name}) | p50 | p99 | p99.9 | p99.9 ÷ deadpool | max | starved tasks |"
+            "| pool | cycles/s | spread | ÷ deadpool | ÷ best rival ({best_name}) | cycles/CPU-s | ÷ best rival, per CPU-s | CPU share | p50 | p99 | p99.9 | p99.9 ÷ deadpool | max | starved tasks |"
         );
         let _ = writeln!(
             out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for s in rows {
             let spread = if s.throughput > 0.0 {
@@ -215,11 +232,14 @@ pub fn point_tables(all: &[Summary]) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {}{errors} | {} | {spread} | {} | {} | {} | {} | {} | {} | {} | {:.0} |",
+                "| {}{errors} | {} | {spread} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {:.0} |",
                 s.pool.name(),
                 fmt_rate(s.throughput),
                 ratio(s.throughput, deadpool.as_ref().map(|d| d.throughput)),
                 ratio(s.throughput, best.as_ref().map(|d| d.throughput)),
+                fmt_rate(s.cycles_per_cpu_s),
+                ratio(s.cycles_per_cpu_s, best_cpu),
+                s.cpu_share,
                 fmt_ns(s.p50_ns),
                 fmt_ns(s.p99_ns),
                 fmt_ns(s.p999_ns),
@@ -240,41 +260,119 @@ fn hold_name(hold: Hold) -> &'static str {
     }
 }
 
-/// One line per point: tidepool against the goals, naming each miss and
-/// its size. Compare a miss with the point's spread before believing it.
-pub fn goals_table(all: &[Summary]) -> String {
+/// Tidepool against its rivals at one point, each ratio the median over
+/// the repeats of that repeat's own ratio: pools run back to back within a
+/// repeat, so a ratio compares runs that saw the same machine.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Paired {
+    /// What a task did while holding.
+    pub hold: Hold,
+    /// Pool size.
+    pub size: usize,
+    /// Concurrent tasks.
+    pub tasks: usize,
+    /// tidepool's throughput ÷ the faster of deadpool and bb8.
+    pub vs_best: Option<f64>,
+    /// The same per CPU-second.
+    pub vs_best_cpu: Option<f64>,
+    /// tidepool-bare's throughput ÷ the faster of deadpool and bb8.
+    pub bare_vs_best: Option<f64>,
+    /// tidepool's p99.9 ÷ deadpool's.
+    pub p999_vs_deadpool: Option<f64>,
+    /// tidepool's throughput ÷ tidepool-bare's (the extras' cost).
+    pub vs_bare: Option<f64>,
+    /// The same per CPU-second.
+    pub vs_bare_cpu: Option<f64>,
+}
+
+/// Per-repeat ratios for every point that has a tidepool row.
+pub fn paired(samples: &[Sample]) -> Vec<Paired> {
+    let mut points: Vec<(Hold, usize, usize)> = Vec::new();
+    for s in samples.iter().filter(|s| s.pool == PoolKind::Tidepool) {
+        if !points.contains(&(s.hold, s.size, s.tasks)) {
+            points.push((s.hold, s.size, s.tasks));
+        }
+    }
+    points
+        .into_iter()
+        .map(|(hold, size, tasks)| {
+            let at = |pool: PoolKind, repeat: usize| {
+                samples.iter().find(|s| {
+                    (s.hold, s.size, s.tasks, s.pool, s.repeat) == (hold, size, tasks, pool, repeat)
+                })
+            };
+            let repeats: Vec<usize> = {
+                let mut r: Vec<usize> = samples
+                    .iter()
+                    .filter(|s| (s.hold, s.size, s.tasks) == (hold, size, tasks))
+                    .map(|s| s.repeat)
+                    .collect();
+                r.sort_unstable();
+                r.dedup();
+                r
+            };
+            let med = |f: &dyn Fn(usize) -> Option<f64>| {
+                let v: Vec<f64> = repeats.iter().filter_map(|&r| f(r)).collect();
+                (!v.is_empty()).then(|| median(&v))
+            };
+            let best = |r: usize, key: fn(&Sample) -> f64| {
+                [PoolKind::Deadpool, PoolKind::Bb8]
+                    .into_iter()
+                    .filter_map(|p| at(p, r))
+                    .map(key)
+                    .reduce(f64::max)
+                    .filter(|b| *b > 0.0)
+            };
+            let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                _ => None,
+            };
+            let tp = |r: usize, key: fn(&Sample) -> f64| at(PoolKind::Tidepool, r).map(key);
+            let bare = |r: usize, key: fn(&Sample) -> f64| at(PoolKind::TidepoolBare, r).map(key);
+            let thr: fn(&Sample) -> f64 = |s| s.throughput;
+            let cpu: fn(&Sample) -> f64 = |s| s.cycles_per_cpu_s;
+            let p999: fn(&Sample) -> f64 = |s| s.p999_ns as f64;
+            Paired {
+                hold,
+                size,
+                tasks,
+                vs_best: med(&|r| div(tp(r, thr), best(r, thr))),
+                vs_best_cpu: med(&|r| div(tp(r, cpu), best(r, cpu))),
+                bare_vs_best: med(&|r| div(bare(r, thr), best(r, thr))),
+                p999_vs_deadpool: med(&|r| div(tp(r, p999), at(PoolKind::Deadpool, r).map(p999))),
+                vs_bare: med(&|r| div(tp(r, thr), bare(r, thr))),
+                vs_bare_cpu: med(&|r| div(tp(r, cpu), bare(r, cpu))),
+            }
+        })
+        .collect()
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{x:.2}"))
+}
+
+/// One line per point: tidepool against the goals (from [`paired`]
+/// ratios), naming each miss and its size.
+pub fn goals_table(samples: &[Sample]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| hold | size | tasks | tidepool ÷ best rival | tidepool-bare ÷ best rival | tidepool p99.9 ÷ deadpool | tidepool ÷ tidepool-bare | goals |"
+        "| hold | size | tasks | tidepool ÷ best rival | same, per CPU-s | tidepool-bare ÷ best rival | tidepool p99.9 ÷ deadpool | tidepool ÷ tidepool-bare | same, per CPU-s | goals |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
-    for tp in all.iter().filter(|s| s.pool == PoolKind::Tidepool) {
-        let best = best_rival(all, tp);
-        let bare = find(all, tp, PoolKind::TidepoolBare);
-        let dead = find(all, tp, PoolKind::Deadpool);
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for p in paired(samples) {
         let mut missed = Vec::new();
-        if let Some(b) = &best {
-            if tp.throughput < b.throughput {
-                missed.push(format!(
-                    "throughput {:.0}% below {}",
-                    100.0 * (1.0 - tp.throughput / b.throughput),
-                    b.pool.name()
-                ));
-            }
+        if let Some(r) = p.vs_best.filter(|r| *r < 1.0) {
+            missed.push(format!(
+                "throughput {:.0}% below the best rival",
+                100.0 * (1.0 - r)
+            ));
         }
-        if let Some(d) = &dead {
-            if tp.p999_ns > d.p999_ns {
-                missed.push(format!("p99.9 {:.2}× deadpool's", tp.p999_ns / d.p999_ns));
-            }
+        if let Some(r) = p.p999_vs_deadpool.filter(|r| *r > 1.0) {
+            missed.push(format!("p99.9 {r:.2}× deadpool's"));
         }
-        if let Some(b) = &bare {
-            if tp.throughput < 0.9 * b.throughput {
-                missed.push(format!(
-                    "extras cost {:.0}%",
-                    100.0 * (1.0 - tp.throughput / b.throughput)
-                ));
-            }
+        if let Some(r) = p.vs_bare.filter(|r| *r < 0.9) {
+            missed.push(format!("extras cost {:.0}%", 100.0 * (1.0 - r)));
         }
         let verdict = if missed.is_empty() {
             "met".to_string()
@@ -283,17 +381,16 @@ pub fn goals_table(all: &[Summary]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {verdict} |",
-            hold_name(tp.hold),
-            tp.size,
-            tp.tasks,
-            ratio(tp.throughput, best.as_ref().map(|b| b.throughput)),
-            bare.as_ref().map_or("–".into(), |b| ratio(
-                b.throughput,
-                best.as_ref().map(|x| x.throughput)
-            )),
-            ratio(tp.p999_ns, dead.as_ref().map(|d| d.p999_ns)),
-            ratio(tp.throughput, bare.as_ref().map(|b| b.throughput)),
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {verdict} |",
+            hold_name(p.hold),
+            p.size,
+            p.tasks,
+            opt(p.vs_best),
+            opt(p.vs_best_cpu),
+            opt(p.bare_vs_best),
+            opt(p.p999_vs_deadpool),
+            opt(p.vs_bare),
+            opt(p.vs_bare_cpu),
         );
     }
     out
@@ -313,6 +410,8 @@ mod tests {
             cycles: throughput as u64,
             seconds: 1.0,
             throughput,
+            cpu_seconds: 2.0,
+            cycles_per_cpu_s: throughput / 2.0,
             p50_ns: 100,
             p99_ns: p999 / 2,
             p999_ns: p999,
@@ -358,10 +457,32 @@ mod tests {
             sample(PoolKind::Deadpool, 0, 100.0, 1000),
             sample(PoolKind::Bb8, 0, 50.0, 1000),
         ];
-        let table = goals_table(&summarize(&samples));
-        assert!(table.contains("throughput 20% below deadpool"), "{table}");
+        let table = goals_table(&samples);
+        assert!(
+            table.contains("throughput 20% below the best rival"),
+            "{table}"
+        );
         assert!(table.contains("p99.9 3.00× deadpool's"), "{table}");
         assert!(table.contains("extras cost 20%"), "{table}");
+    }
+
+    #[test]
+    fn paired_ratios_compare_pools_within_each_repeat() {
+        // The machine was twice as fast in repeat 1: ratios of medians
+        // would mix the two, per-repeat ratios do not.
+        let samples = vec![
+            sample(PoolKind::Tidepool, 0, 90.0, 1000),
+            sample(PoolKind::Deadpool, 0, 100.0, 1000),
+            sample(PoolKind::Tidepool, 1, 180.0, 1000),
+            sample(PoolKind::Deadpool, 1, 200.0, 1000),
+            sample(PoolKind::Tidepool, 2, 95.0, 1000),
+            sample(PoolKind::Deadpool, 2, 200.0, 1000),
+        ];
+        let p = paired(&samples);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].vs_best, Some(0.9));
+        assert_eq!(p[0].p999_vs_deadpool, Some(1.0));
+        assert_eq!(p[0].vs_bare, None);
     }
 
     #[test]
@@ -377,7 +498,10 @@ mod tests {
             .lines()
             .find(|l| l.starts_with("| tidepool |"))
             .unwrap_or_default();
-        assert!(row.contains("| 1.50 | 0.75 |"), "{row}");
+        assert!(
+            row.contains("| 1.50 | 0.75 | 75 /s | 0.75 | 2.00 |"),
+            "{row}"
+        );
         assert!(row.contains("| 0.50 |"), "{row}");
     }
 }

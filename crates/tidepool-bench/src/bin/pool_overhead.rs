@@ -22,7 +22,7 @@ struct Args {
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Unmeasured warm-up before each window.
-    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
     warmup: Duration,
     /// Concurrent task counts.
     #[arg(long, value_delimiter = ',', default_value = "1,16,256,4096")]
@@ -53,6 +53,7 @@ struct JsonReport<'a> {
     machine: Machine,
     samples: &'a [Sample],
     medians: &'a [report::Summary],
+    paired: Vec<report::Paired>,
 }
 
 #[derive(serde::Serialize)]
@@ -144,7 +145,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         machine.cores, machine.cpu, args.repeat, args.duration, args.warmup
     );
     println!("### Against the goals\n");
-    println!("{}", report::goals_table(&medians));
+    println!("Ratios are medians of per-repeat ratios (pools run back to back within a repeat).\n");
+    println!("{}", report::goals_table(&samples));
     println!("### Every point\n");
     print!("{}", report::point_tables(&medians));
     eprintln!("finished in {:.0} s", started.elapsed().as_secs_f64());
@@ -155,6 +157,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             machine,
             samples: &samples,
             medians: &medians,
+            paired: report::paired(&samples),
         })?;
         std::fs::write(path, json)
             .map_err(|e| format!("could not write {}: {e}", path.display()))?;
