@@ -215,13 +215,20 @@ where
     // TLS.
     if dialect != Dialect::Sqlite {
         let loopback = ip.is_some_and(|ip| ip.is_loopback());
+        let mode_name = if dialect == Dialect::Postgres {
+            "sslmode"
+        } else {
+            "ssl-mode"
+        };
         let mode = target
             .param("sslmode")
             .or_else(|| target.param("ssl-mode"))
+            .or_else(|| target.param("ssl_mode"))
             .unwrap_or_else(|| match dialect {
                 Dialect::Postgres => "prefer, the default".into(),
-                _ => "the driver default".into(),
+                _ => "disabled, the default".into(),
             });
+        let mode = format!("{mode_name} {mode}");
         let offered = match facts.tls_offered {
             Some(true) => "the server offers TLS",
             Some(false) => "the server does not offer TLS",
@@ -231,36 +238,43 @@ where
             Some("") | None if loopback => f.add(
                 Status::Ok,
                 "tls",
-                format!("not in use on a loopback connection ({offered}; sslmode {mode})"),
+                format!("not in use on a loopback connection ({offered}; {mode})"),
             ),
             Some("") => f.advise(
                 Status::Warn,
                 "tls",
-                format!("not in use: credentials and data cross the network in clear ({offered}; sslmode {mode})"),
-                "enable TLS on the server and use sslmode=verify-full (PostgreSQL) or ssl-mode=VERIFY_IDENTITY (MySQL)",
+                format!("not in use: credentials and data cross the network in clear ({offered}; {mode})"),
+                "enable TLS on the server and use sslmode=verify-full (PostgreSQL) or ssl-mode=verify_identity (MySQL)",
             ),
             None => f.add(
                 Status::Info,
                 "tls",
-                format!("could not tell whether this connection uses TLS ({offered}; sslmode {mode})"),
+                format!("could not tell whether this connection uses TLS ({offered}; {mode})"),
             ),
             Some(cipher) => {
                 let verified = matches!(
                     mode.to_ascii_lowercase().as_str(),
-                    "verify-full" | "verify_identity"
+                    "sslmode verify-full"
+                        | "ssl-mode verify_identity"
+                        | "ssl-mode verify_full"
+                        | "ssl-mode verify-identity"
                 );
                 if verified || loopback {
                     f.add(
                         Status::Ok,
                         "tls",
-                        format!("in use: {cipher} (sslmode {mode})"),
+                        format!("in use: {cipher} ({mode})"),
                     );
                 } else {
                     f.advise(
                         Status::Warn,
                         "tls",
-                        format!("in use ({cipher}) but the server's certificate is not checked against its name (sslmode {mode})"),
-                        "use sslmode=verify-full so a machine in the middle cannot pose as the server",
+                        format!("in use ({cipher}) but the server's certificate is not checked against its name ({mode})"),
+                        if dialect == Dialect::Postgres {
+                            "use sslmode=verify-full so a machine in the middle cannot pose as the server"
+                        } else {
+                            "use ssl-mode=verify_identity so a machine in the middle cannot pose as the server"
+                        },
                     );
                 }
             }
