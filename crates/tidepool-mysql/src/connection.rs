@@ -1,0 +1,457 @@
+//! [`MysqlConnection`]: a `mysql_async::Conn` plus the state the pool reads
+//! on return — whether a transaction is open, whether a query was left in
+//! flight by a dropped future, whether the session was used at all, and
+//! whether a fatal error was seen. Implements the uniform query face.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use mysql_async::consts::{ColumnFlags, ColumnType, StatusFlags};
+use mysql_async::prelude::Queryable as _;
+use mysql_async::{Column, Conn, Params, Value as MyValue};
+use tidepool::{Queryable, Row, Value};
+
+use crate::error::MysqlError;
+use crate::params::rewrite_dollar_placeholders;
+
+/// Runs `$body` (which uses `$c: &mut Conn`) as one tracked operation.
+macro_rules! tracked {
+    ($self:ident, $c:ident => $body:expr) => {{
+        $self.begin_op();
+        let result = {
+            let $c = &mut $self.conn;
+            $body
+        };
+        $self.end_op(result)
+    }};
+}
+
+/// A MySQL/MariaDB connection with tracked state.
+///
+/// Derefs to [`mysql_async::Conn`] for native access. Native calls are not
+/// tracked for "in flight" (the uniform face is), but the server's own
+/// transaction flag, which every OK packet carries, is checked on return,
+/// so a raw `BEGIN` through native access is still rolled back.
+///
+/// Note: `mysql_async::Conn`'s own `Debug` prints its options, password
+/// included. This type's `Debug` does not; avoid `{:?}` on `*conn`.
+pub struct MysqlConnection {
+    conn: Conn,
+    in_transaction: bool,
+    in_flight: bool,
+    touched: bool,
+    broken: bool,
+}
+
+impl std::fmt::Debug for MysqlConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlConnection")
+            .field("id", &self.conn.id())
+            .field("in_transaction", &self.in_transaction)
+            .field("in_flight", &self.in_flight)
+            .field("broken", &self.broken)
+            .finish()
+    }
+}
+
+impl Deref for MysqlConnection {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl DerefMut for MysqlConnection {
+    fn deref_mut(&mut self) -> &mut Conn {
+        // Anything can happen through native access: the session counts
+        // as used, so the Clean policy resets it.
+        self.touched = true;
+        &mut self.conn
+    }
+}
+
+impl MysqlConnection {
+    /// Connects with `opts` (a single connection, not `mysql_async`'s pool).
+    pub async fn connect(opts: mysql_async::Opts) -> Result<Self, MysqlError> {
+        let conn = Conn::new(opts).await?;
+        Ok(Self::from_conn(conn))
+    }
+
+    /// Wraps an open connection.
+    pub fn from_conn(conn: Conn) -> Self {
+        MysqlConnection {
+            conn,
+            in_transaction: false,
+            in_flight: false,
+            touched: false,
+            broken: false,
+        }
+    }
+
+    /// Unwraps the native connection.
+    pub fn into_inner(self) -> Conn {
+        self.conn
+    }
+
+    /// The server's connection id (what `KILL` takes).
+    pub fn connection_id(&self) -> u32 {
+        self.conn.id()
+    }
+
+    /// Whether a query future was dropped before it finished: the protocol
+    /// state is unknown, so the pool discards the connection.
+    pub fn has_query_in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Whether a fatal error (lost or killed connection) was seen.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Whether the session ran anything since it was last reset.
+    pub fn was_used(&self) -> bool {
+        self.touched
+    }
+
+    /// The server's transaction flag from its last OK packet, if any.
+    pub fn server_in_transaction(&self) -> Option<bool> {
+        self.conn.last_ok_packet().map(|ok| {
+            ok.status_flags()
+                .contains(StatusFlags::SERVER_STATUS_IN_TRANS)
+        })
+    }
+
+    /// Whether the connection may be inside a transaction, by our tracking
+    /// or by the server's last word.
+    pub fn maybe_in_transaction(&self) -> bool {
+        self.in_transaction || self.server_in_transaction() == Some(true)
+    }
+
+    pub(crate) fn mark_clean(&mut self) {
+        self.in_transaction = false;
+        self.touched = false;
+    }
+
+    /// Marks the start of a tracked operation: the session is used and a
+    /// query is in flight until [`end_op`](Self::end_op) runs (it does not
+    /// if the future is dropped).
+    fn begin_op(&mut self) {
+        self.touched = true;
+        self.in_flight = true;
+    }
+
+    /// Ends a tracked operation: records fatal errors and refreshes the
+    /// transaction flag from the server.
+    fn end_op<T>(&mut self, result: Result<T, mysql_async::Error>) -> Result<T, MysqlError> {
+        self.in_flight = false;
+        let result = result.map_err(MysqlError::from);
+        if let Err(e) = &result {
+            if e.is_fatal() {
+                self.broken = true;
+            }
+        }
+        if let Some(server) = self.server_in_transaction() {
+            self.in_transaction = server;
+        }
+        result
+    }
+
+    /// Resets the session with `COM_RESET_CONNECTION` (rolls back, drops
+    /// temporary tables, clears user variables and session settings,
+    /// releases locks). Falls back to `ROLLBACK` on servers without it.
+    pub async fn reset_session(&mut self) -> Result<(), MysqlError> {
+        let supported = tracked!(self, c => c.reset().await)?;
+        if !supported {
+            tracked!(self, c => c.query_drop("ROLLBACK").await)?;
+        }
+        self.mark_clean();
+        Ok(())
+    }
+
+    /// Rolls back any open transaction (`ROLLBACK` is harmless outside one).
+    pub async fn rollback_if_open(&mut self) -> Result<(), MysqlError> {
+        if self.maybe_in_transaction() {
+            tracked!(self, c => c.query_drop("ROLLBACK").await)?;
+            self.in_transaction = false;
+        }
+        Ok(())
+    }
+
+    /// Pings the server.
+    pub async fn ping(&mut self) -> Result<(), MysqlError> {
+        tracked!(self, c => c.ping().await)
+    }
+}
+
+fn to_mysql(position: usize, value: &Value) -> Result<MyValue, MysqlError> {
+    use chrono::{Datelike, Timelike};
+    Ok(match value {
+        Value::Null => MyValue::NULL,
+        Value::Bool(b) => MyValue::Int(i64::from(*b)),
+        Value::Int(i) => MyValue::Int(*i),
+        Value::Float(f) => MyValue::Double(*f),
+        Value::Text(s) => MyValue::Bytes(s.as_bytes().to_vec()),
+        Value::Bytes(b) => MyValue::Bytes(b.clone()),
+        Value::Timestamp(t) => {
+            let year = u16::try_from(t.year()).map_err(|_| MysqlError::UnsupportedValue {
+                position,
+                reason: format!("year {} is outside MySQL's range", t.year()),
+            })?;
+            MyValue::Date(
+                year,
+                t.month() as u8,
+                t.day() as u8,
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+                t.nanosecond() / 1_000 % 1_000_000,
+            )
+        }
+        other => {
+            return Err(MysqlError::UnsupportedValue {
+                position,
+                reason: format!("no MySQL mapping for {other:?}"),
+            })
+        }
+    })
+}
+
+const BINARY_CHARSET: u16 = 63;
+
+fn is_bool_column(col: &Column) -> bool {
+    col.column_type() == ColumnType::MYSQL_TYPE_TINY && col.column_length() == 1
+}
+
+fn text_of(bytes: Vec<u8>, col: &Column) -> Value {
+    if col.character_set() == BINARY_CHARSET
+        && !is_temporal(col.column_type())
+        && !is_numeric(col.column_type())
+    {
+        return Value::Bytes(bytes);
+    }
+    match String::from_utf8(bytes) {
+        Ok(s) => Value::Text(s),
+        Err(e) => Value::Bytes(e.into_bytes()),
+    }
+}
+
+fn is_numeric(t: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        t,
+        MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_YEAR
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
+            | MYSQL_TYPE_DECIMAL
+            | MYSQL_TYPE_NEWDECIMAL
+    )
+}
+
+fn is_temporal(t: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        t,
+        MYSQL_TYPE_DATE
+            | MYSQL_TYPE_NEWDATE
+            | MYSQL_TYPE_DATETIME
+            | MYSQL_TYPE_DATETIME2
+            | MYSQL_TYPE_TIMESTAMP
+            | MYSQL_TYPE_TIMESTAMP2
+            | MYSQL_TYPE_TIME
+            | MYSQL_TYPE_TIME2
+    )
+}
+
+fn date_value(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> Option<Value> {
+    chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d))
+        .and_then(|date| date.and_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us))
+        .map(Value::Timestamp)
+}
+
+/// Converts a value as the server sent it (binary protocol: typed; text
+/// protocol: bytes) into a [`Value`], guided by the column's type.
+fn from_mysql(value: MyValue, col: &Column) -> Value {
+    use ColumnType::*;
+    let ty = col.column_type();
+    match value {
+        MyValue::NULL => Value::Null,
+        MyValue::Int(i) if is_bool_column(col) && (i == 0 || i == 1) => Value::Bool(i == 1),
+        MyValue::Int(i) => Value::Int(i),
+        MyValue::UInt(u) => {
+            i64::try_from(u).map_or_else(|_| Value::Text(u.to_string()), Value::Int)
+        }
+        MyValue::Float(f) => Value::Float(f64::from(f)),
+        MyValue::Double(f) => Value::Float(f),
+        MyValue::Date(y, mo, d, h, mi, s, us) => date_value(y, mo, d, h, mi, s, us)
+            .unwrap_or_else(|| Value::Text(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))),
+        MyValue::Time(neg, days, h, mi, s, us) => {
+            let hours = days * 24 + u32::from(h);
+            let sign = if neg { "-" } else { "" };
+            let frac = if us > 0 {
+                format!(".{us:06}")
+            } else {
+                String::new()
+            };
+            Value::Text(format!("{sign}{hours:02}:{mi:02}:{s:02}{frac}"))
+        }
+        MyValue::Bytes(bytes) => {
+            // The text protocol sends everything as text: parse by type.
+            let text = || std::str::from_utf8(&bytes).ok().map(str::trim);
+            let parsed = match ty {
+                MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG
+                | MYSQL_TYPE_LONGLONG | MYSQL_TYPE_YEAR => text().and_then(|t| {
+                    let unsigned = col.flags().contains(ColumnFlags::UNSIGNED_FLAG);
+                    match t.parse::<i64>() {
+                        Ok(i) => Some(from_mysql(MyValue::Int(i), col)),
+                        Err(_) if unsigned => Some(Value::Text(t.to_string())),
+                        Err(_) => None,
+                    }
+                }),
+                MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => {
+                    text().and_then(|t| t.parse::<f64>().ok()).map(Value::Float)
+                }
+                MYSQL_TYPE_DATE
+                | MYSQL_TYPE_NEWDATE
+                | MYSQL_TYPE_DATETIME
+                | MYSQL_TYPE_DATETIME2
+                | MYSQL_TYPE_TIMESTAMP
+                | MYSQL_TYPE_TIMESTAMP2 => text().and_then(parse_datetime).map(Value::Timestamp),
+                MYSQL_TYPE_BIT if is_bool_column(col) || bytes.len() == 1 => {
+                    bytes.first().map(|b| Value::Bool(*b != 0))
+                }
+                _ => None,
+            };
+            parsed.unwrap_or_else(|| text_of(bytes, col))
+        }
+    }
+}
+
+fn parse_datetime(s: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
+}
+
+fn convert_rows(rows: Vec<mysql_async::Row>) -> Vec<Row> {
+    let mut names: Option<Arc<[String]>> = None;
+    rows.into_iter()
+        .map(|row| {
+            let columns = row.columns();
+            let names = names
+                .get_or_insert_with(|| columns.iter().map(|c| c.name_str().into_owned()).collect())
+                .clone();
+            let values = row
+                .unwrap()
+                .into_iter()
+                .zip(columns.iter())
+                .map(|(v, c)| from_mysql(v, c))
+                .collect();
+            Row::new(names, values)
+        })
+        .collect()
+}
+
+fn prepare_params(sql: &str, params: &[Value]) -> Result<(String, Params), MysqlError> {
+    let (sql, order) = rewrite_dollar_placeholders(sql)?;
+    let ordered: Vec<MyValue> = match order {
+        None => params
+            .iter()
+            .enumerate()
+            .map(|(i, v)| to_mysql(i + 1, v))
+            .collect::<Result<_, _>>()?,
+        Some(order) => {
+            let mut used = vec![false; params.len()];
+            let values = order
+                .iter()
+                .map(|&n| {
+                    let value = params.get(n - 1).ok_or_else(|| MysqlError::Parameters {
+                        reason: format!(
+                            "the statement uses parameter ${n}, but {} were given",
+                            params.len()
+                        ),
+                    })?;
+                    used[n - 1] = true;
+                    to_mysql(n, value)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if let Some(unused) = used.iter().position(|u| !u) {
+                return Err(MysqlError::Parameters {
+                    reason: format!(
+                        "{} parameters were given, but the statement does not use ${}",
+                        params.len(),
+                        unused + 1
+                    ),
+                });
+            }
+            values
+        }
+    };
+    let params = if ordered.is_empty() {
+        Params::Empty
+    } else {
+        Params::Positional(ordered)
+    };
+    Ok((sql.into_owned(), params))
+}
+
+impl Queryable for MysqlConnection {
+    type Error = MysqlError;
+
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, MysqlError> {
+        let (sql, params) = prepare_params(sql, params)?;
+        tracked!(self, c => match params {
+            Params::Empty => c.query_drop(sql).await,
+            params => c.exec_drop(sql, params).await,
+        }
+        .map(|()| c.affected_rows()))
+    }
+
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, MysqlError> {
+        let (sql, params) = prepare_params(sql, params)?;
+        let rows: Vec<mysql_async::Row> = tracked!(self, c => match params {
+            Params::Empty => c.query(sql).await,
+            params => c.exec(sql, params).await,
+        })?;
+        Ok(convert_rows(rows))
+    }
+
+    async fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Row, MysqlError> {
+        let mut rows = self.query(sql, params).await?;
+        match rows.len() {
+            1 => rows.pop().ok_or(MysqlError::RowCount { rows: 0 }),
+            n => Err(MysqlError::RowCount { rows: n }),
+        }
+    }
+
+    async fn begin(&mut self) -> Result<(), MysqlError> {
+        tracked!(self, c => c.query_drop("BEGIN").await)?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), MysqlError> {
+        tracked!(self, c => c.query_drop("COMMIT").await)?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    async fn rollback(&mut self) -> Result<(), MysqlError> {
+        tracked!(self, c => c.query_drop("ROLLBACK").await)?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.maybe_in_transaction()
+    }
+}

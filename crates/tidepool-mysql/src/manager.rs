@@ -1,0 +1,155 @@
+//! [`MysqlManager`]: opens single `mysql_async` connections (never its
+//! built-in pool), checks them with a ping, and cleans them on return
+//! according to a [`ResetPolicy`].
+
+use mysql_async::Opts;
+use tidepool::{Classify, FailureKind, Manager};
+
+use crate::config::MysqlConfig;
+use crate::connection::MysqlConnection;
+use crate::error::MysqlError;
+
+/// How a returned connection is cleaned. Defaults to [`ResetPolicy::Fast`].
+///
+/// Every policy first rolls back an open transaction (tracked by the
+/// connection, or reported by the server's status flags). A connection
+/// whose query future was dropped mid-flight is discarded under every
+/// policy: its protocol state is unknown.
+///
+/// | policy | a clean connection | a dirty one | cost when clean |
+/// |---|---|---|---|
+/// | `Fast` | nothing | `ROLLBACK` | none |
+/// | `Verified` | ping | `ROLLBACK`, ping | one round trip |
+/// | `Clean` | `COM_RESET_CONNECTION` if it ran anything | `ROLLBACK`, `COM_RESET_CONNECTION` | one round trip per used checkout |
+///
+/// `Fast` is the default, as in `tidepool-postgres`: the next borrower is
+/// never inside a transaction, at no cost on the common clean return. Use
+/// `Clean` when code changes session state (`SET @var`, `SET SESSION`,
+/// temporary tables, `GET_LOCK`): `COM_RESET_CONNECTION` clears all of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ResetPolicy {
+    /// Roll back only when a transaction may be open.
+    #[default]
+    Fast,
+    /// Like `Fast`, plus a ping on every return.
+    Verified,
+    /// Like `Fast`, plus `COM_RESET_CONNECTION` after any checkout that ran
+    /// a statement (or touched the native connection mutably).
+    Clean,
+}
+
+/// A [`tidepool::Manager`] for MySQL and MariaDB.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use tidepool::Queryable;
+/// use tidepool_mysql::{MysqlManager, ResetPolicy};
+///
+/// let manager = MysqlManager::from_url("mysql://root@127.0.0.1:3306/test")?
+///     .with_reset_policy(ResetPolicy::Clean);
+/// let pool = tidepool::Pool::builder(manager).max_size(8).build().await?;
+/// let mut conn = pool.get().await?;
+/// let row = conn.query_one("SELECT $1 + 1 AS n", &[41.into()]).await?;
+/// assert_eq!(row.get("n").and_then(|v| v.as_i64()), Some(42));
+/// # Ok(()) }
+/// ```
+pub struct MysqlManager {
+    config: MysqlConfig,
+    opts: Opts,
+    policy: ResetPolicy,
+}
+
+impl std::fmt::Debug for MysqlManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlManager")
+            .field("config", &self.config)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MysqlManager {
+    /// A manager for `config` with the default reset policy.
+    pub fn new(config: MysqlConfig) -> Self {
+        let opts = config.to_opts();
+        MysqlManager {
+            config,
+            opts,
+            policy: ResetPolicy::default(),
+        }
+    }
+
+    /// A manager from a `mysql://` URL (see [`MysqlConfig`]).
+    pub fn from_url(url: &str) -> Result<Self, MysqlError> {
+        MysqlConfig::from_url(url).map(Self::new)
+    }
+
+    /// Sets the reset policy. Defaults to [`ResetPolicy::Fast`].
+    #[must_use]
+    pub fn with_reset_policy(mut self, policy: ResetPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The reset policy.
+    pub fn reset_policy(&self) -> ResetPolicy {
+        self.policy
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MysqlConfig {
+        &self.config
+    }
+}
+
+impl Manager for MysqlManager {
+    type Connection = MysqlConnection;
+    type Error = MysqlError;
+
+    async fn connect(&self) -> Result<MysqlConnection, MysqlError> {
+        MysqlConnection::connect(self.opts.clone()).await
+    }
+
+    async fn validate(&self, conn: &mut MysqlConnection) -> Result<(), MysqlError> {
+        conn.ping().await
+    }
+
+    fn needs_reset(&self, conn: &MysqlConnection) -> bool {
+        conn.maybe_in_transaction()
+            || match self.policy {
+                ResetPolicy::Fast => false,
+                ResetPolicy::Verified => true,
+                ResetPolicy::Clean => conn.was_used(),
+            }
+    }
+
+    async fn reset(&self, conn: &mut MysqlConnection) -> Result<(), MysqlError> {
+        // Never run session cleanup inside an open transaction: roll back
+        // first.
+        conn.rollback_if_open().await?;
+        match self.policy {
+            ResetPolicy::Fast => {}
+            ResetPolicy::Verified => conn.ping().await?,
+            ResetPolicy::Clean => conn.reset_session().await?,
+        }
+        conn.mark_clean();
+        Ok(())
+    }
+
+    fn is_broken(&self, conn: &MysqlConnection) -> bool {
+        conn.is_broken() || conn.has_query_in_flight()
+    }
+
+    fn classify(&self, error: &MysqlError) -> FailureKind {
+        error.failure_kind()
+    }
+
+    fn is_retryable(&self, error: &MysqlError) -> bool {
+        error.is_retryable()
+    }
+
+    fn describe(&self) -> String {
+        self.config.describe()
+    }
+}

@@ -1,0 +1,99 @@
+//! Under the Clean policy no session state survives a return: user
+//! variables, session settings, temporary tables and named locks are reset
+//! with COM_RESET_CONNECTION on the same connection.
+
+use tidepool::{Pooled, Queryable, Value};
+use tidepool_mysql::ResetPolicy;
+
+mod support;
+
+#[tokio::test]
+async fn session_state_does_not_leak_to_the_next_borrower_under_clean() {
+    let Some(url) = support::url("mysql_session_clean") else {
+        return;
+    };
+    let pool = support::pool(&url, 1, ResetPolicy::Clean).await;
+    let (id, server_id) = {
+        let mut conn = pool.get().await.unwrap();
+        conn.execute("SET @tp_leak = 42", &[]).await.unwrap();
+        conn.execute("SET SESSION sql_mode = 'ANSI_QUOTES'", &[])
+            .await
+            .unwrap();
+        conn.execute("CREATE TEMPORARY TABLE tp_my_tmp (x INT)", &[])
+            .await
+            .unwrap();
+        let lock = conn
+            .query_one("SELECT GET_LOCK('tp_my_lock', 0) AS got", &[])
+            .await
+            .unwrap();
+        assert_eq!(lock.get("got"), Some(&Value::Int(1)));
+        conn.begin().await.unwrap();
+        (Pooled::id(&conn), conn.connection_id())
+    };
+    let mut conn = pool.get().await.unwrap();
+    assert_eq!(
+        Pooled::id(&conn),
+        id,
+        "the same connection, reset rather than replaced"
+    );
+    assert_eq!(conn.connection_id(), server_id);
+    assert!(!support::server_in_transaction(&mut conn).await);
+    let row = conn
+        .query_one(
+            "SELECT @tp_leak IS NULL AS var_gone, @@SESSION.sql_mode = @@GLOBAL.sql_mode AS mode_reset, IS_USED_LOCK('tp_my_lock') IS NULL AS lock_free",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        row.values(),
+        [Value::Int(1), Value::Int(1), Value::Int(1)],
+        "{row:?}"
+    );
+    let err = conn
+        .query("SELECT * FROM tp_my_tmp", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.server_code(),
+        Some(1146),
+        "the temporary table is gone: {err}"
+    );
+}
+
+#[tokio::test]
+async fn under_fast_session_state_is_kept_but_transactions_are_still_rolled_back() {
+    let Some(url) = support::url("mysql_session_fast") else {
+        return;
+    };
+    let pool = support::pool(&url, 1, ResetPolicy::Fast).await;
+    {
+        let mut conn = pool.get().await.unwrap();
+        conn.execute("SET @tp_kept = 7", &[]).await.unwrap();
+        conn.begin().await.unwrap();
+    }
+    let mut conn = pool.get().await.unwrap();
+    assert!(!support::server_in_transaction(&mut conn).await);
+    let row = conn.query_one("SELECT @tp_kept AS v", &[]).await.unwrap();
+    assert_eq!(
+        row.get("v"),
+        Some(&Value::Int(7)),
+        "Fast does not reset the session, as documented"
+    );
+}
+
+#[tokio::test]
+async fn verified_pings_on_every_return_and_keeps_the_connection() {
+    let Some(url) = support::url("mysql_session_verified") else {
+        return;
+    };
+    let pool = support::pool(&url, 1, ResetPolicy::Verified).await;
+    let id = {
+        let mut conn = pool.get().await.unwrap();
+        conn.begin().await.unwrap();
+        Pooled::id(&conn)
+    };
+    let mut conn = pool.get().await.unwrap();
+    assert_eq!(Pooled::id(&conn), id);
+    assert!(!support::server_in_transaction(&mut conn).await);
+}
