@@ -112,7 +112,7 @@ pub struct BenchArgs {
     pub table_prefix: Option<String>,
 
     /// Keep the benchmark tables (or the SQLite file) afterwards.
-    #[arg(long, env = "TIDEPOOL_KEEP")]
+    #[arg(long, env = "TIDEPOOL_KEEP", value_parser = clap::builder::BoolishValueParser::new())]
     pub keep: bool,
 
     /// Write every figure as JSON to FILE.
