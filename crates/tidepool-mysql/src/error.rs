@@ -120,6 +120,11 @@ impl MysqlError {
         match self {
             MysqlError::InvalidUrl { .. } | MysqlError::InvalidOption { .. } => false,
             MysqlError::Mysql(mysql_async::Error::Io(mysql_async::IoError::Tls(_))) => false,
+            // TLS was asked for and the server does not offer it: retrying
+            // cannot help, and falling back to plain text is not allowed.
+            MysqlError::Mysql(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => false,
             _ => !matches!(
                 self.server_code(),
                 Some(codes::ACCESS_DENIED | codes::BAD_DB | codes::DB_ACCESS_DENIED)

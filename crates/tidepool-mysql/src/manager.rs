@@ -108,6 +108,12 @@ impl Manager for MysqlManager {
     type Error = MysqlError;
 
     async fn connect(&self) -> Result<MysqlConnection, MysqlError> {
+        if self.config.ssl_mode() != crate::SslMode::Disabled {
+            // mysql_async builds its rustls config with the process-wide
+            // crypto provider; make sure there is one (ours: ring), unless
+            // the application installed its own first.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         MysqlConnection::connect(self.opts.clone()).await
     }
 
