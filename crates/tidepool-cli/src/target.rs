@@ -140,26 +140,38 @@ macro_rules! with_manager {
         match target {
             $crate::target::Target::Sqlite(config) => {
                 let config = config.clone();
-                let $make = move || -> Result<tidepool_sqlite::SqliteManager, $crate::error::CliError> {
-                    Ok(tidepool_sqlite::SqliteManager::new(config.clone()))
-                };
+                let $make =
+                    move || -> Result<tidepool_sqlite::SqliteManager, $crate::error::CliError> {
+                        Ok(tidepool_sqlite::SqliteManager::new(config.clone()))
+                    };
                 $body
             }
             $crate::target::Target::Postgres(url) => {
                 let url = url.clone();
-                let $make = move || -> Result<tidepool_postgres::PgManager, $crate::error::CliError> {
-                    tidepool_postgres::PgManager::from_url(&url).map_err(|e| {
-                        $crate::error::CliError::Url {
-                            url: $crate::target::redact(&url),
-                            reason: $crate::error::one_line(&e),
-                        }
-                    })
-                };
+                let $make =
+                    move || -> Result<tidepool_postgres::PgManager, $crate::error::CliError> {
+                        tidepool_postgres::PgManager::from_url(&url).map_err(|e| {
+                            $crate::error::CliError::Url {
+                                url: $crate::target::redact(&url),
+                                reason: $crate::error::one_line(&e),
+                            }
+                        })
+                    };
                 $body
             }
-            $crate::target::Target::Mysql(_) => Err($crate::error::CliError::Missing {
-                what: "MySQL driver: this build of tidepool supports sqlite:// and postgres:// so far",
-            }),
+            $crate::target::Target::Mysql(url) => {
+                let url = url.clone();
+                let $make =
+                    move || -> Result<tidepool_mysql::MysqlManager, $crate::error::CliError> {
+                        tidepool_mysql::MysqlManager::from_url(&url).map_err(|e| {
+                            $crate::error::CliError::Url {
+                                url: $crate::target::redact(&url),
+                                reason: $crate::error::one_line(&e),
+                            }
+                        })
+                    };
+                $body
+            }
         }
     }};
 }

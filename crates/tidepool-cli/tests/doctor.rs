@@ -114,3 +114,57 @@ fn doctor_fails_the_capacity_check_when_planned_pools_exceed_max_connections() {
     assert!(text.contains("FAIL  capacity"), "{text}");
     assert!(text.contains("planned pools: 50 x 100 = 5000"), "{text}");
 }
+
+#[test]
+fn doctor_checks_mariadb_end_to_end() {
+    let Some(url) = tidepool_testkit::mysql_url("doctor_checks_mariadb_end_to_end") else {
+        return;
+    };
+    let out = tidepool()
+        .args(["doctor", "--url", &url, "--pings", "20"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{text}{}",
+        stderr(&out)
+    );
+    for check in [
+        "dns", "tcp", "connect", "version", "tls", "latency", "capacity",
+    ] {
+        assert!(
+            text.contains(&format!(" {check} ")),
+            "no {check} finding in\n{text}"
+        );
+    }
+    assert!(text.contains("wait_timeout = "), "{text}");
+    assert!(text.contains("MySQL/MariaDB"), "{text}");
+}
+
+#[test]
+fn doctor_warns_when_the_server_cuts_idle_connections_before_the_pool_does() {
+    let Some(url) = tidepool_testkit::mysql_url(
+        "doctor_warns_when_the_server_cuts_idle_connections_before_the_pool_does",
+    ) else {
+        return;
+    };
+    // MariaDB's wait_timeout defaults to 8h; a pool keeping idle
+    // connections for a day with no health checks would be cut.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pool.toml");
+    std::fs::write(
+        &file,
+        "idle_timeout = \"1day\"\nhealth_check_interval = \"1day\"\n",
+    )
+    .unwrap();
+    let out = tidepool()
+        .args(["doctor", "--url", &url, "--pings", "5", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("warn  timeouts  wait_timeout"), "{text}");
+    assert!(text.contains("set idle_timeout below"), "{text}");
+}

@@ -78,3 +78,15 @@ fn size_reads_max_connections_from_postgres() {
     assert!(text.contains("4. Server limit: max_connections "), "{text}");
     assert!(text.contains("in use right now"), "{text}");
 }
+
+#[test]
+fn size_reads_max_connections_from_mariadb() {
+    let Some(url) = tidepool_testkit::mysql_url("size_reads_max_connections_from_mariadb") else {
+        return;
+    };
+    let out = tidepool().args(["size", "--url", &url]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("server: MySQL/MariaDB"), "{text}");
+    assert!(text.contains("4. Server limit: max_connections "), "{text}");
+}
