@@ -178,9 +178,12 @@ impl MysqlConnection {
         Ok(())
     }
 
-    /// Pings the server.
+    /// Pings the server. A ping does not count as using the session.
     pub async fn ping(&mut self) -> Result<(), MysqlError> {
-        tracked!(self, c => c.ping().await)
+        let touched = self.touched;
+        let result = tracked!(self, c => c.ping().await);
+        self.touched = touched;
+        result
     }
 }
 

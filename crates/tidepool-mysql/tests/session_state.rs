@@ -97,3 +97,24 @@ async fn verified_pings_on_every_return_and_keeps_the_connection() {
     assert_eq!(Pooled::id(&conn), id);
     assert!(!support::server_in_transaction(&mut conn).await);
 }
+
+#[tokio::test]
+async fn under_clean_a_checkout_that_ran_nothing_needs_no_reset() {
+    use tidepool::Manager;
+    let Some(url) = support::url("mysql_session_untouched") else {
+        return;
+    };
+    let manager = tidepool_mysql::MysqlManager::from_url(&url)
+        .unwrap()
+        .with_reset_policy(ResetPolicy::Clean);
+    let mut conn = manager.connect().await.unwrap();
+    manager.validate(&mut conn).await.unwrap();
+    assert!(
+        !manager.needs_reset(&conn),
+        "a validation ping is not use of the session"
+    );
+    conn.execute("SET @tp_x = 1", &[]).await.unwrap();
+    assert!(manager.needs_reset(&conn));
+    manager.reset(&mut conn).await.unwrap();
+    assert!(!manager.needs_reset(&conn));
+}
