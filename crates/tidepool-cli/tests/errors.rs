@@ -164,3 +164,23 @@ fn an_unwritable_report_path_is_one_line() {
     );
     assert!(!err.contains("panicked"));
 }
+
+#[test]
+fn a_refused_login_is_one_line_without_the_password() {
+    let Some(base) =
+        tidepool_testkit::postgres_url("a_refused_login_is_one_line_without_the_password")
+    else {
+        return;
+    };
+    // The postgres crate's tests set up `tidepool_pw` with password
+    // authentication; without that setup the role does not exist. Either
+    // way the login is refused.
+    let rest = base.split_once("://").unwrap().1;
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let url = format!("postgres://tidepool_pw:c4n%40ry%3Ap%25ss@{host}");
+    let out = tidepool().args(["bench", "--url", &url]).output().unwrap();
+    assert_clean_failure(&out, 1);
+    let line = one_line(&out);
+    assert!(line.contains("tidepool_pw"), "{line}");
+    assert!(!line.contains("c4n%40ry"), "{line}");
+}
