@@ -120,6 +120,12 @@ struct Args {
     /// deadpool: create timeout; all: tokio-postgres' socket timeout).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     connect_timeout: Duration,
+    /// tidepool-postgres' sslmode. The anchors connect with tokio-postgres'
+    /// `NoTls`; `disable` puts tidepool on the same wire (its own default,
+    /// `prefer`, adds an SSLRequest round trip and a TLS handshake when the
+    /// server offers TLS).
+    #[arg(long, default_value = "disable")]
+    tidepool_sslmode: String,
     /// Healthy time before the fault.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     healthy: Duration,
@@ -176,6 +182,7 @@ fn run(args: Args) -> Result<(), FigureError> {
         connect_timeout: args.connect_timeout,
         user: args.user.clone(),
         dbname: args.dbname.clone(),
+        tidepool_sslmode: args.tidepool_sslmode.clone(),
     };
     let timing = Timing {
         healthy: args.healthy,

@@ -28,6 +28,8 @@ pub struct Figures {
     pub recover_ms: Option<f64>,
     pub attempts_during_fault: u64,
     pub attempts_fault_to_end: u64,
+    /// Connections open through the proxy just before the heal.
+    pub proxy_open_at_heal: usize,
     pub failing_p50_ms: Option<f64>,
     pub failing_p99_ms: Option<f64>,
     /// Failed requests issued after the heal.
@@ -54,6 +56,7 @@ pub fn figures(run: &Run) -> Figures {
         requests: run.reqs.len(),
         attempts_during_fault: run.accepted[1] - run.accepted[0],
         attempts_fault_to_end: run.accepted[2] - run.accepted[0],
+        proxy_open_at_heal: run.open_at_heal,
         ..Figures::default()
     };
     let mut failing = Vec::new();
@@ -140,6 +143,7 @@ pub fn median_figures(all: &[&Figures]) -> Figures {
         recover_ms: opt(&|f| f.recover_ms),
         attempts_during_fault: num(&|f| f.attempts_during_fault as f64).round() as u64,
         attempts_fault_to_end: num(&|f| f.attempts_fault_to_end as f64).round() as u64,
+        proxy_open_at_heal: num(&|f| f.proxy_open_at_heal as f64).round() as usize,
         failing_p50_ms: some(&|f| f.failing_p50_ms),
         failing_p99_ms: some(&|f| f.failing_p99_ms),
         failed_issued_after_heal: num(&|f| f.failed_issued_after_heal as f64).round() as usize,

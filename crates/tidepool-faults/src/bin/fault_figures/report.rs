@@ -150,13 +150,14 @@ impl Report {
         let _ = writeln!(out, "`{}`\n", self.command);
         let _ = writeln!(
             out,
-            "Medians of {} repeat(s). Every pool: max {} connections, acquire timeout {}, connect timeout {} (where the pool has one). \
+            "Medians of {} repeat(s). Every pool: max {} connections, acquire timeout {}, connect timeout {} (where the pool has one); tidepool with sslmode={}, the anchors with NoTls. \
              Open loop: one request every {} per pool (get + `SELECT 1`, deadline {}). \
              Each scenario: {} healthy, fault for {} ({} for the momentary RST), {} healed.\n",
             self.repeats,
             s.size,
             fmt_ms(Some(s.acquire_timeout.as_secs_f64() * 1e3)),
             fmt_ms(Some(s.connect_timeout.as_secs_f64() * 1e3)),
+            s.tidepool_sslmode,
             fmt_ms(Some(t.interval.as_secs_f64() * 1e3)),
             fmt_ms(Some(t.deadline.as_secs_f64() * 1e3)),
             fmt_ms(Some(t.healthy.as_secs_f64() * 1e3)),

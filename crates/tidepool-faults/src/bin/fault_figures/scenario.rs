@@ -115,6 +115,9 @@ pub struct Run {
     /// Connections the proxy had accepted at the fault, at the heal, and
     /// once every request had ended.
     pub accepted: [u64; 3],
+    /// Connections open through the proxy just before the heal (in a black
+    /// hole: the ones it holds, which it forwards when the fault lifts).
+    pub open_at_heal: usize,
     /// tidepool's own account (tidepool pools only).
     pub diagnosis: Option<Diagnosis>,
 }
@@ -215,6 +218,7 @@ pub async fn run(
     tokio::time::sleep_until(t0 + timing.healthy + window).await;
     let heal_at = t0.elapsed();
     let at_heal: Vec<u64> = rigs.iter().map(|(_, p, _)| p.accepted()).collect();
+    let open_at_heal: Vec<usize> = rigs.iter().map(|(_, p, _)| p.open_connections()).collect();
     for (_, proxy, _) in &rigs {
         proxy.set(Fault::PassThrough);
     }
@@ -238,6 +242,7 @@ pub async fn run(
             fault_at,
             heal_at,
             accepted: [at_fault[i], at_heal[i], proxy.accepted()],
+            open_at_heal: open_at_heal[i],
         });
     }
     for (_, _, subject) in &rigs {

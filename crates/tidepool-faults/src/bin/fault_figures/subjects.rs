@@ -64,6 +64,9 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub user: String,
     pub dbname: String,
+    /// tidepool-postgres' sslmode. The anchors are given tokio-postgres'
+    /// `NoTls`, so `disable` keeps the wire the same for all four.
+    pub tidepool_sslmode: String,
 }
 
 type Bb8Pool = bb8::Pool<bb8_postgres::PostgresConnectionManager<NoTls>>;
@@ -104,10 +107,11 @@ impl Subject {
                 // libpq's connect_timeout is whole seconds; the pool's own
                 // connect_timeout below is the one that bounds an attempt.
                 let url = format!(
-                    "postgres://{}@127.0.0.1:{port}/{}?application_name={app}&connect_timeout={}",
+                    "postgres://{}@127.0.0.1:{port}/{}?application_name={app}&connect_timeout={}&sslmode={}",
                     s.user,
                     s.dbname,
-                    s.connect_timeout.as_secs().max(1)
+                    s.connect_timeout.as_secs().max(1),
+                    s.tidepool_sslmode
                 );
                 let manager =
                     PgManager::from_url(&url).map_err(|e| FigureError::Build(e.to_string()))?;
