@@ -40,6 +40,7 @@ pub struct MysqlConnection {
     in_transaction: bool,
     in_flight: bool,
     touched: bool,
+    native: bool,
     broken: bool,
 }
 
@@ -66,6 +67,7 @@ impl DerefMut for MysqlConnection {
         // Anything can happen through native access: the session counts
         // as used, so the Clean policy resets it.
         self.touched = true;
+        self.native = true;
         &mut self.conn
     }
 }
@@ -84,6 +86,7 @@ impl MysqlConnection {
             in_transaction: false,
             in_flight: false,
             touched: false,
+            native: false,
             broken: false,
         }
     }
@@ -122,15 +125,21 @@ impl MysqlConnection {
         })
     }
 
-    /// Whether the connection may be inside a transaction, by our tracking
-    /// or by the server's last word.
+    /// Whether the connection may be inside a transaction. The server's
+    /// flag from its last OK packet is authoritative when there is one; an
+    /// error clears it, and then our own tracking decides — or, if native
+    /// access was used meanwhile (which we cannot track), "maybe".
     pub fn maybe_in_transaction(&self) -> bool {
-        self.in_transaction || self.server_in_transaction() == Some(true)
+        match self.server_in_transaction() {
+            Some(open) => open,
+            None => self.in_transaction || self.native,
+        }
     }
 
     pub(crate) fn mark_clean(&mut self) {
         self.in_transaction = false;
         self.touched = false;
+        self.native = false;
     }
 
     /// Marks the start of a tracked operation: the session is used and a
@@ -455,6 +464,6 @@ impl Queryable for MysqlConnection {
     }
 
     fn in_transaction(&self) -> bool {
-        self.maybe_in_transaction()
+        self.server_in_transaction().unwrap_or(self.in_transaction)
     }
 }

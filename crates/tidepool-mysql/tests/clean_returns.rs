@@ -117,3 +117,23 @@ async fn a_connection_returned_with_a_query_in_flight_is_discarded() {
         Some(&Value::Int(1))
     );
 }
+
+#[tokio::test]
+async fn a_native_transaction_left_open_after_a_failed_statement_is_rolled_back() {
+    use tidepool_mysql::mysql_async::prelude::Queryable as _;
+    let Some(url) = support::url("mysql_native_failed") else {
+        return;
+    };
+    let pool = support::pool(&url, 1, ResetPolicy::Fast).await;
+    let id = {
+        let mut conn = pool.get().await.unwrap();
+        conn.query_drop("START TRANSACTION").await.unwrap();
+        // The error clears the server's last status flags on the client side.
+        assert!(conn.query_drop("SELEC 1").await.is_err());
+        assert!(conn.maybe_in_transaction());
+        Pooled::id(&conn)
+    };
+    let mut conn = pool.get().await.unwrap();
+    assert_eq!(Pooled::id(&conn), id);
+    assert!(!support::server_in_transaction(&mut conn).await);
+}
