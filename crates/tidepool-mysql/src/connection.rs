@@ -157,6 +157,7 @@ impl MysqlConnection {
         let result = result.map_err(MysqlError::from);
         if let Err(e) = &result {
             if e.is_fatal() {
+                tracing::debug!(target: "tidepool::mysql", connection_id = self.conn.id(), error = %e, "fatal error; the connection will be discarded");
                 self.broken = true;
             }
         }

@@ -111,6 +111,7 @@ impl SqliteConnection {
                 let mut conn = match open_blocking(&config_owned, &memory_uri) {
                     Ok(conn) => conn,
                     Err(e) => {
+                        tracing::debug!(target: "tidepool::sqlite", error = %e, "opening a sqlite connection failed");
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
@@ -164,6 +165,7 @@ impl SqliteConnection {
         let job: Job = Box::new(move |conn, shared| {
             let outcome = catch_unwind(AssertUnwindSafe(|| f(conn)));
             if outcome.is_err() {
+                tracing::warn!(target: "tidepool::sqlite", "a call panicked on a sqlite connection; the connection will be discarded");
                 shared.dead.store(true, Ordering::SeqCst);
             }
             shared
