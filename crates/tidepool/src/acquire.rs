@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::TryAcquireError;
 use tokio::time::Instant;
 
 use crate::conn::{CheckoutSite, ConnMeta};
@@ -17,7 +16,8 @@ use crate::events::Event;
 use crate::guard::Pooled;
 use crate::manager::Manager;
 use crate::metrics::CloseReason;
-use crate::shared::{Creating, Permit, Shared, Waiting};
+use crate::shared::{Checkout, Creating, Shared};
+use crate::waiters::{Grant, Outcome, Wait};
 
 /// How one attempt at opening a connection ended, when it did not succeed.
 pub(crate) enum CreateFailure<E> {
@@ -129,31 +129,6 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    async fn take_permit(
-        &self,
-        started: Instant,
-        deadline: Instant,
-    ) -> Result<Permit<'_, M>, Error<M::Error>> {
-        match self.permits.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                return Ok(Permit(self));
-            }
-            Err(TryAcquireError::Closed) => return Err(Error::Closed),
-            Err(TryAcquireError::NoPermits) => {}
-        }
-        self.recorder.counters.waited.fetch_add(1, Relaxed);
-        let _waiting = Waiting::new(&self.waiting);
-        match tokio::time::timeout_at(deadline, self.permits.acquire()).await {
-            Ok(Ok(permit)) => {
-                permit.forget();
-                Ok(Permit(self))
-            }
-            Ok(Err(_closed)) => Err(Error::Closed),
-            Err(_elapsed) => Err(self.timed_out(started)),
-        }
-    }
-
     fn checkout_site(&self, location: &'static Location<'static>) -> Option<CheckoutSite> {
         self.config.leak_timeout.map(|_| CheckoutSite {
             location,
@@ -178,22 +153,38 @@ impl<M: Manager> Shared<M> {
             last_error: r.last_error,
         })?;
         let deadline = started + self.config.acquire_timeout;
-        // The permit belongs to this future until a guard exists; from then
-        // on the guard releases it (on drop, or here when a connection
-        // fails validation and the loop goes round again with a new token).
-        let mut permit = Some(self.take_permit(started, deadline).await?);
+        // `now` is read again only after something that takes time (a
+        // wait, a validation, a connect): clock reads are a measurable
+        // share of an uncontended checkout.
+        let mut now = started;
+        let mut grant = match self.checkout(deadline) {
+            Checkout::Now(grant) => grant,
+            Checkout::Closed => return Err(Error::Closed),
+            Checkout::Wait(slot) => {
+                self.recorder.counters.waited.fetch_add(1, Relaxed);
+                let wait = Wait {
+                    shared: self,
+                    slot,
+                    done: false,
+                };
+                let outcome = wait.await;
+                now = Instant::now();
+                match outcome {
+                    Outcome::Granted(grant) => grant,
+                    Outcome::TimedOut => return Err(self.timed_out(started)),
+                    Outcome::Closed => return Err(Error::Closed),
+                }
+            }
+        };
         loop {
-            match self.take_idle_or_reserve() {
-                Some(idle) => {
-                    let mut guard = self.guard(idle.conn, idle.meta, started, false);
-                    if let Some(p) = permit.take() {
-                        p.keep();
-                    }
+            match grant {
+                Grant::Conn(idle) => {
                     // Broken until proven otherwise: if this future is
                     // dropped mid-validation the guard discards it.
+                    let mut guard = self.guard(idle.conn, idle.meta, started, false);
                     guard.broken = true;
-                    let now = Instant::now();
-                    let valid = if guard.meta.expired(now) {
+                    let healthy = self.breaker.is_healthy();
+                    let verdict = if guard.meta.expired(now) {
                         Err(CloseReason::MaxLifetime)
                     } else if guard
                         .conn
@@ -203,38 +194,55 @@ impl<M: Manager> Shared<M> {
                         // Died while idle (reset, server shutdown): the
                         // driver noticed, so no round trip is needed.
                         Err(CloseReason::Broken)
-                    } else if (self.config.test_on_borrow || !self.breaker.is_healthy())
-                        && (guard.meta.quiet_for(self.epoch, now)
-                            >= self.config.validation_interval
-                            || !self.breaker.is_healthy())
-                        && !self.validate_guard(&mut guard, deadline).await
+                    } else if !healthy
+                        || (self.config.test_on_borrow
+                            && guard.meta.quiet_for(self.epoch, now)
+                                >= self.config.validation_interval)
                     {
-                        Err(CloseReason::FailedValidation)
+                        let valid = self.validate_guard(&mut guard, deadline).await;
+                        now = Instant::now();
+                        if valid {
+                            Ok(())
+                        } else {
+                            Err(CloseReason::FailedValidation)
+                        }
                     } else {
                         Ok(())
                     };
-                    if let Err(reason) = valid {
-                        self.discard_guard(guard, reason);
-                        permit = Some(Permit(&**self));
-                        if Instant::now() >= deadline {
-                            return Err(self.timed_out(started));
+                    match verdict {
+                        Ok(()) => {
+                            guard.broken = false;
+                            return Ok(self.hand_out(guard, started, now, location, false));
                         }
-                        continue;
+                        Err(reason) => {
+                            let Some(conn) = guard.conn.take() else {
+                                unreachable!("the guard holds its connection until here")
+                            };
+                            grant = self.discard_and_retake(conn, &guard.meta, reason);
+                            if now >= deadline {
+                                self.give_back(grant);
+                                return Err(self.timed_out(started));
+                            }
+                        }
                     }
-                    guard.broken = false;
-                    return Ok(self.hand_out(guard, started, location, false));
                 }
-                None => {
+                Grant::Create => {
                     let creating = Creating::new(self);
                     let conn = self.connect_until(started, deadline).await?;
-                    let meta = creating.finish(Instant::now());
+                    now = Instant::now();
+                    let meta = creating.finish(now);
                     let guard = self.guard(conn, meta, started, true);
-                    if let Some(p) = permit.take() {
-                        p.keep();
-                    }
-                    return Ok(self.hand_out(guard, started, location, true));
+                    return Ok(self.hand_out(guard, started, now, location, true));
                 }
             }
+        }
+    }
+
+    /// Returns a grant a checkout will not use.
+    fn give_back(&self, grant: Grant<M::Connection>) {
+        match grant {
+            Grant::Conn(idle) => self.release(idle.conn, idle.meta, false),
+            Grant::Create => self.creation_abandoned(),
         }
     }
 
@@ -252,14 +260,6 @@ impl<M: Manager> Shared<M> {
             checked_out: started,
             is_new,
             broken: false,
-        }
-    }
-
-    /// Closes a connection taken during checkout without giving back the
-    /// permit, which the checkout still needs.
-    fn discard_guard(&self, mut guard: Pooled<M>, reason: CloseReason) {
-        if let Some(conn) = guard.conn.take() {
-            self.discard_in_use(conn, &guard.meta, reason);
         }
     }
 
@@ -292,17 +292,16 @@ impl<M: Manager> Shared<M> {
         &self,
         mut guard: Pooled<M>,
         started: Instant,
+        now: Instant,
         location: &'static Location<'static>,
         is_new: bool,
     ) -> Pooled<M> {
-        let now = Instant::now();
         let waited = now.saturating_duration_since(started);
         guard.checked_out = now;
         guard.is_new = is_new;
         guard
             .meta
             .mark_checked_out(self.epoch, now, self.checkout_site(location));
-        self.recorder.counters.checkouts.fetch_add(1, Relaxed);
         self.recorder.acquire_wait.record(waited);
         if let Some(threshold) = self.config.slow_acquire_threshold {
             if waited >= threshold {

@@ -171,6 +171,7 @@ impl<M: Manager> Builder<M> {
             runtime,
         ));
         crate::maintenance::spawn(&shared);
+        crate::waiters::spawn_sweeper(&shared);
         Ok(Pool {
             handle: Arc::new(Handle {
                 shared,

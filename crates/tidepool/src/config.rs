@@ -179,7 +179,7 @@ impl Config {
         if self.max_size == 0 {
             return Err(invalid("max_size", "must be at least 1"));
         }
-        // tokio's semaphore holds at most usize::MAX >> 3 permits; a pool
+        // A pool
         // this large is a typo anyway.
         if self.max_size > 1_000_000 {
             return Err(invalid(

@@ -74,7 +74,6 @@ impl<M: Manager> Pooled<M> {
         let conn = this.conn.take();
         this.shared
             .discard_accounting(&this.meta, CloseReason::Detached);
-        this.shared.release_permit();
         match conn {
             Some(conn) => conn,
             // The connection is present from construction until drop or
@@ -142,7 +141,6 @@ impl<M: Manager> Drop for Pooled<M> {
         };
         if let Some(reason) = discard {
             shared.discard_in_use(conn, &self.meta, reason);
-            shared.release_permit();
             return;
         }
         if shared.manager.needs_reset(&conn) {
@@ -161,8 +159,7 @@ impl<M: Manager> Drop for Pooled<M> {
             drop(shared.runtime.spawn(ticket.run()));
             return;
         }
-        shared.put_idle(conn, self.meta.clone(), false);
-        shared.release_permit();
+        shared.release(conn, self.meta.clone(), false);
     }
 }
 
@@ -186,7 +183,7 @@ impl<M: Manager> ResetTicket<M> {
                 .await;
         match outcome {
             Ok(Ok(())) if !shared.manager.is_broken(&conn) && !shared.is_closed() => {
-                shared.put_idle(conn, self.meta.clone(), false);
+                shared.release(conn, self.meta.clone(), false);
             }
             Ok(Ok(())) => shared.discard_in_use(conn, &self.meta, CloseReason::PoolClosed),
             Ok(Err(e)) => {
@@ -198,7 +195,6 @@ impl<M: Manager> ResetTicket<M> {
                 shared.discard_in_use(conn, &self.meta, CloseReason::FailedReset);
             }
         }
-        shared.release_permit();
     }
 }
 
@@ -207,7 +203,6 @@ impl<M: Manager> Drop for ResetTicket<M> {
         if let Some(conn) = self.conn.take() {
             self.shared
                 .discard_in_use(conn, &self.meta, CloseReason::FailedReset);
-            self.shared.release_permit();
         }
     }
 }

@@ -20,6 +20,7 @@ mod pool;
 mod pool_query;
 mod query;
 mod shared;
+mod waiters;
 
 pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};
 pub use builder::Builder;

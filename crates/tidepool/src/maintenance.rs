@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::events::Event;
 use crate::manager::Manager;
 use crate::metrics::CloseReason;
-use crate::shared::{Creating, Idle, Permit, Shared};
+use crate::shared::{Creating, Idle, Shared};
 
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
@@ -97,11 +97,6 @@ impl<M: Manager> Shared<M> {
                 .collect()
         };
         for id in quiet {
-            let Ok(permit) = self.permits.try_acquire() else {
-                return;
-            };
-            permit.forget();
-            let permit = Permit(self);
             let Some(Idle { mut conn, meta }) = self.take_idle_by_id(id) else {
                 continue;
             };
@@ -116,7 +111,7 @@ impl<M: Manager> Shared<M> {
             );
             if ok && !self.is_closed() {
                 meta.mark_validated(self.epoch, Instant::now());
-                self.put_idle(conn, meta, true);
+                self.release(conn, meta, true);
             } else {
                 let reason = if ok {
                     CloseReason::PoolClosed
@@ -128,13 +123,12 @@ impl<M: Manager> Shared<M> {
                 }
                 self.discard_in_use(conn, &meta, reason);
             }
-            drop(permit);
         }
     }
 
     /// Opens connections until the pool holds `target` (never past
-    /// `max_size`, and only with free permits, so it never competes with
-    /// waiting callers). Stops at the first failure.
+    /// `max_size`, and never while callers wait: they have first claim on
+    /// any room). Stops at the first failure.
     pub(crate) async fn top_up(&self, target: usize) -> Result<(), String> {
         while !self.is_closed() && self.state.lock().size() < target {
             // An open circuit means the database is down: leave probing to
@@ -142,23 +136,14 @@ impl<M: Manager> Shared<M> {
             let Ok(_admission) = self.breaker.admit() else {
                 return Ok(());
             };
-            let Ok(permit) = self.permits.try_acquire() else {
+            if !self.reserve_for_top_up(target) {
                 return Ok(());
-            };
-            permit.forget();
-            let permit = Permit(self);
-            let creating = {
-                let mut state = self.state.lock();
-                if state.size() >= target {
-                    return Ok(());
-                }
-                state.creating += 1;
-                Creating::new(self)
-            };
+            }
+            let creating = Creating::new(self);
             match self.connect_once(self.config.connect_timeout).await {
                 Ok(conn) => {
                     let meta = creating.finish(Instant::now());
-                    self.put_idle(conn, meta, false);
+                    self.release(conn, meta, false);
                 }
                 Err(crate::acquire::CreateFailure::Error { error, .. }) => {
                     return Err(error.to_string())
@@ -167,7 +152,6 @@ impl<M: Manager> Shared<M> {
                     return Err(format!("connecting timed out after {limit:?}"))
                 }
             }
-            drop(permit);
         }
         Ok(())
     }

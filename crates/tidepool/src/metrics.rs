@@ -33,7 +33,6 @@ pub enum CloseReason {
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub checkouts: AtomicU64,
     pub waited: AtomicU64,
     pub timed_out: AtomicU64,
     pub created: AtomicU64,
@@ -89,9 +88,10 @@ impl Recorder {
         breaker: crate::BreakerSnapshot,
     ) -> Metrics {
         let c = &self.counters;
+        let acquire_wait = self.acquire_wait.snapshot();
         let r = |a: &AtomicU64| a.load(Relaxed);
         Metrics {
-            checkouts: r(&c.checkouts),
+            checkouts: acquire_wait.count,
             checkouts_waited: r(&c.waited),
             acquires_timed_out: r(&c.timed_out),
             connections_created: r(&c.created),
@@ -107,7 +107,7 @@ impl Recorder {
             resets: r(&c.resets),
             leaks_detected: r(&c.leaks_detected),
             slow_acquires: r(&c.slow_acquires),
-            acquire_wait: self.acquire_wait.snapshot(),
+            acquire_wait,
             hold_time: self.hold_time.snapshot(),
             create_time: self.create_time.snapshot(),
             connections,

@@ -148,7 +148,7 @@ impl<M: Manager> Pool<M> {
             idle: state.idle.len(),
             in_use: state.in_use,
             being_created: state.creating,
-            waiting: shared.waiting.load(Ordering::Relaxed),
+            waiting: state.waiting,
             min_size: shared.config.min_size as usize,
             max_size: shared.config.max_size as usize,
         }
@@ -263,7 +263,7 @@ impl<M: Manager> Shared<M> {
     /// Returns how many idle connections it closed.
     pub(crate) fn shut(&self) -> usize {
         let first = !self.closed.swap(true, Ordering::AcqRel);
-        self.permits.close();
+        self.close_waiters();
         let n = self.drain_idle(CloseReason::PoolClosed);
         if first {
             tracing::debug!(target: "tidepool::pool", target_db = %self.manager.describe(), "pool closed");

@@ -337,19 +337,23 @@ where
 {
     let mut attempt = 1u32;
     loop {
-        conn.begin().await?;
-        let outcome = match body(conn).await {
-            Ok(value) => conn.commit().await.map(|()| value),
-            Err(e) => {
-                // The rollback's own error is secondary; the body's error is
-                // what the caller needs. A failed rollback leaves the
-                // connection marked in-transaction, so the pool resets or
-                // discards it on return.
-                if conn.in_transaction() {
-                    let _ = conn.rollback().await;
+        // A busy database may refuse the BEGIN itself (SQLite's
+        // `BEGIN IMMEDIATE` under a writer): that is retried like the body.
+        let outcome = match conn.begin().await {
+            Err(e) => Err(e),
+            Ok(()) => match body(conn).await {
+                Ok(value) => conn.commit().await.map(|()| value),
+                Err(e) => {
+                    // The rollback's own error is secondary; the body's error is
+                    // what the caller needs. A failed rollback leaves the
+                    // connection marked in-transaction, so the pool resets or
+                    // discards it on return.
+                    if conn.in_transaction() {
+                        let _ = conn.rollback().await;
+                    }
+                    Err(e)
                 }
-                Err(e)
-            }
+            },
         };
         match outcome {
             Err(e) if e.is_retryable_transaction() && attempt < policy.max_attempts.max(1) => {

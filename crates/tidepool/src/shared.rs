@@ -1,29 +1,27 @@
-//! The state every handle and guard shares: the permits that bound the
-//! pool's size and queue its waiters fairly, the idle connections, and the
-//! accounting that keeps `size == idle + in_use + being_created`.
+//! The state every handle and guard shares: the idle connections, the
+//! wait list, and the accounting that keeps
+//! `size == idle + in_use + being_created <= max_size`.
 //!
 //! # Implementation details
 //!
-//! A tokio `Semaphore` with `max_size` permits is the size limit and the
-//! wait queue. It is FIFO-fair, and a released permit goes straight to the
-//! oldest waiter, so a task that returns a connection and asks again at once
-//! cannot overtake the queue (bb8's starvation). Every connection that is in
-//! use or being created is covered by a permit; idle connections are not.
-//! A checkout takes a permit first, then an idle connection, and creates
-//! one only when none is idle — so open connections never exceed
-//! `max_size`. A connection goes back to idle *before* its permit is
-//! released, so the waiter that receives the permit finds it there.
-//!
-//! Counts live under the same short lock as the idle queue, so a status
-//! read is one consistent snapshot.
+//! One short lock guards the idle queue, the counts and the wait list, so a
+//! status read is one consistent snapshot and every hand-off is atomic.
+//! A checkout takes an idle connection, or room to open one when the pool
+//! is below `max_size`, or joins the FIFO wait list (see `waiters`). Only
+//! when nobody waits may a caller take an idle connection or room directly,
+//! so a task that returns a connection and asks again at once cannot
+//! overtake the queue (bb8's starvation). A returned connection goes to the
+//! oldest waiter before it ever reaches the idle queue, and the room a
+//! closed connection leaves goes to the oldest waiter as the right to open
+//! one.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::breaker::Breaker;
@@ -32,6 +30,7 @@ use crate::conn::ConnMeta;
 use crate::events::{Event, Listener};
 use crate::manager::Manager;
 use crate::metrics::{CloseReason, Recorder};
+use crate::waiters::{Grant, Slot, Wakeups};
 
 pub(crate) struct Idle<C> {
     pub conn: C,
@@ -44,6 +43,11 @@ pub(crate) struct State<C> {
     pub creating: usize,
     /// Every open connection, idle or not, for snapshots and leak scans.
     pub live: HashMap<u64, Arc<ConnMeta>>,
+    /// Callers waiting, oldest first (cancelled ones linger as tombstones).
+    pub waiters: VecDeque<Arc<Slot<C>>>,
+    /// Callers still waiting (tombstones excluded).
+    pub waiting: usize,
+    pub max_size: usize,
 }
 
 impl<C> State<C> {
@@ -52,22 +56,29 @@ impl<C> State<C> {
     }
 }
 
+/// What a checkout got at once.
+pub(crate) enum Checkout<C> {
+    Now(Grant<C>),
+    Wait(Arc<Slot<C>>),
+    Closed,
+}
+
 pub(crate) struct Shared<M: Manager> {
     pub manager: M,
     pub config: Config,
-    pub permits: Semaphore,
     pub state: Mutex<State<M::Connection>>,
     pub recorder: Recorder,
     pub listeners: Vec<Listener>,
     pub epoch: Instant,
     pub next_id: AtomicU64,
-    pub waiting: AtomicUsize,
     pub closed: AtomicBool,
     pub runtime: Handle,
     pub last_error: Mutex<Option<String>>,
     pub breaker: Breaker,
     /// Serializes connection attempts while the breaker is not healthy.
     pub connect_gate: Semaphore,
+    /// Wakes the deadline sweeper when a waiter joins an empty queue.
+    pub arrivals: Arc<Notify>,
 }
 
 impl<M: Manager> Shared<M> {
@@ -80,24 +91,26 @@ impl<M: Manager> Shared<M> {
         let config_breaker = config.breaker.clone();
         Shared {
             manager,
-            permits: Semaphore::new(config.max_size as usize),
             state: Mutex::new(State {
                 idle: VecDeque::with_capacity(config.max_size as usize),
                 in_use: 0,
                 creating: 0,
                 live: HashMap::new(),
+                waiters: VecDeque::new(),
+                waiting: 0,
+                max_size: config.max_size as usize,
             }),
             config,
             recorder: Recorder::new(),
             listeners,
             epoch: Instant::now(),
             next_id: AtomicU64::new(1),
-            waiting: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             runtime,
             last_error: Mutex::new(None),
             breaker: Breaker::new(config_breaker),
             connect_gate: Semaphore::new(1),
+            arrivals: Arc::new(Notify::new()),
         }
     }
 
@@ -122,21 +135,51 @@ impl<M: Manager> Shared<M> {
         self.last_error.lock().clone()
     }
 
-    /// Takes an idle connection (and counts it in use), or reserves the
-    /// right to create one (and counts it as being created). The caller
-    /// holds a permit, so there is always room for one or the other.
-    pub(crate) fn take_idle_or_reserve(&self) -> Option<Idle<M::Connection>> {
-        let mut state = self.state.lock();
-        let idle = match self.config.queue_mode {
+    fn pop_idle(&self, state: &mut State<M::Connection>) -> Option<Idle<M::Connection>> {
+        match self.config.queue_mode {
             QueueMode::Lifo => state.idle.pop_back(),
             QueueMode::Fifo => state.idle.pop_front(),
-        };
-        if idle.is_some() {
+        }
+    }
+
+    /// The first step of a checkout: an idle connection, room to open one,
+    /// or a place in the wait list with this deadline.
+    pub(crate) fn checkout(&self, deadline: Instant) -> Checkout<M::Connection> {
+        let mut state = self.state.lock();
+        if self.is_closed() {
+            return Checkout::Closed;
+        }
+        if !state.has_waiters() {
+            if let Some(idle) = self.pop_idle(&mut state) {
+                state.in_use += 1;
+                return Checkout::Now(Grant::Conn(idle));
+            }
+            if state.size() < state.max_size {
+                state.creating += 1;
+                return Checkout::Now(Grant::Create);
+            }
+        }
+        let slot = Slot::new(deadline);
+        let first = state.waiters.is_empty();
+        state.waiters.push_back(slot.clone());
+        state.waiting += 1;
+        drop(state);
+        if first {
+            self.arrivals.notify_one();
+        }
+        Checkout::Wait(slot)
+    }
+
+    /// After discarding a connection it held, a checkout takes another idle
+    /// one or the room to open one: the room the discard freed is its own.
+    pub(crate) fn retake(&self, state: &mut State<M::Connection>) -> Grant<M::Connection> {
+        if let Some(idle) = self.pop_idle(state) {
             state.in_use += 1;
+            Grant::Conn(idle)
         } else {
             state.creating += 1;
+            Grant::Create
         }
-        idle
     }
 
     /// Takes the idle connection with this id, if it is still idle.
@@ -148,6 +191,17 @@ impl<M: Manager> Shared<M> {
             state.in_use += 1;
         }
         idle
+    }
+
+    /// Reserves room to open a connection for the maintenance task, if the
+    /// pool is below `target` (and `max_size`) and nobody waits.
+    pub(crate) fn reserve_for_top_up(&self, target: usize) -> bool {
+        let mut state = self.state.lock();
+        if state.has_waiters() || state.size() >= target.min(state.max_size) {
+            return false;
+        }
+        state.creating += 1;
+        true
     }
 
     /// A connection finished being created: it is now in use by the
@@ -162,26 +216,47 @@ impl<M: Manager> Shared<M> {
         meta
     }
 
-    /// A creation was abandoned or failed.
+    /// A creation was abandoned or failed: its room goes to a waiter.
     pub(crate) fn creation_abandoned(&self) {
-        self.state.lock().creating -= 1;
+        let mut wakeups = Wakeups::default();
+        {
+            let mut state = self.state.lock();
+            state.creating -= 1;
+            state.room_freed(&mut wakeups);
+        }
+        wakeups.wake();
     }
 
-    /// Puts an in-use connection back among the idle ones: at the back as
-    /// the most recently returned, or (`least_recent`, for a background
-    /// ping) at the front, keeping its place in the age order.
-    pub(crate) fn put_idle(&self, conn: M::Connection, meta: Arc<ConnMeta>, least_recent: bool) {
-        let mut state = self.state.lock();
-        state.in_use -= 1;
-        let idle = Idle { conn, meta };
-        if least_recent {
-            state.idle.push_front(idle);
-        } else {
-            state.idle.push_back(idle);
+    /// Returns an in-use connection: to the oldest waiter, else to the idle
+    /// queue — at the back as the most recently returned, or
+    /// (`least_recent`, after a background ping) at the front.
+    pub(crate) fn release(&self, conn: M::Connection, meta: Arc<ConnMeta>, least_recent: bool) {
+        let mut wakeups = Wakeups::default();
+        {
+            let mut state = self.state.lock();
+            self.release_locked(&mut state, Idle { conn, meta }, least_recent, &mut wakeups);
+        }
+        wakeups.wake();
+    }
+
+    pub(crate) fn release_locked(
+        &self,
+        state: &mut State<M::Connection>,
+        idle: Idle<M::Connection>,
+        least_recent: bool,
+        wakeups: &mut Wakeups,
+    ) {
+        if let Some(Grant::Conn(idle)) = state.hand_to_waiter(Grant::Conn(idle), wakeups) {
+            state.in_use -= 1;
+            if least_recent {
+                state.idle.push_front(idle);
+            } else {
+                state.idle.push_back(idle);
+            }
         }
     }
 
-    /// Closes an in-use connection for `reason`.
+    /// Closes an in-use connection for `reason`; its room goes to a waiter.
     pub(crate) fn discard_in_use(&self, conn: M::Connection, meta: &ConnMeta, reason: CloseReason) {
         self.discard_accounting(meta, reason);
         // Dropped outside the lock: closing a connection may take a moment.
@@ -190,22 +265,40 @@ impl<M: Manager> Shared<M> {
 
     /// Forgets an in-use connection (closed or detached).
     pub(crate) fn discard_accounting(&self, meta: &ConnMeta, reason: CloseReason) {
+        let mut wakeups = Wakeups::default();
         {
             let mut state = self.state.lock();
             state.in_use -= 1;
             state.live.remove(&meta.id);
+            state.room_freed(&mut wakeups);
         }
+        wakeups.wake();
         self.closed_one(meta.id, reason);
+    }
+
+    /// Closes a connection a checkout held and gives the checkout the next
+    /// idle connection or room to open one instead.
+    pub(crate) fn discard_and_retake(
+        &self,
+        conn: M::Connection,
+        meta: &ConnMeta,
+        reason: CloseReason,
+    ) -> Grant<M::Connection> {
+        let grant = {
+            let mut state = self.state.lock();
+            state.in_use -= 1;
+            state.live.remove(&meta.id);
+            self.retake(&mut state)
+        };
+        self.closed_one(meta.id, reason);
+        drop(conn);
+        grant
     }
 
     pub(crate) fn closed_one(&self, id: u64, reason: CloseReason) {
         self.recorder.counters.closed(reason);
         tracing::debug!(target: "tidepool::pool", id, ?reason, "connection closed");
         self.emit(|| Event::Closed { id, reason });
-    }
-
-    pub(crate) fn release_permit(&self) {
-        self.permits.add_permits(1);
     }
 
     /// Closes every idle connection; returns how many.
@@ -226,48 +319,16 @@ impl<M: Manager> Shared<M> {
     }
 }
 
-/// A permit taken from the pool's semaphore and not yet attached to a
-/// guard. Released on drop, so a cancelled acquire gives it back.
-pub(crate) struct Permit<'a, M: Manager>(pub &'a Shared<M>);
-
-impl<M: Manager> Permit<'_, M> {
-    /// Hands responsibility for the permit to a guard.
-    pub(crate) fn keep(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl<M: Manager> Drop for Permit<'_, M> {
-    fn drop(&mut self) {
-        self.0.release_permit();
-    }
-}
-
-/// Counts a task as waiting while it exists.
-pub(crate) struct Waiting<'a>(pub &'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    pub(crate) fn new(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Waiting(counter)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A reservation to create a connection; undone on drop unless the
-/// connection was registered.
+/// A reservation to create a connection (counted in `creating`); undone
+/// on drop — the room passing to a waiter — unless the connection was
+/// registered.
 pub(crate) struct Creating<'a, M: Manager> {
     shared: &'a Shared<M>,
     started: Instant,
 }
 
 impl<'a, M: Manager> Creating<'a, M> {
-    /// Reserves; the caller has already counted it in `state.creating`.
+    /// Takes over a reservation already counted in `state.creating`.
     pub(crate) fn new(shared: &'a Shared<M>) -> Self {
         Creating {
             shared,

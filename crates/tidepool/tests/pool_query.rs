@@ -27,6 +27,8 @@ impl Classify for Scripted {
 struct ScriptConn {
     in_tx: bool,
     commits: Arc<AtomicU32>,
+    /// BEGINs to refuse as busy before accepting one.
+    busy_begins: Arc<AtomicU32>,
 }
 
 fn outcome(sql: &str) -> Result<(), Scripted> {
@@ -56,6 +58,10 @@ impl Queryable for ScriptConn {
         self.query(sql, p).await.map(|mut r| r.remove(0))
     }
     async fn begin(&mut self) -> Result<(), Scripted> {
+        if self.busy_begins.load(SeqCst) > 0 {
+            self.busy_begins.fetch_sub(1, SeqCst);
+            return Err(Scripted(FailureKind::Transaction));
+        }
         self.in_tx = true;
         Ok(())
     }
@@ -76,6 +82,7 @@ impl Queryable for ScriptConn {
 #[derive(Default)]
 struct ScriptManager {
     commits: Arc<AtomicU32>,
+    busy_begins: Arc<AtomicU32>,
 }
 
 impl Manager for ScriptManager {
@@ -85,6 +92,7 @@ impl Manager for ScriptManager {
         Ok(ScriptConn {
             in_tx: false,
             commits: self.commits.clone(),
+            busy_begins: self.busy_begins.clone(),
         })
     }
     async fn validate(&self, _: &mut ScriptConn) -> Result<(), Scripted> {
@@ -175,5 +183,24 @@ async fn a_pool_transaction_retries_serialization_failures_then_commits() {
         .unwrap();
     assert_eq!(value, 42);
     assert_eq!(attempts.load(SeqCst), 3);
+    assert_eq!(commits.load(SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_begin_refused_by_a_busy_database_is_retried_like_the_body() {
+    let manager = ScriptManager::default();
+    manager.busy_begins.store(2, SeqCst);
+    let commits = manager.commits.clone();
+    let pool = Pool::builder(manager).build().await.unwrap();
+    let value = pool
+        .transaction(
+            RetryPolicy::default(),
+            |tx: &mut ScriptConn| -> BoxFuture<'_, Result<i64, Scripted>> {
+                Box::pin(async move { tx.execute("UPDATE t SET v = 1", &[]).await.map(|_| 7) })
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(value, 7);
     assert_eq!(commits.load(SeqCst), 1);
 }
