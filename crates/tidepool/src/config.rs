@@ -179,8 +179,7 @@ impl Config {
         if self.max_size == 0 {
             return Err(invalid("max_size", "must be at least 1"));
         }
-        // A pool
-        // this large is a typo anyway.
+        // A pool this large is a typo.
         if self.max_size > 1_000_000 {
             return Err(invalid(
                 "max_size",
