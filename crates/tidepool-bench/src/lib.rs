@@ -3,4 +3,5 @@
 
 pub mod harness;
 pub mod noop;
+pub mod pg;
 pub mod report;
