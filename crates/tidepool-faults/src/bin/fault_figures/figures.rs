@@ -150,3 +150,86 @@ pub fn median_figures(all: &[&Figures]) -> Figures {
         errors,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::scenario::{Req, Run};
+    use crate::subjects::Kind;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    fn req(start: u64, end: u64, error: Option<&'static str>) -> Req {
+        Req {
+            start: ms(start),
+            end: ms(end),
+            error,
+        }
+    }
+
+    fn run(reqs: Vec<Req>) -> Run {
+        Run {
+            kind: Kind::Tidepool,
+            reqs,
+            fault_at: ms(1000),
+            heal_at: ms(2000),
+            accepted: [3, 10, 15],
+            open_at_heal: 0,
+            diagnosis: None,
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles_pick_observed_values() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.50), Some(50.0));
+        assert_eq!(percentile(&v, 0.99), Some(99.0));
+        assert_eq!(percentile(&[7.0], 0.99), Some(7.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn detection_is_the_end_of_the_first_failure_after_the_fault() {
+        let f = figures(&run(vec![
+            req(0, 5, None),
+            req(990, 1300, Some("acquire timeout")),
+            req(1010, 1020, Some("circuit open")),
+        ]));
+        assert_eq!(f.failed, 2);
+        assert_eq!(f.detect_ms, Some(20.0));
+        assert_eq!(f.attempts_during_fault, 7);
+        assert_eq!(f.attempts_fault_to_end, 12);
+        assert_eq!(f.errors.get("circuit open"), Some(&1));
+    }
+
+    #[test]
+    fn recovery_is_the_first_of_ten_successes_in_a_row_after_the_heal() {
+        let mut reqs = vec![req(1990, 2050, None), req(2000, 2100, Some("circuit open"))];
+        // Nine successes, a failure, then ten successes from 2200 ms on.
+        reqs.extend((0..9).map(|i| req(2110 + i, 2120 + i, None)));
+        reqs.push(req(2150, 2160, Some("circuit open")));
+        reqs.extend((0..10).map(|i| req(2200 + i * 10, 2205 + i * 10, None)));
+        let f = figures(&run(reqs));
+        assert_eq!(f.recover_ms, Some(205.0));
+        assert_eq!(f.failed_issued_after_heal, 2);
+    }
+
+    #[test]
+    fn a_run_that_never_recovers_has_no_recovery_time() {
+        let reqs = (0..30)
+            .map(|i| req(2000 + i * 10, 2001 + i * 10, (i % 5 == 0).then_some("x")))
+            .collect();
+        assert_eq!(figures(&run(reqs)).recover_ms, None);
+    }
+
+    #[test]
+    fn medians_sort_a_missing_recovery_above_every_number() {
+        assert_eq!(median_opt(&[Some(3.0), None, Some(1.0)]), Some(3.0));
+        assert_eq!(median_opt(&[None, None, Some(1.0)]), None);
+        assert_eq!(median_opt(&[Some(1.0), Some(3.0)]), Some(2.0));
+    }
+}
