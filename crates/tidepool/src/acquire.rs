@@ -37,12 +37,22 @@ impl<M: Manager> Shared<M> {
         let attempt = async {
             // While the database is in trouble, open one connection at a
             // time instead of piling attempts on it.
-            let _gate = if self.breaker.throttling() {
-                self.connect_gate.acquire().await.ok()
+            let gate = if self.breaker.throttling() {
+                self.connect_gate.clone().acquire_owned().await.ok()
             } else {
                 None
             };
-            self.manager.connect().await
+            let outcome = self.manager.connect().await;
+            if let (Some(gate), Err(_)) = (gate, &outcome) {
+                // Keep the gate shut a little after a failure, so a
+                // database that refuses at once sees a trickle, not a loop.
+                let spacing = self.config.breaker.degraded_attempt_spacing;
+                self.runtime.spawn(async move {
+                    tokio::time::sleep(spacing).await;
+                    drop(gate);
+                });
+            }
+            outcome
         };
         match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(conn)) => {
@@ -55,8 +65,12 @@ impl<M: Manager> Shared<M> {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
                 let retryable = self.manager.is_retryable(&error);
                 let text = error.to_string();
-                self.breaker
-                    .record_failure(self.manager.classify(&error), &text);
+                if retryable {
+                    self.breaker
+                        .record_failure(self.manager.classify(&error), &text);
+                } else {
+                    self.breaker.record_fatal(&text);
+                }
                 tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), error = %text, retryable, "connection attempt failed");
                 self.set_last_error(text.clone());
                 self.emit(|| Event::CreateFailed { error: text });
@@ -65,8 +79,12 @@ impl<M: Manager> Shared<M> {
             Err(_) => {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
                 let text = format!("connecting timed out after {limit:?}");
-                self.breaker
-                    .record_failure(crate::FailureKind::Timeout, &text);
+                // A connect cut short by the caller's own deadline says
+                // nothing about the database.
+                if limit >= self.config.connect_timeout {
+                    self.breaker
+                        .record_failure(crate::FailureKind::Timeout, &text);
+                }
                 tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), "{text}");
                 self.set_last_error(text.clone());
                 self.emit(|| Event::CreateFailed { error: text });
@@ -94,15 +112,18 @@ impl<M: Manager> Shared<M> {
                 Err(failure) => failure,
             };
             attempt += 1;
+            // Retries ride out a blip; once the breaker sees trouble, the
+            // breaker's probes decide when the database is tried again.
+            let retries_left = attempt <= self.config.max_retries && self.breaker.is_healthy();
             match failure {
                 CreateFailure::Error {
                     error,
                     retryable: false,
                 } => return Err(Error::Create(error)),
-                CreateFailure::Error { error, .. } if attempt > self.config.max_retries => {
+                CreateFailure::Error { error, .. } if !retries_left => {
                     return Err(Error::Create(error))
                 }
-                _ if attempt > self.config.max_retries => return Err(self.timed_out(started)),
+                _ if !retries_left => return Err(self.timed_out(started)),
                 _ => {}
             }
             let delay = crate::backoff::delay(

@@ -63,11 +63,24 @@ pub struct BreakerConfig {
     /// Transaction failures (serialization, deadlock). Defaults to degrade
     /// at 20, open at 50.
     pub transaction: Thresholds,
-    /// Time the circuit stays open before probing. Defaults to 2 s.
+    /// The circuit opens only when the failures in the window span at
+    /// least this long, so a momentary reset of every connection is not
+    /// mistaken for an outage; a degraded pool heals once this long passes
+    /// without a failure. Defaults to 250 ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub min_outage: Duration,
+    /// While degraded, a failed connection attempt holds the one-at-a-time
+    /// gate this long, so a database refusing connections sees a trickle of
+    /// attempts rather than a busy loop. Defaults to 50 ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub degraded_attempt_spacing: Duration,
+    /// Time the circuit stays open before the first probe; it doubles after
+    /// each failed probe. Defaults to 250 ms.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub recovery_timeout: Duration,
-    /// Cap on the recovery timeout, which doubles after each failed probe.
-    /// Defaults to 30 s.
+    /// Cap on the recovery timeout, so a database that comes back is
+    /// noticed within this long (and a dead one sees at most
+    /// `half_open_requests` attempts per this long). Defaults to 2 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_recovery_timeout: Duration,
     /// Probe acquires let through at once while half-open. Defaults to 3.
@@ -97,8 +110,10 @@ impl Default for BreakerConfig {
                 degrade: 20,
                 open: 50,
             },
-            recovery_timeout: Duration::from_secs(2),
-            max_recovery_timeout: Duration::from_secs(30),
+            min_outage: Duration::from_millis(250),
+            degraded_attempt_spacing: Duration::from_millis(50),
+            recovery_timeout: Duration::from_millis(250),
+            max_recovery_timeout: Duration::from_secs(2),
             half_open_requests: 3,
             half_open_successes: 1,
         }
@@ -248,6 +263,7 @@ impl Drop for ProbeSlot<'_> {
 
 struct Inner {
     failures: [VecDeque<Instant>; 4],
+    last_failure: Option<Instant>,
     last_error: Option<String>,
     retry_at: Instant,
     recovery: Duration,
@@ -281,6 +297,7 @@ impl Breaker {
             state: AtomicU8::new(0),
             inner: Mutex::new(Inner {
                 failures: Default::default(),
+                last_failure: None,
                 last_error: None,
                 retry_at: Instant::now(),
                 recovery,
@@ -373,6 +390,7 @@ impl Breaker {
         let now = Instant::now();
         let mut inner = self.inner.lock();
         inner.last_error = Some(error.to_string());
+        inner.last_failure = Some(now);
         let window = self.config.window;
         let q = &mut inner.failures[i];
         q.push_back(now);
@@ -387,17 +405,39 @@ impl Breaker {
             q.pop_front();
         }
         let count = q.len() as u32;
+        let span = q.front().map_or(Duration::ZERO, |&first| {
+            now.saturating_duration_since(first)
+        });
         match self.state() {
             BreakerState::HalfOpen => {
                 inner.recovery = (inner.recovery * 2).min(self.config.max_recovery_timeout);
                 self.open(&mut inner, now);
             }
             BreakerState::Failed => {}
-            _ if count >= t.open => self.open(&mut inner, now),
+            _ if count >= t.open && span >= self.config.min_outage => self.open(&mut inner, now),
             BreakerState::Healthy if count >= t.degrade => {
                 self.transition(&mut inner, BreakerState::Degraded, now)
             }
             _ => {}
+        }
+    }
+
+    /// A failure that says the database will refuse every attempt until
+    /// someone changes something (wrong password, unknown database): the
+    /// circuit opens at once, so callers get the cause without each making
+    /// an attempt.
+    pub(crate) fn record_fatal(&self, error: &str) {
+        if !self.config.enabled {
+            return;
+        }
+        let now = Instant::now();
+        let mut inner = self.inner.lock();
+        inner.last_error = Some(error.to_string());
+        if self.state() != BreakerState::Failed {
+            if self.state() == BreakerState::HalfOpen {
+                inner.recovery = (inner.recovery * 2).min(self.config.max_recovery_timeout);
+            }
+            self.open(&mut inner, now);
         }
     }
 
@@ -417,11 +457,13 @@ impl Breaker {
             BreakerState::HalfOpen => {
                 inner.probe_successes += 1;
                 if inner.probe_successes >= self.config.half_open_successes {
-                    inner.failures.iter_mut().for_each(VecDeque::clear);
-                    inner.recovery = self.config.recovery_timeout;
-                    self.transition(&mut inner, BreakerState::Healthy, now);
+                    self.close(&mut inner, now);
                 }
             }
+            // Work succeeded against the database while the circuit was
+            // open (a connection held through the outage, a probe that
+            // outlived a failed one): it is back.
+            BreakerState::Failed => self.close(&mut inner, now),
             BreakerState::Degraded => {
                 let window = self.config.window;
                 let calm = FailureKind::ALL.iter().all(|&k| {
@@ -437,12 +479,22 @@ impl Breaker {
                     }
                     (q.len() as u32) < t.degrade
                 });
-                if calm {
+                let quiet = inner
+                    .last_failure
+                    .is_none_or(|at| now.saturating_duration_since(at) >= self.config.min_outage);
+                if calm || quiet {
                     self.transition(&mut inner, BreakerState::Healthy, now);
                 }
             }
             _ => {}
         }
+    }
+
+    fn close(&self, inner: &mut Inner, now: Instant) {
+        inner.failures.iter_mut().for_each(VecDeque::clear);
+        inner.last_failure = None;
+        inner.recovery = self.config.recovery_timeout;
+        self.transition(inner, BreakerState::Healthy, now);
     }
 
     pub(crate) fn snapshot(&self) -> BreakerSnapshot {
@@ -480,12 +532,31 @@ mod tests {
         Breaker::new(BreakerConfig::default())
     }
 
+    /// `n` failures of `kind`, 100 ms apart.
+    async fn fail(b: &Breaker, kind: FailureKind, n: usize, error: &str) {
+        for _ in 0..n {
+            b.record_failure(kind, error);
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn retry_after(b: &Breaker) -> Duration {
+        match b.admit() {
+            Err(r) => r.retry_after,
+            Ok(_) => panic!("an open circuit admitted an acquire"),
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn client_mistakes_never_move_the_breaker() {
         let b = breaker();
-        for _ in 0..1000 {
-            b.record_failure(FailureKind::Client, "syntax error at or near \"SELEC\"");
-        }
+        fail(
+            &b,
+            FailureKind::Client,
+            100,
+            "syntax error at or near \"SELEC\"",
+        )
+        .await;
         assert_eq!(b.state(), BreakerState::Healthy);
         assert!(b.snapshot().last_error.is_none());
     }
@@ -493,22 +564,46 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn connect_failures_degrade_then_open_and_the_open_circuit_fails_fast_with_the_cause() {
         let b = breaker();
-        for _ in 0..3 {
-            b.record_failure(FailureKind::Connect, "connection refused");
-        }
+        fail(&b, FailureKind::Connect, 3, "connection refused").await;
         assert_eq!(b.state(), BreakerState::Degraded);
         assert!(b.throttling());
-        for _ in 0..3 {
-            b.record_failure(FailureKind::Connect, "connection refused");
-        }
+        fail(&b, FailureKind::Connect, 3, "connection refused").await;
         assert_eq!(b.state(), BreakerState::Failed);
         match b.admit() {
             Err(r) => {
-                assert_eq!(r.retry_after, Duration::from_secs(2));
+                assert!(r.retry_after <= Duration::from_millis(250));
                 assert_eq!(r.last_error.as_deref(), Some("connection refused"));
             }
             Ok(_) => panic!("an open circuit admitted an acquire"),
         };
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_failures_at_one_moment_degrades_but_does_not_open() {
+        let b = breaker();
+        for _ in 0..50 {
+            b.record_failure(FailureKind::Connect, "connection reset by peer");
+        }
+        assert_eq!(
+            b.state(),
+            BreakerState::Degraded,
+            "a momentary reset of every connection is not an outage"
+        );
+        tokio::time::advance(Duration::from_millis(300)).await;
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Healthy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cause_retrying_cannot_fix_opens_the_circuit_at_once() {
+        let b = breaker();
+        b.record_fatal("password authentication failed for user \"app\"");
+        assert_eq!(b.state(), BreakerState::Failed);
+        assert!(b
+            .snapshot()
+            .last_error
+            .unwrap()
+            .contains("password authentication failed"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -524,10 +619,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn after_recovery_timeout_a_bounded_number_of_probes_pass_and_a_success_closes_it() {
         let b = breaker();
-        for _ in 0..6 {
-            b.record_failure(FailureKind::Connect, "refused");
-        }
-        tokio::time::advance(Duration::from_secs(2)).await;
+        fail(&b, FailureKind::Connect, 6, "refused").await;
+        tokio::time::advance(retry_after(&b)).await;
         let probes: Vec<_> = (0..3)
             .map(|_| b.admit().ok().expect("probe admitted"))
             .collect();
@@ -540,44 +633,46 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failed_probe_reopens_with_the_recovery_timeout_backed_off() {
+    async fn a_failed_probe_reopens_with_the_recovery_timeout_backed_off_to_its_cap() {
         let b = breaker();
-        for _ in 0..6 {
-            b.record_failure(FailureKind::Connect, "refused");
-        }
-        for expected in [4, 8, 16, 30, 30] {
-            let wait = match b.admit() {
-                Err(r) => r.retry_after,
-                Ok(_) => panic!("admitted while open"),
-            };
-            tokio::time::advance(wait).await;
+        fail(&b, FailureKind::Connect, 6, "refused").await;
+        for expected_ms in [500, 1000, 2000, 2000] {
+            tokio::time::advance(retry_after(&b)).await;
             let probe = b.admit().ok().expect("probe");
             b.record_failure(FailureKind::Connect, "still refused");
             drop(probe);
-            match b.admit() {
-                Err(r) => assert_eq!(r.retry_after, Duration::from_secs(expected)),
-                Ok(_) => panic!("admitted after a failed probe"),
-            }
+            assert_eq!(retry_after(&b), Duration::from_millis(expected_ms));
         }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_degraded_breaker_heals_once_the_window_is_calm() {
+    async fn any_success_closes_an_open_circuit() {
         let b = breaker();
-        for _ in 0..3 {
-            b.record_failure(FailureKind::Timeout, "timed out");
-        }
-        for _ in 0..2 {
-            b.record_failure(FailureKind::Connect, "refused");
-        }
+        fail(&b, FailureKind::Connect, 6, "refused").await;
+        assert_eq!(b.state(), BreakerState::Failed);
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Healthy);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_degraded_breaker_heals_once_failures_stop() {
+        let b = breaker();
+        fail(&b, FailureKind::Timeout, 3, "timed out").await;
+        fail(&b, FailureKind::Connect, 2, "refused").await;
         assert_eq!(
             b.state(),
             BreakerState::Healthy,
             "each kind has its own threshold"
         );
-        b.record_failure(FailureKind::Connect, "refused");
+        fail(&b, FailureKind::Connect, 1, "refused").await;
         assert_eq!(b.state(), BreakerState::Degraded);
-        tokio::time::advance(Duration::from_secs(11)).await;
+        b.record_success();
+        assert_eq!(
+            b.state(),
+            BreakerState::Degraded,
+            "failures are still recent"
+        );
+        tokio::time::advance(Duration::from_millis(250)).await;
         b.record_success();
         assert_eq!(b.state(), BreakerState::Healthy);
     }
@@ -585,9 +680,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_disabled_breaker_admits_everything() {
         let b = Breaker::new(BreakerConfig::disabled());
-        for _ in 0..100 {
-            b.record_failure(FailureKind::Connect, "refused");
-        }
+        fail(&b, FailureKind::Connect, 100, "refused").await;
+        b.record_fatal("wrong password");
         assert!(matches!(b.admit(), Ok(Admission::Normal)));
     }
 }

@@ -76,7 +76,7 @@ pub(crate) struct Shared<M: Manager> {
     pub last_error: Mutex<Option<String>>,
     pub breaker: Breaker,
     /// Serializes connection attempts while the breaker is not healthy.
-    pub connect_gate: Semaphore,
+    pub connect_gate: Arc<Semaphore>,
     /// Wakes the deadline sweeper when a waiter joins an empty queue.
     pub arrivals: Arc<Notify>,
 }
@@ -109,7 +109,7 @@ impl<M: Manager> Shared<M> {
             runtime,
             last_error: Mutex::new(None),
             breaker: Breaker::new(config_breaker),
-            connect_gate: Semaphore::new(1),
+            connect_gate: Arc::new(Semaphore::new(1)),
             arrivals: Arc::new(Notify::new()),
         }
     }

@@ -64,6 +64,9 @@ async fn retries_back_off_exponentially_and_end_with_the_cause() {
         .acquire_timeout(Duration::from_secs(30))
         .max_retries(3)
         .retry_delay(Duration::from_millis(100))
+        // Retries as such; with the breaker on, a degraded breaker stops
+        // them and leaves retrying to its probes (tests/breaker.rs).
+        .circuit_breaker(tidepool::BreakerConfig::disabled())
         .build_lazy()
         .unwrap();
     let started = Instant::now();
@@ -88,6 +91,7 @@ async fn retries_never_outlast_the_acquire_deadline_and_report_the_last_error() 
         .acquire_timeout(Duration::from_millis(250))
         .max_retries(100)
         .retry_delay(Duration::from_millis(100))
+        .circuit_breaker(tidepool::BreakerConfig::disabled())
         .build_lazy()
         .unwrap();
     let started = Instant::now();

@@ -135,6 +135,7 @@ async fn a_database_failing_queries_opens_the_circuit() {
         let _ = pool
             .execute_query(QueryKind::Write, "server error", &[])
             .await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(pool.breaker_state(), BreakerState::Failed);
     assert!(matches!(
