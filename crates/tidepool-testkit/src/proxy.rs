@@ -171,11 +171,19 @@ fn reset(stream: TcpStream) {
 }
 
 async fn serve(client: TcpStream, upstream: SocketAddr, mut watcher: watch::Receiver<Fault>) {
-    // A black hole holds a new connection (its data waiting in the
-    // kernel) until the fault is lifted, then serves it normally.
+    // A black hole holds a new connection until the fault is lifted, then
+    // serves it normally, first delivering what the client sent meanwhile.
+    // A client that gives up while held is dropped, not forwarded later.
+    let mut client = client;
+    let mut held = Vec::new();
     while *watcher.borrow_and_update() == Fault::BlackHole {
-        if watcher.changed().await.is_err() {
-            return;
+        let mut buf = [0u8; 4096];
+        tokio::select! {
+            n = client.read(&mut buf) => match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => held.extend_from_slice(&buf[..n]),
+            },
+            changed = watcher.changed() => if changed.is_err() { return },
         }
     }
     let fault = *watcher.borrow_and_update();
@@ -197,9 +205,12 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut watcher: watch::Rece
         }
         _ => {}
     }
-    let Ok(server) = TcpStream::connect(upstream).await else {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
         return reset(client);
     };
+    if !held.is_empty() && server.write_all(&held).await.is_err() {
+        return reset(client);
+    }
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
@@ -340,6 +351,31 @@ mod tests {
         proxy.set(Fault::BlackHole);
         let stalled = tokio::time::timeout(Duration::from_millis(200), roundtrip(&mut s)).await;
         assert!(stalled.is_err(), "data crossed a black hole");
+        proxy.set(Fault::PassThrough);
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf, b"ping");
+    }
+
+    #[tokio::test]
+    async fn a_new_connection_held_by_a_black_hole_is_served_when_it_lifts_unless_its_client_left()
+    {
+        let proxy = FaultProxy::start(echo_server().await).await.unwrap();
+        proxy.set(Fault::BlackHole);
+        let gone = TcpStream::connect(proxy.addr()).await.unwrap();
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        s.write_all(b"ping").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(gone);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            proxy.open_connections(),
+            1,
+            "the abandoned connection is dropped while held"
+        );
         proxy.set(Fault::PassThrough);
         let mut buf = [0u8; 4];
         tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf))
