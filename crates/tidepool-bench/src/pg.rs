@@ -461,6 +461,18 @@ async fn task<C: PgCycle>(
     }
 }
 
+/// The `PGSSLMODE` that libpq tools (pgbench) need to connect the way the
+/// URL says: without it they default to `prefer` and use TLS whenever the
+/// server offers it, while the Rust pools here connect without TLS.
+pub fn libpq_sslmode(url: &str) -> Result<&'static str, String> {
+    let config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
+    Ok(match config.get_ssl_mode() {
+        tokio_postgres::config::SslMode::Disable => "disable",
+        tokio_postgres::config::SslMode::Require => "require",
+        _ => "prefer",
+    })
+}
+
 /// Connection arguments for the `pgbench` and `psql`-style command-line
 /// tools, from a URL.
 pub fn cli_args(url: &str) -> Result<(Vec<String>, String), String> {
@@ -493,6 +505,7 @@ pub fn run_pgbench(
     let (args, db) = cli_args(url)?;
     let secs = duration.as_secs().max(1);
     let output = std::process::Command::new("pgbench")
+        .env("PGSSLMODE", libpq_sslmode(url)?)
         .args(&args)
         .args(["-n", "-S", "-M", "prepared", "-j", "2"])
         .args(["-c", &clients.to_string(), "-T", &secs.to_string()])
@@ -583,6 +596,7 @@ pub async fn ensure_database(admin_url: &str, url: &str) -> Result<(), String> {
     eprintln!("initialising {db} with pgbench -i -s {SCALE} (about a minute)");
     let (args, db) = cli_args(url)?;
     let status = std::process::Command::new("pgbench")
+        .env("PGSSLMODE", libpq_sslmode(url)?)
         .args(&args)
         .args(["-i", "-q", "-s", &SCALE.to_string()])
         .arg(&db)

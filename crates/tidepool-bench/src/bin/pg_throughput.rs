@@ -16,14 +16,20 @@ use tidepool_bench::report::{fmt_ns, fmt_rate, median};
     about = "PostgreSQL throughput of tidepool-postgres, deadpool-postgres, bb8-postgres, sqlx and pgbench"
 )]
 struct Args {
-    /// The benchmark database (created and initialised if missing).
+    /// The benchmark database (created and initialised if missing). Keep
+    /// `sslmode=disable`: deadpool-postgres and bb8-postgres run without TLS
+    /// here, while tidepool-postgres, like libpq, uses TLS under the default
+    /// `prefer` whenever the server offers it.
     #[arg(
         long,
-        default_value = "postgres://postgres@127.0.0.1:5432/tidepool_bench"
+        default_value = "postgres://postgres@127.0.0.1:5432/tidepool_bench?sslmode=disable"
     )]
     url: String,
     /// A database to connect to while creating the benchmark database.
-    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+    )]
     admin_url: String,
     /// Repeats of every point; tables show the median.
     #[arg(long, default_value_t = 3)]
