@@ -20,6 +20,7 @@ mod pool;
 mod pool_query;
 mod query;
 mod shared;
+mod sync;
 mod waiters;
 
 pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};

@@ -273,7 +273,7 @@ impl<M: Manager> Shared<M> {
 
     fn drain_idle_locked(
         &self,
-        state: parking_lot::MutexGuard<'_, crate::shared::State<M::Connection>>,
+        state: crate::sync::MutexGuard<'_, crate::shared::State<M::Connection>>,
     ) {
         if !state.idle.is_empty() {
             drop(state);

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -280,5 +280,139 @@ impl<M: Manager> Shared<M> {
         }
         wakeups.wake();
         self.arrivals.notify_one();
+    }
+}
+
+/// Model checks of the hand-off protocol under loom, which runs each test
+/// body under every interleaving of its threads' lock operations:
+/// `RUSTFLAGS="--cfg loom" cargo test -p tidepool --lib loom_model --release`.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use std::sync::{Arc, OnceLock};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::metrics::CloseReason;
+    use crate::shared::Checkout;
+
+    struct Numbers;
+
+    impl Manager for Numbers {
+        type Connection = u32;
+        type Error = std::io::Error;
+        async fn connect(&self) -> Result<u32, std::io::Error> {
+            Ok(0)
+        }
+        async fn validate(&self, _: &mut u32) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+    }
+
+    /// A pool of one connection, which is checked out.
+    fn pool_with_its_connection_out() -> (Arc<Shared<Numbers>>, Idle<u32>) {
+        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        let runtime = RUNTIME.get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a runtime for the handle")
+        });
+        let mut config = Config::default();
+        config.max_size = 1;
+        let shared = Arc::new(Shared::new(
+            Numbers,
+            config,
+            Vec::new(),
+            runtime.handle().clone(),
+        ));
+        assert!(matches!(
+            shared.checkout(deadline()),
+            Checkout::Now(Grant::Create)
+        ));
+        let meta = shared.created(Instant::now());
+        (shared, Idle { conn: 7, meta })
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    fn queue(shared: &Arc<Shared<Numbers>>) -> Arc<Slot<u32>> {
+        match shared.checkout(deadline()) {
+            Checkout::Wait(slot) => slot,
+            _ => panic!("a full pool must queue the caller"),
+        }
+    }
+
+    #[test]
+    fn a_connection_returned_while_its_waiter_gives_up_is_never_lost() {
+        loom::model(|| {
+            let (shared, held) = pool_with_its_connection_out();
+            let slot = queue(&shared);
+            let returner = {
+                let shared = shared.clone();
+                loom::thread::spawn(move || shared.release(held.conn, held.meta, false))
+            };
+            drop(Wait {
+                shared: &*shared,
+                slot,
+                done: false,
+            });
+            returner.join().expect("returner");
+            let state = shared.state.lock();
+            assert_eq!(
+                (
+                    state.idle.len(),
+                    state.in_use,
+                    state.creating,
+                    state.waiting
+                ),
+                (1, 0, 0, 0)
+            );
+        });
+    }
+
+    #[test]
+    fn a_returned_connection_reaches_the_waiter() {
+        loom::model(|| {
+            let (shared, held) = pool_with_its_connection_out();
+            let slot = queue(&shared);
+            let returner = {
+                let shared = shared.clone();
+                loom::thread::spawn(move || shared.release(held.conn, held.meta, false))
+            };
+            let outcome = loom::future::block_on(Wait {
+                shared: &*shared,
+                slot,
+                done: false,
+            });
+            returner.join().expect("returner");
+            assert!(matches!(outcome, Outcome::Granted(Grant::Conn(_))));
+            let state = shared.state.lock();
+            assert_eq!((state.idle.len(), state.in_use, state.waiting), (0, 1, 0));
+        });
+    }
+
+    #[test]
+    fn room_freed_while_its_waiter_gives_up_goes_back_to_the_pool() {
+        loom::model(|| {
+            let (shared, held) = pool_with_its_connection_out();
+            let slot = queue(&shared);
+            let closer = {
+                let shared = shared.clone();
+                loom::thread::spawn(move || {
+                    shared.discard_in_use(held.conn, &held.meta, CloseReason::Broken)
+                })
+            };
+            drop(Wait {
+                shared: &*shared,
+                slot,
+                done: false,
+            });
+            closer.join().expect("closer");
+            let state = shared.state.lock();
+            assert_eq!((state.size(), state.creating, state.waiting), (0, 0, 0));
+        });
     }
 }
