@@ -6,7 +6,7 @@
 
 use std::backtrace::Backtrace;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ pub(crate) struct ConnMeta {
     in_use: AtomicBool,
     leak_reported: AtomicBool,
     site: Mutex<Option<CheckoutSite>>,
+    /// The address of the location in `site`, so a connection checked out
+    /// from the same place again (the common case) skips the lock.
+    site_addr: AtomicUsize,
 }
 
 /// Time since the pool's epoch, in nanoseconds.
@@ -63,6 +66,7 @@ impl ConnMeta {
             in_use: AtomicBool::new(false),
             leak_reported: AtomicBool::new(false),
             site: Mutex::new(None),
+            site_addr: AtomicUsize::new(0),
         })
     }
 
@@ -102,8 +106,14 @@ impl ConnMeta {
         self.in_use.store(true, Relaxed);
         if let Some(site) = site {
             self.checked_out_at.store(nanos_since(epoch, now), Relaxed);
-            self.leak_reported.store(false, Relaxed);
-            *self.site.lock() = Some(site);
+            if self.leak_reported.load(Relaxed) {
+                self.leak_reported.store(false, Relaxed);
+            }
+            let addr = std::ptr::from_ref(site.location) as usize;
+            if site.backtrace.is_some() || self.site_addr.load(Relaxed) != addr {
+                *self.site.lock() = Some(site);
+                self.site_addr.store(addr, Relaxed);
+            }
         }
     }
 

@@ -104,3 +104,32 @@ async fn with_stack_traces_on_the_report_carries_the_backtrace() {
     assert_eq!(lines.len(), 1);
     assert!(lines[0].contains("backtrace="), "{}", lines[0]);
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn the_report_names_the_latest_checkout_not_an_earlier_one() {
+    let (captured, _guard) = capture();
+    let pool = Pool::builder(TestManager::new())
+        .max_size(1)
+        .leak_timeout(Some(Duration::from_secs(10)))
+        .build()
+        .await
+        .unwrap();
+    let first = line!() + 1;
+    drop(pool.get().await.unwrap());
+    let second = line!() + 1;
+    let leaked = pool.get().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let lines = captured.leak_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&format!("tests/leak.rs:{second}")),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        !lines[0].contains(&format!("tests/leak.rs:{first}:")),
+        "{}",
+        lines[0]
+    );
+    drop(leaked);
+}
