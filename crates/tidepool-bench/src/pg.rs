@@ -57,6 +57,12 @@ pub enum PgKind {
     Tidepool,
     /// tidepool-postgres with `test_on_borrow(false)`.
     TidepoolNotest,
+    /// tidepool-postgres with the `Verified` reset policy (a round trip on
+    /// every return).
+    TidepoolVerified,
+    /// tidepool-postgres with the `Clean` reset policy (session state
+    /// cleared after every checkout that ran a statement).
+    TidepoolClean,
     /// deadpool-postgres, default `RecyclingMethod::Fast` (checks nothing).
     Deadpool,
     /// deadpool-postgres with `RecyclingMethod::Verified` (a round trip on
@@ -81,6 +87,8 @@ impl PgKind {
         match self {
             PgKind::Tidepool => "tidepool",
             PgKind::TidepoolNotest => "tidepool-notest",
+            PgKind::TidepoolVerified => "tidepool-verified",
+            PgKind::TidepoolClean => "tidepool-clean",
             PgKind::Deadpool => "deadpool",
             PgKind::DeadpoolVerified => "deadpool-verified",
             PgKind::Bb8 => "bb8",
@@ -233,12 +241,24 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
         Ok(BuiltPg::Deadpool(Arc::new(pool)))
     };
     Ok(match kind {
-        PgKind::Tidepool | PgKind::TidepoolNotest => {
-            let manager = tidepool_postgres::PgManager::from_url(url).map_err(|e| e.to_string())?;
+        PgKind::Tidepool
+        | PgKind::TidepoolNotest
+        | PgKind::TidepoolVerified
+        | PgKind::TidepoolClean => {
+            let policy = match kind {
+                PgKind::TidepoolVerified => tidepool_postgres::ResetPolicy::Verified,
+                PgKind::TidepoolClean => tidepool_postgres::ResetPolicy::Clean,
+                _ => tidepool_postgres::ResetPolicy::default(),
+            };
+            let manager = tidepool_postgres::PgManager::builder_from_url(url)
+                .map_err(|e| e.to_string())?
+                .reset_policy(policy)
+                .build()
+                .map_err(|e| e.to_string())?;
             let pool = tidepool::Pool::builder(manager)
                 .max_size(size32)
                 .acquire_timeout(timeout)
-                .test_on_borrow(kind == PgKind::Tidepool)
+                .test_on_borrow(kind != PgKind::TidepoolNotest)
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;
