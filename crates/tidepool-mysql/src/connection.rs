@@ -363,8 +363,8 @@ fn convert_rows(rows: Vec<mysql_async::Row>) -> Vec<Row> {
             let names = names
                 .get_or_insert_with(|| columns.iter().map(|c| c.name_str().into_owned()).collect())
                 .clone();
-            let values = row
-                .unwrap()
+            // `Row::unwrap` is mysql_async's infallible "take the values".
+            let values = mysql_async::Row::unwrap(row)
                 .into_iter()
                 .zip(columns.iter())
                 .map(|(v, c)| from_mysql(v, c))

@@ -242,9 +242,10 @@ impl<M: Manager> Pool<M> {
             {
                 let state = shared.state.lock();
                 out = out.min(state.in_use + state.creating);
-                // Connections returned after shut() are discarded on the way.
-                shared.drain_idle_locked(state);
             }
+            // A connection that raced shut() into the idle queue (a reset
+            // or a ping finishing) is closed here.
+            shared.drain_idle(CloseReason::PoolClosed);
             if out == 0 || Instant::now() >= deadline {
                 break;
             }
@@ -269,15 +270,5 @@ impl<M: Manager> Shared<M> {
             tracing::debug!(target: "tidepool::pool", target_db = %self.manager.describe(), "pool closed");
         }
         n
-    }
-
-    fn drain_idle_locked(
-        &self,
-        state: crate::sync::MutexGuard<'_, crate::shared::State<M::Connection>>,
-    ) {
-        if !state.idle.is_empty() {
-            drop(state);
-            self.drain_idle(CloseReason::PoolClosed);
-        }
     }
 }
