@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::breaker::{Admission, Rejected};
 use crate::conn::{CheckoutSite, ConnMeta};
 use crate::error::Error;
 use crate::events::Event;
@@ -139,6 +140,47 @@ impl<M: Manager> Shared<M> {
         }
     }
 
+    /// The circuit is open: fail at once, or — with `hold_while_open` —
+    /// wait for it to close (or to let this caller probe) until `deadline`.
+    /// A held caller makes no connection attempt of its own.
+    async fn hold_while_open(
+        &self,
+        mut rejected: Rejected,
+        deadline: Instant,
+        count_it: bool,
+    ) -> Result<Admission<'_>, Error<M::Error>> {
+        let open = |r: Rejected| Error::CircuitOpen {
+            retry_after: r.retry_after,
+            last_error: r.last_error,
+        };
+        if !self.config.breaker.hold_while_open {
+            return Err(open(rejected));
+        }
+        if count_it {
+            self.recorder.counters.held.fetch_add(1, Relaxed);
+        }
+        loop {
+            let now = Instant::now();
+            if now >= deadline || self.is_closed() {
+                return Err(open(rejected));
+            }
+            // Registered before the state is read again, so a transition
+            // between the two cannot be missed.
+            let changed = self.breaker.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.breaker.admit() {
+                Ok(admission) => return Ok(admission),
+                Err(r) => rejected = r,
+            }
+            let wake = deadline.min(now + rejected.retry_after);
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
     fn timed_out(&self, started: Instant) -> Error<M::Error> {
         let waited = started.elapsed();
         self.recorder.counters.timed_out.fetch_add(1, Relaxed);
@@ -169,11 +211,52 @@ impl<M: Manager> Shared<M> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let _admission = self.breaker.admit().map_err(|r| Error::CircuitOpen {
-            retry_after: r.retry_after,
-            last_error: r.last_error,
-        })?;
         let deadline = started + self.config.acquire_timeout;
+        let mut admitted = self.breaker.admit();
+        let mut held = false;
+        loop {
+            let admission = match admitted {
+                Ok(admission) => admission,
+                Err(rejected) => {
+                    let first_hold = !std::mem::replace(&mut held, true);
+                    self.hold_while_open(rejected, deadline, first_hold).await?
+                }
+            };
+            let probing = matches!(admission, Admission::Probe { .. });
+            let result = self.checkout_until(started, deadline, location).await;
+            drop(admission);
+            match result {
+                // A held caller let through as a probe that found the
+                // database still down goes back to holding.
+                Err(e)
+                    if probing
+                        && self.config.breaker.hold_while_open
+                        && Instant::now() < deadline
+                        && self.worth_holding_after(&e) =>
+                {
+                    admitted = self.breaker.admit();
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Whether a failed probe's error is one waiting could cure.
+    fn worth_holding_after(&self, error: &Error<M::Error>) -> bool {
+        match error {
+            Error::Timeout { .. } => true,
+            Error::Create(e) => self.manager.is_retryable(e),
+            _ => false,
+        }
+    }
+
+    /// The checkout once the breaker has let it through.
+    async fn checkout_until(
+        self: &Arc<Self>,
+        started: Instant,
+        deadline: Instant,
+        location: &'static Location<'static>,
+    ) -> Result<Pooled<M>, Error<M::Error>> {
         // `now` is read again only after something that takes time (a
         // wait, a validation, a connect): clock reads are a measurable
         // share of an uncontended checkout.

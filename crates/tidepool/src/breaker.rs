@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::error::FailureKind;
@@ -38,9 +39,11 @@ pub struct Thresholds {
 /// probed again after two seconds.
 ///
 /// ```
-/// let config = tidepool::BreakerConfig::default();
+/// let mut config = tidepool::BreakerConfig::default();
 /// assert!(config.enabled);
 /// assert_eq!(config.connect.open, 6);
+/// assert!(!config.hold_while_open, "fails fast by default");
+/// config.hold_while_open = true; // wait out short outages instead
 /// assert!(!tidepool::BreakerConfig::disabled().enabled);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +90,15 @@ pub struct BreakerConfig {
     pub half_open_requests: u32,
     /// Successful probes needed to close the circuit. Defaults to 1.
     pub half_open_successes: u32,
+    /// What an acquire does while the circuit is open. `false` (the
+    /// default): it fails at once with `CircuitOpen`. `true`: it waits, up
+    /// to its `acquire_timeout`, for the circuit to close, and is served as
+    /// soon as a probe finds the database back — making no connection
+    /// attempt of its own, so holding callers never becomes a storm. Hold
+    /// suits callers that would rather wait out a short outage than see an
+    /// error (a worker, a request with a generous deadline); fail-fast suits
+    /// a web handler that should shed load at once.
+    pub hold_while_open: bool,
 }
 
 impl Default for BreakerConfig {
@@ -116,6 +128,7 @@ impl Default for BreakerConfig {
             max_recovery_timeout: Duration::from_secs(2),
             half_open_requests: 3,
             half_open_successes: 1,
+            hold_while_open: false,
         }
     }
 }
@@ -258,6 +271,9 @@ impl Drop for ProbeSlot<'_> {
     fn drop(&mut self) {
         let mut inner = self.0.inner.lock();
         inner.probes_in_flight = inner.probes_in_flight.saturating_sub(1);
+        drop(inner);
+        // A held caller may take the freed probe slot.
+        self.0.changed.notify_waiters();
     }
 }
 
@@ -277,6 +293,9 @@ pub(crate) struct Breaker {
     config: BreakerConfig,
     state: AtomicU8,
     inner: Mutex<Inner>,
+    /// Woken on every transition and freed probe slot, for callers held
+    /// while the circuit is open.
+    pub(crate) changed: Notify,
 }
 
 fn slot(kind: FailureKind) -> Option<usize> {
@@ -306,6 +325,7 @@ impl Breaker {
                 last_transition: None,
                 times_opened: 0,
             }),
+            changed: Notify::new(),
         }
     }
 
@@ -324,6 +344,7 @@ impl Breaker {
         }
         self.state.store(to.as_u8(), Ordering::Release);
         inner.last_transition = Some((from, to, now));
+        self.changed.notify_waiters();
         let cause = inner.last_error.as_deref().unwrap_or("none");
         match to {
             BreakerState::Healthy => {

@@ -48,6 +48,7 @@ pub(crate) struct Counters {
     pub resets: AtomicU64,
     pub leaks_detected: AtomicU64,
     pub slow_acquires: AtomicU64,
+    pub held: AtomicU64,
 }
 
 impl Counters {
@@ -107,6 +108,7 @@ impl Recorder {
             resets: r(&c.resets),
             leaks_detected: r(&c.leaks_detected),
             slow_acquires: r(&c.slow_acquires),
+            acquires_held_while_open: r(&c.held),
             acquire_wait,
             hold_time: self.hold_time.snapshot(),
             create_time: self.create_time.snapshot(),
@@ -154,6 +156,9 @@ pub struct Metrics {
     pub leaks_detected: u64,
     /// Acquires slower than `slow_acquire_threshold`.
     pub slow_acquires: u64,
+    /// Acquires that found the circuit open and waited for it to close
+    /// (`BreakerConfig::hold_while_open`).
+    pub acquires_held_while_open: u64,
     /// Time from `get()` to having a connection.
     pub acquire_wait: HistogramSnapshot,
     /// Time a connection was held by its user.

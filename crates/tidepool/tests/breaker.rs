@@ -221,3 +221,99 @@ async fn a_momentary_reset_of_every_connection_does_not_open_the_circuit() {
     );
     pool.get().await.expect("served at once after the blip");
 }
+
+fn holding_pool(manager: TestManager) -> Pool<TestManager> {
+    let mut breaker = tidepool::BreakerConfig::default();
+    breaker.hold_while_open = true;
+    Pool::builder(manager)
+        .max_size(10)
+        .acquire_timeout(Duration::from_secs(2))
+        .max_retries(0)
+        .circuit_breaker(breaker)
+        .build_lazy()
+        .unwrap()
+}
+
+/// Six connection failures 100 ms apart, as the driver would report them.
+async fn open_the_circuit(pool: &Pool<TestManager>) {
+    for _ in 0..6 {
+        pool.report_failure(FailureKind::Connect, &"fake connect failure: refused");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pool.breaker_state(), BreakerState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn holding_callers_are_served_when_a_probe_finds_the_database_back_without_attempts_of_their_own(
+) {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Err;
+    let plan = manager.plan.clone();
+    let pool = holding_pool(manager);
+    open_the_circuit(&pool).await;
+    let before = plan.connects.load(SeqCst);
+    let started = Instant::now();
+    let callers: Vec<_> = (0..50)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.get().await.map(drop) })
+        })
+        .collect();
+    // Down for another 1.5 s: the callers wait, only probes touch the
+    // database (the recovery timeout backs off 250 ms → 500 ms → 1 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let probes = plan.connects.load(SeqCst) - before;
+    assert!(
+        (1..=9).contains(&probes),
+        "{probes} attempts while 50 callers were held"
+    );
+    *plan.create.lock() = Behavior::Ok;
+    for c in callers {
+        c.await
+            .unwrap()
+            .expect("a held caller is served once the database is back");
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(pool.breaker_state(), BreakerState::Healthy);
+    assert_eq!(pool.metrics().acquires_held_while_open, 50);
+    common::assert_consistent(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_caller_gives_up_at_its_timeout_with_the_cause() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Err;
+    let pool = holding_pool(manager);
+    open_the_circuit(&pool).await;
+    let started = Instant::now();
+    match pool.get().await {
+        Err(Error::CircuitOpen {
+            last_error: Some(cause),
+            ..
+        }) => assert!(cause.contains("fake connect failure"), "{cause}"),
+        other => panic!("expected CircuitOpen after holding, got {other:?}"),
+    }
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "held for exactly its acquire_timeout"
+    );
+    common::assert_consistent(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_caller_that_is_cancelled_leaves_nothing_behind() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Err;
+    let plan = manager.plan.clone();
+    let pool = holding_pool(manager);
+    open_the_circuit(&pool).await;
+    let held = tokio::time::timeout(Duration::from_millis(100), pool.get()).await;
+    assert!(held.is_err(), "still held when cancelled");
+    *plan.create.lock() = Behavior::Ok;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pool.get()
+        .await
+        .expect("the pool serves after the database returns");
+    common::assert_consistent(&pool);
+}
