@@ -171,9 +171,9 @@ impl Report {
             self.load_before, self.load_after
         );
         for scenario in Scenario::ALL {
-            let Some(ours) = self.median_of(scenario, Kind::Tidepool) else {
+            if self.median_of(scenario, Kind::Tidepool).is_none() {
                 continue;
-            };
+            }
             let _ = writeln!(
                 out,
                 "## ({}) {} — fault lasts {}\n",
@@ -209,16 +209,23 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "| anchor | failed | time to detect | time to recover | connects while faulted | failing p99 |"
+                "| tidepool | anchor | failed | time to detect | time to recover | connects while faulted | failing p99 |"
             );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-            for pool in [Kind::TidepoolNoBreaker, Kind::Deadpool, Kind::Bb8] {
-                let Some(a) = self.median_of(scenario, pool) else {
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+            let ours_and_anchors = [Kind::Tidepool, Kind::TidepoolHold]
+                .into_iter()
+                .flat_map(|o| [Kind::TidepoolNoBreaker, Kind::Deadpool, Kind::Bb8].map(|a| (o, a)));
+            for (mine, pool) in ours_and_anchors {
+                let (Some(ours), Some(a)) = (
+                    self.median_of(scenario, mine),
+                    self.median_of(scenario, pool),
+                ) else {
                     continue;
                 };
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    mine.label(),
                     pool.label(),
                     ratio(Some(ours.failed as f64), Some(a.failed as f64)),
                     ratio(ours.detect_ms, a.detect_ms),

@@ -19,6 +19,9 @@ use crate::FigureError;
 pub enum Kind {
     /// tidepool with its defaults (breaker on).
     Tidepool,
+    /// tidepool with `BreakerConfig::hold_while_open`: an open circuit
+    /// holds callers until a probe finds the database back.
+    TidepoolHold,
     /// tidepool with `BreakerConfig::disabled()`.
     TidepoolNoBreaker,
     /// deadpool-postgres with its defaults (fast recycling).
@@ -28,8 +31,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Tidepool,
+        Kind::TidepoolHold,
         Kind::TidepoolNoBreaker,
         Kind::Deadpool,
         Kind::Bb8,
@@ -38,6 +42,7 @@ impl Kind {
     pub fn label(self) -> &'static str {
         match self {
             Kind::Tidepool => "tidepool",
+            Kind::TidepoolHold => "tidepool, hold while open",
             Kind::TidepoolNoBreaker => "tidepool, breaker off",
             Kind::Deadpool => "deadpool-postgres",
             Kind::Bb8 => "bb8-postgres",
@@ -47,6 +52,7 @@ impl Kind {
     pub fn key(self) -> &'static str {
         match self {
             Kind::Tidepool => "tidepool",
+            Kind::TidepoolHold => "tidepool_hold",
             Kind::TidepoolNoBreaker => "tidepool_no_breaker",
             Kind::Deadpool => "deadpool",
             Kind::Bb8 => "bb8",
@@ -103,7 +109,7 @@ impl Subject {
     /// inside a tokio runtime.
     pub fn build(kind: Kind, port: u16, app: &str, s: &Settings) -> Result<Subject, FigureError> {
         match kind {
-            Kind::Tidepool | Kind::TidepoolNoBreaker => {
+            Kind::Tidepool | Kind::TidepoolHold | Kind::TidepoolNoBreaker => {
                 // libpq's connect_timeout is whole seconds; the pool's own
                 // connect_timeout below is the one that bounds an attempt.
                 let url = format!(
@@ -131,6 +137,11 @@ impl Subject {
                     .connect_timeout(s.connect_timeout);
                 if kind == Kind::TidepoolNoBreaker {
                     builder = builder.circuit_breaker(BreakerConfig::disabled());
+                }
+                if kind == Kind::TidepoolHold {
+                    let mut breaker = BreakerConfig::default();
+                    breaker.hold_while_open = true;
+                    builder = builder.circuit_breaker(breaker);
                 }
                 let pool = builder
                     .build_lazy()
