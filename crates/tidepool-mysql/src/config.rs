@@ -4,7 +4,7 @@
 //! message quotes any part of the URL's user-info.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use mysql_async::{Opts, OptsBuilder, SslOpts};
@@ -221,6 +221,10 @@ impl MysqlConfig {
     /// The TLS mode.
     pub fn ssl_mode(&self) -> SslMode {
         self.ssl_mode
+    }
+    /// The CA file trusted by the verify modes, if set.
+    pub fn ssl_ca(&self) -> Option<&Path> {
+        self.ssl_ca.as_deref()
     }
     /// The unix socket path, if set.
     pub fn socket(&self) -> Option<&str> {
