@@ -24,6 +24,12 @@ pub enum SslMode {
     Required,
     /// TLS, verifying the certificate chain against `ssl-ca` (or the
     /// built-in roots) but not the host name.
+    ///
+    /// Known limitation: `mysql_async` up to 0.37.1 with rustls 0.23 still
+    /// refuses a certificate that does not name the host
+    /// (blackbeam/mysql_async#404), so today this checks the name too,
+    /// like [`SslMode::VerifyIdentity`]. It fails closed: never less
+    /// checking than asked for.
     VerifyCa,
     /// TLS, verifying the chain and that the certificate names the host.
     VerifyIdentity,
