@@ -4,7 +4,7 @@
 //! message quotes any part of the URL's user-info.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use mysql_async::{Opts, OptsBuilder, SslOpts};
@@ -24,6 +24,12 @@ pub enum SslMode {
     Required,
     /// TLS, verifying the certificate chain against `ssl-ca` (or the
     /// built-in roots) but not the host name.
+    ///
+    /// Known limitation: `mysql_async` up to 0.37.1 with rustls 0.23 still
+    /// refuses a certificate that does not name the host
+    /// (blackbeam/mysql_async#404), so today this checks the name too,
+    /// like [`SslMode::VerifyIdentity`]. It fails closed: never less
+    /// checking than asked for.
     VerifyCa,
     /// TLS, verifying the chain and that the certificate names the host.
     VerifyIdentity,
@@ -221,6 +227,10 @@ impl MysqlConfig {
     /// The TLS mode.
     pub fn ssl_mode(&self) -> SslMode {
         self.ssl_mode
+    }
+    /// The CA file trusted by the verify modes, if set.
+    pub fn ssl_ca(&self) -> Option<&Path> {
+        self.ssl_ca.as_deref()
     }
     /// The unix socket path, if set.
     pub fn socket(&self) -> Option<&str> {

@@ -114,17 +114,33 @@ impl MysqlError {
         }
     }
 
+    /// Whether TLS failed: the server's certificate did not verify (an
+    /// issuer not trusted, a host name it does not name, expired), the
+    /// handshake failed, the TLS settings are unusable, or TLS was asked
+    /// for and the server does not offer it. Connecting again cannot cure
+    /// any of these, and none falls back to plain text.
+    pub fn is_tls(&self) -> bool {
+        match self {
+            MysqlError::Mysql(mysql_async::Error::Io(mysql_async::IoError::Tls(_))) => true,
+            // A failed handshake reaches us as the I/O error tokio-rustls
+            // wraps rustls's error in.
+            MysqlError::Mysql(mysql_async::Error::Io(mysql_async::IoError::Io(e))) => {
+                e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
+            }
+            MysqlError::Mysql(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) => true,
+            _ => false,
+        }
+    }
+
     /// Whether connecting again could help: not for a wrong password, an
-    /// unknown or forbidden database, a TLS failure or a bad configuration.
+    /// unknown or forbidden database, a TLS failure (see
+    /// [`is_tls`](Self::is_tls)) or a bad configuration.
     pub fn is_retryable(&self) -> bool {
         match self {
             MysqlError::InvalidUrl { .. } | MysqlError::InvalidOption { .. } => false,
-            MysqlError::Mysql(mysql_async::Error::Io(mysql_async::IoError::Tls(_))) => false,
-            // TLS was asked for and the server does not offer it: retrying
-            // cannot help, and falling back to plain text is not allowed.
-            MysqlError::Mysql(mysql_async::Error::Driver(
-                mysql_async::DriverError::NoClientSslFlagFromServer,
-            )) => false,
+            _ if self.is_tls() => false,
             _ => !matches!(
                 self.server_code(),
                 Some(codes::ACCESS_DENIED | codes::BAD_DB | codes::DB_ACCESS_DENIED)

@@ -101,6 +101,36 @@ impl MysqlManager {
     pub fn config(&self) -> &MysqlConfig {
         &self.config
     }
+
+    /// `mysql_async` reads `ssl-ca` on every connect and reports a missing
+    /// or unreadable file as a bare I/O error, which would pass for a
+    /// network failure and be retried. Name the option instead: a
+    /// configuration error, never retried.
+    fn unreadable_ca(&self, error: MysqlError) -> MysqlError {
+        let (
+            Some(ca),
+            None,
+            MysqlError::Mysql(mysql_async::Error::Io(mysql_async::IoError::Io(io))),
+        ) = (self.config.ssl_ca(), self.config.socket(), &error)
+        else {
+            return error;
+        };
+        if self.config.ssl_mode() == crate::SslMode::Disabled
+            || !matches!(
+                io.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            )
+        {
+            return error;
+        }
+        match std::fs::File::open(ca) {
+            Ok(_) => error,
+            Err(read) => MysqlError::InvalidOption {
+                name: "ssl-ca".into(),
+                reason: format!("cannot read the CA file `{}`: {read}", ca.display()),
+            },
+        }
+    }
 }
 
 impl Manager for MysqlManager {
@@ -114,7 +144,9 @@ impl Manager for MysqlManager {
             // the application installed its own first.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        MysqlConnection::connect(self.opts.clone()).await
+        MysqlConnection::connect(self.opts.clone())
+            .await
+            .map_err(|e| self.unreadable_ca(e))
     }
 
     async fn validate(&self, conn: &mut MysqlConnection) -> Result<(), MysqlError> {
