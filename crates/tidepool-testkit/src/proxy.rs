@@ -224,10 +224,23 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut watcher: watch::Rece
         carried.clone(),
     );
     let down = pump(server_read, client_write, watcher, false, carried);
-    // When either direction ends, the whole connection ends.
+    tokio::pin!(up, down);
+    // A direction that ends with a clean end of stream has passed the FIN
+    // on (a half-close, as a real network does): the other direction runs
+    // on until it ends too — a cancel request, say, is answered by the
+    // server closing only after it has acted. Otherwise the whole
+    // connection ends.
     let (reader_up, writer_up, reader_down, writer_down) = tokio::select! {
-        halves = up => { (halves.0, halves.1, None, None) }
-        halves = down => { (None, None, halves.0, halves.1) }
+        ended = &mut up => match ended {
+            Ended::Eof => { let _ = down.await; return }
+            Ended::Broken => return,
+            Ended::Reset(halves) => (halves.0, halves.1, None, None),
+        },
+        ended = &mut down => match ended {
+            Ended::Eof => { let _ = up.await; return }
+            Ended::Broken => return,
+            Ended::Reset(halves) => (None, None, halves.0, halves.1),
+        },
     };
     let abort = reader_up.is_none() && reader_down.is_none();
     for (r, w) in [(reader_up, writer_down), (reader_down, writer_up)] {
@@ -243,26 +256,38 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mut watcher: watch::Rece
 
 type Halves = (Option<OwnedReadHalf>, Option<OwnedWriteHalf>);
 
-/// Copies one direction under the fault in force. Returns the halves when
-/// the connection must be reset (so the caller can RST it), or `None`s when
-/// it simply ended.
+/// How one direction ended.
+enum Ended {
+    /// The sender closed its side; the FIN was passed on.
+    Eof,
+    /// A socket failed.
+    Broken,
+    /// A reset was ordered: the halves, so the caller can RST them.
+    Reset(Halves),
+}
+
+/// Copies one direction under the fault in force.
 async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     mut watcher: watch::Receiver<Fault>,
     to_server: bool,
     carried: Arc<AtomicU64>,
-) -> Halves {
+) -> Ended {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = tokio::select! {
             n = from.read(&mut buf) => match n {
-                Ok(0) | Err(_) => return (None, None),
+                Ok(0) => {
+                    let _ = to.shutdown().await;
+                    return Ended::Eof;
+                }
+                Err(_) => return Ended::Broken,
                 Ok(n) => n,
             },
             changed = watcher.changed() => {
                 if changed.is_err() || *watcher.borrow() == Fault::Reset {
-                    return (Some(from), Some(to));
+                    return Ended::Reset((Some(from), Some(to)));
                 }
                 continue;
             }
@@ -273,10 +298,10 @@ async fn pump(
             match fault {
                 Fault::BlackHole => {
                     if watcher.changed().await.is_err() {
-                        return (None, None);
+                        return Ended::Broken;
                     }
                 }
-                Fault::Reset => return (Some(from), Some(to)),
+                Fault::Reset => return Ended::Reset((Some(from), Some(to))),
                 _ => break,
             }
         }
@@ -294,13 +319,13 @@ async fn pump(
             Fault::CutAfter(limit) => {
                 let total = carried.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
                 if total > limit {
-                    return (Some(from), Some(to));
+                    return Ended::Reset((Some(from), Some(to)));
                 }
             }
             _ => {}
         }
         if to.write_all(&buf[..n]).await.is_err() {
-            return (None, None);
+            return Ended::Broken;
         }
     }
 }
@@ -342,6 +367,34 @@ mod tests {
         assert!(FaultProxy::start("10.0.0.1:5432".parse().unwrap())
             .await
             .is_err());
+    }
+
+    /// A client that half-closes (as a PostgreSQL cancel request does) still
+    /// hears the server's answer, which the server sends only after it has
+    /// read to the end: the proxy passes the FIN on instead of ending the
+    /// connection.
+    #[tokio::test]
+    async fn a_half_close_is_passed_on_and_the_answer_still_comes_back() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            s.read_to_end(&mut request).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s.write_all(b"acted on ").await.unwrap();
+            s.write_all(&request).await.unwrap();
+        });
+        let proxy = FaultProxy::start(upstream).await.unwrap();
+        let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+        s.write_all(b"cancel").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer, b"acted on cancel");
     }
 
     #[tokio::test]
