@@ -17,7 +17,7 @@ use crate::events::Event;
 use crate::guard::Pooled;
 use crate::manager::Manager;
 use crate::metrics::CloseReason;
-use crate::shared::{Checkout, Creating, Shared};
+use crate::shared::{Checkout, Shared};
 use crate::waiters::{Grant, Outcome, Wait};
 
 /// How one attempt at opening a connection ended, when it did not succeed.
@@ -30,19 +30,15 @@ pub(crate) enum CreateFailure<E> {
 
 impl<M: Manager> Shared<M> {
     /// One connection attempt, bounded by `limit`. Records the outcome.
+    /// `gate` is the one-at-a-time permit taken while the database is in
+    /// trouble (see `pass_gate`); waiting for it is not part of `limit`.
     pub(crate) async fn connect_once(
         &self,
         limit: Duration,
+        gate: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<M::Connection, CreateFailure<M::Error>> {
         let started = Instant::now();
         let attempt = async {
-            // While the database is in trouble, open one connection at a
-            // time instead of piling attempts on it.
-            let gate = if self.breaker.throttling() {
-                self.connect_gate.clone().acquire_owned().await.ok()
-            } else {
-                None
-            };
             let outcome = self.manager.connect().await;
             if let (Some(gate), Err(_)) = (gate, &outcome) {
                 // Keep the gate shut a little after a failure, so a
@@ -80,63 +76,13 @@ impl<M: Manager> Shared<M> {
             Err(_) => {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
                 let text = format!("connecting timed out after {limit:?}");
-                // A connect cut short by the caller's own deadline says
-                // nothing about the database.
-                if limit >= self.config.connect_timeout {
-                    self.breaker
-                        .record_failure(crate::FailureKind::Timeout, &text);
-                }
+                self.breaker
+                    .record_failure(crate::FailureKind::Timeout, &text);
                 tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), "{text}");
                 self.set_last_error(text.clone());
                 self.emit(|| Event::CreateFailed { error: text });
                 Err(CreateFailure::TimedOut(limit))
             }
-        }
-    }
-
-    /// Opens a connection with retries and backoff, never past `deadline`.
-    async fn connect_until(
-        &self,
-        started: Instant,
-        deadline: Instant,
-    ) -> Result<M::Connection, Error<M::Error>> {
-        let mut attempt = 0u32;
-        loop {
-            let now = Instant::now();
-            let remaining = deadline.saturating_duration_since(now);
-            if remaining.is_zero() {
-                return Err(self.timed_out(started));
-            }
-            let limit = self.config.connect_timeout.min(remaining);
-            let failure = match self.connect_once(limit).await {
-                Ok(conn) => return Ok(conn),
-                Err(failure) => failure,
-            };
-            attempt += 1;
-            // Retries ride out a blip; once the breaker sees trouble, the
-            // breaker's probes decide when the database is tried again.
-            let retries_left = attempt <= self.config.max_retries && self.breaker.is_healthy();
-            match failure {
-                CreateFailure::Error {
-                    error,
-                    retryable: false,
-                } => return Err(Error::Create(error)),
-                CreateFailure::Error { error, .. } if !retries_left => {
-                    return Err(Error::Create(error))
-                }
-                _ if !retries_left => return Err(self.timed_out(started)),
-                _ => {}
-            }
-            let delay = crate::backoff::delay(
-                self.config.retry_delay,
-                self.config.max_retry_delay,
-                attempt,
-            );
-            if Instant::now() + delay >= deadline {
-                tokio::time::sleep_until(deadline).await;
-                return Err(self.timed_out(started));
-            }
-            tokio::time::sleep(delay).await;
         }
     }
 
@@ -181,7 +127,7 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    fn timed_out(&self, started: Instant) -> Error<M::Error> {
+    pub(crate) fn timed_out(&self, started: Instant) -> Error<M::Error> {
         let waited = started.elapsed();
         self.recorder.counters.timed_out.fetch_add(1, Relaxed);
         self.emit(|| Event::Timeout { waited });
@@ -283,6 +229,7 @@ impl<M: Manager> Shared<M> {
         loop {
             match grant {
                 Grant::Conn(idle) => {
+                    let fresh = idle.fresh;
                     // Broken until proven otherwise: if this future is
                     // dropped mid-validation the guard discards it.
                     let mut guard = self.guard(idle.conn, idle.meta, started, false);
@@ -298,6 +245,8 @@ impl<M: Manager> Shared<M> {
                         // Died while idle (reset, server shutdown): the
                         // driver noticed, so no round trip is needed.
                         Err(CloseReason::Broken)
+                    } else if fresh {
+                        Ok(())
                     } else if !healthy
                         || (self.config.test_on_borrow
                             && guard.meta.quiet_for(self.epoch, now)
@@ -316,7 +265,7 @@ impl<M: Manager> Shared<M> {
                     match verdict {
                         Ok(()) => {
                             guard.broken = false;
-                            return Ok(self.hand_out(guard, started, now, location, false));
+                            return Ok(self.hand_out(guard, started, now, location));
                         }
                         Err(reason) => {
                             let Some(conn) = guard.conn.take() else {
@@ -331,12 +280,8 @@ impl<M: Manager> Shared<M> {
                     }
                 }
                 Grant::Create => {
-                    let creating = Creating::new(self);
-                    let conn = self.connect_until(started, deadline).await?;
+                    grant = self.create_and_wait(started, deadline).await?;
                     now = Instant::now();
-                    let meta = creating.finish(now);
-                    let guard = self.guard(conn, meta, started, true);
-                    return Ok(self.hand_out(guard, started, now, location, true));
                 }
             }
         }
@@ -398,11 +343,11 @@ impl<M: Manager> Shared<M> {
         started: Instant,
         now: Instant,
         location: &'static Location<'static>,
-        is_new: bool,
     ) -> Pooled<M> {
         let waited = now.saturating_duration_since(started);
         guard.checked_out = now;
-        guard.is_new = is_new;
+        // New to its user: never handed out before, wherever it was opened.
+        guard.is_new = guard.meta.never_used();
         guard
             .meta
             .mark_checked_out(self.epoch, now, self.checkout_site(location));

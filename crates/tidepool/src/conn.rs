@@ -92,6 +92,10 @@ impl ConnMeta {
         elapsed(epoch, self.last_active.load(Relaxed), now).unwrap_or(Duration::MAX)
     }
 
+    pub(crate) fn never_used(&self) -> bool {
+        self.uses.load(Relaxed) == 0
+    }
+
     pub(crate) fn mark_validated(&self, epoch: Instant, now: Instant) {
         self.last_validated.store(nanos_since(epoch, now), Relaxed);
     }

@@ -9,6 +9,7 @@ mod breaker;
 mod builder;
 mod config;
 mod conn;
+mod create;
 mod error;
 mod events;
 mod guard;

@@ -97,7 +97,7 @@ impl<M: Manager> Shared<M> {
                 .collect()
         };
         for id in quiet {
-            let Some(Idle { mut conn, meta }) = self.take_idle_by_id(id) else {
+            let Some(Idle { mut conn, meta, .. }) = self.take_idle_by_id(id) else {
                 continue;
             };
             self.recorder.counters.validations.fetch_add(1, Relaxed);
@@ -140,7 +140,8 @@ impl<M: Manager> Shared<M> {
                 return Ok(());
             }
             let creating = Creating::new(self);
-            match self.connect_once(self.config.connect_timeout).await {
+            let gate = self.pass_gate().await;
+            match self.connect_once(self.config.connect_timeout, gate).await {
                 Ok(conn) => {
                     let meta = creating.finish(Instant::now());
                     self.release(conn, meta, false);

@@ -8,12 +8,14 @@
 //! status read is one consistent snapshot and every hand-off is atomic.
 //! A checkout takes an idle connection, or room to open one when the pool
 //! is below `max_size`, or joins the FIFO wait list (see `waiters`). Only
-//! when nobody waits may a caller take an idle connection or room directly,
-//! so a task that returns a connection and asks again at once cannot
-//! overtake the queue (bb8's starvation). A returned connection goes to the
-//! oldest waiter before it ever reaches the idle queue, and the room a
-//! closed connection leaves goes to the oldest waiter as the right to open
-//! one.
+//! when nobody waits may a caller take an idle connection directly, so a
+//! task that returns a connection and asks again at once cannot overtake
+//! the queue (bb8's starvation). Room is taken even when others wait: the
+//! connection is opened in a task of its own for the queue (see `create`)
+//! and the caller queues behind the others. A returned or newly opened
+//! connection goes to the oldest waiter before it ever reaches the idle
+//! queue, and the room a closed connection leaves goes to the oldest waiter
+//! as the right to open one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +37,9 @@ use crate::waiters::{Grant, Slot, Wakeups};
 pub(crate) struct Idle<C> {
     pub conn: C,
     pub meta: Arc<ConnMeta>,
+    /// Just opened and handed straight to a waiter: the connect itself
+    /// proved it alive, so it needs no validation.
+    pub fresh: bool,
 }
 
 pub(crate) struct State<C> {
@@ -154,20 +159,39 @@ impl<M: Manager> Shared<M> {
                 state.in_use += 1;
                 return Checkout::Now(Grant::Conn(idle));
             }
-            if state.size() < state.max_size {
-                state.creating += 1;
-                return Checkout::Now(Grant::Create);
-            }
         }
-        let slot = Slot::new(deadline);
-        let first = state.waiters.is_empty();
-        state.waiters.push_back(slot.clone());
-        state.waiting += 1;
+        // Room is taken even past waiters: the connection is opened for the
+        // queue (see `create`) and the caller queues behind them.
+        if state.size() < state.max_size {
+            state.creating += 1;
+            return Checkout::Now(Grant::Create);
+        }
+        let (slot, first) = push_waiter(&mut state, deadline);
         drop(state);
         if first {
             self.arrivals.notify_one();
         }
         Checkout::Wait(slot)
+    }
+
+    /// Queues a caller that is having a connection opened for it: whatever
+    /// is ready first — that connection, or one returned meanwhile — goes
+    /// to the oldest waiter.
+    pub(crate) fn enqueue(&self, deadline: Instant) -> Option<Arc<Slot<M::Connection>>> {
+        let mut state = self.state.lock();
+        if self.is_closed() {
+            return None;
+        }
+        let (slot, first) = push_waiter(&mut state, deadline);
+        drop(state);
+        if first {
+            self.arrivals.notify_one();
+        }
+        Some(slot)
+    }
+
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.state.lock().has_waiters()
     }
 
     /// After discarding a connection it held, a checkout takes another idle
@@ -231,10 +255,34 @@ impl<M: Manager> Shared<M> {
     /// queue — at the back as the most recently returned, or
     /// (`least_recent`, after a background ping) at the front.
     pub(crate) fn release(&self, conn: M::Connection, meta: Arc<ConnMeta>, least_recent: bool) {
+        self.release_idle(
+            Idle {
+                conn,
+                meta,
+                fresh: false,
+            },
+            least_recent,
+        );
+    }
+
+    /// Hands a connection just opened to the oldest waiter, else to the
+    /// idle queue.
+    pub(crate) fn release_new(&self, conn: M::Connection, meta: Arc<ConnMeta>) {
+        self.release_idle(
+            Idle {
+                conn,
+                meta,
+                fresh: true,
+            },
+            false,
+        );
+    }
+
+    fn release_idle(&self, idle: Idle<M::Connection>, least_recent: bool) {
         let mut wakeups = Wakeups::default();
         {
             let mut state = self.state.lock();
-            self.release_locked(&mut state, Idle { conn, meta }, least_recent, &mut wakeups);
+            self.release_locked(&mut state, idle, least_recent, &mut wakeups);
         }
         wakeups.wake();
     }
@@ -246,7 +294,8 @@ impl<M: Manager> Shared<M> {
         least_recent: bool,
         wakeups: &mut Wakeups,
     ) {
-        if let Some(Grant::Conn(idle)) = state.hand_to_waiter(Grant::Conn(idle), wakeups) {
+        if let Some(Grant::Conn(mut idle)) = state.hand_to_waiter(Grant::Conn(idle), wakeups) {
+            idle.fresh = false;
             state.in_use -= 1;
             if least_recent {
                 state.idle.push_front(idle);
@@ -317,6 +366,16 @@ impl<M: Manager> Shared<M> {
         }
         n
     }
+}
+
+/// Adds a waiter; says whether the queue was empty (the sweeper must be
+/// woken).
+fn push_waiter<C>(state: &mut State<C>, deadline: Instant) -> (Arc<Slot<C>>, bool) {
+    let slot = Slot::new(deadline);
+    let first = state.waiters.is_empty();
+    state.waiters.push_back(slot.clone());
+    state.waiting += 1;
+    (slot, first)
 }
 
 /// A reservation to create a connection (counted in `creating`); undone

@@ -331,7 +331,14 @@ mod loom_model {
             Checkout::Now(Grant::Create)
         ));
         let meta = shared.created(Instant::now());
-        (shared, Idle { conn: 7, meta })
+        (
+            shared,
+            Idle {
+                conn: 7,
+                meta,
+                fresh: false,
+            },
+        )
     }
 
     fn deadline() -> Instant {

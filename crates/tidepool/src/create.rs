@@ -1,0 +1,254 @@
+//! Opening connections for callers. Each attempt runs in a task of its
+//! own, holding the room it was granted, while the caller waits in the
+//! queue like any other: the connection, once open, goes to the oldest
+//! waiter (or to the idle queue). So an attempt outlives a caller that
+//! gives up — a database that comes back serves whoever waits by then —
+//! and at most `max_size - size` attempts are ever in flight: a database
+//! that has gone silent sees a handful of attempts, not one per request.
+//! The caller that asked learns of a failure from the task at once.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::acquire::CreateFailure;
+use crate::conn::ConnMeta;
+use crate::error::Error;
+use crate::events::Event;
+use crate::manager::Manager;
+use crate::metrics::CloseReason;
+use crate::shared::Shared;
+use crate::waiters::{Grant, Outcome, Wait};
+
+/// Room to open one connection (counted in `creating`), owned by the task
+/// opening it. Dropped unused, the room goes to the oldest waiter.
+pub(crate) struct Reservation<M: Manager> {
+    shared: Arc<Shared<M>>,
+    started: Instant,
+    armed: bool,
+}
+
+impl<M: Manager> Reservation<M> {
+    /// Takes over a reservation already counted in `state.creating`.
+    fn new(shared: Arc<Shared<M>>) -> Self {
+        Reservation {
+            shared,
+            started: Instant::now(),
+            armed: true,
+        }
+    }
+
+    fn finish(mut self, created_at: Instant) -> Arc<ConnMeta> {
+        self.armed = false;
+        let meta = self.shared.created(created_at);
+        let took = created_at.saturating_duration_since(self.started);
+        let id = meta.id;
+        self.shared.emit(|| Event::Created { id, took });
+        meta
+    }
+}
+
+impl<M: Manager> Drop for Reservation<M> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.creation_abandoned();
+        }
+    }
+}
+
+/// Why a task gave up. The room travels with the failure, so the caller
+/// can leave the queue before the room goes to the next waiter (it would
+/// otherwise be handed straight back to the caller, who would try again).
+pub(crate) struct Failed<M: Manager> {
+    /// The manager's error; `None` when attempts timed out or the task
+    /// stopped because its caller's deadline passed.
+    error: Option<M::Error>,
+    room: Reservation<M>,
+}
+
+type Attempt<M> = JoinHandle<Result<(), Failed<M>>>;
+
+impl<M: Manager> Shared<M> {
+    /// Opens a connection with the room a checkout was granted, and waits
+    /// in the queue for the first connection to come free. Returns a
+    /// connection grant, or the error that stopped the attempt.
+    pub(crate) async fn create_and_wait(
+        self: &Arc<Self>,
+        started: Instant,
+        deadline: Instant,
+    ) -> Result<Grant<M::Connection>, Error<M::Error>> {
+        let Some(slot) = self.enqueue(deadline) else {
+            self.creation_abandoned();
+            return Err(Error::Closed);
+        };
+        self.recorder
+            .counters
+            .waited
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut wait = Wait {
+            shared: self,
+            slot,
+            done: false,
+        };
+        let mut attempt: Option<Attempt<M>> = Some(self.spawn_attempt(deadline));
+        loop {
+            let event = tokio::select! {
+                // A failure first: its room must not come back to us.
+                biased;
+                joined = async {
+                    match attempt.as_mut() {
+                        Some(a) => a.await,
+                        None => std::future::pending().await,
+                    }
+                }, if attempt.is_some() => Err(joined),
+                outcome = &mut wait => Ok(outcome),
+            };
+            match event {
+                Err(joined) => {
+                    attempt = None;
+                    match joined {
+                        Ok(Ok(())) => {}
+                        Ok(Err(failed)) => {
+                            drop(wait);
+                            drop(failed.room);
+                            return Err(match failed.error {
+                                Some(error) => Error::Create(error),
+                                None => self.timed_out(started),
+                            });
+                        }
+                        // The task panicked (a manager bug) or the runtime
+                        // is shutting down: its room was given back.
+                        Err(_) => {}
+                    }
+                }
+                Ok(outcome) => match outcome {
+                    Outcome::Granted(Grant::Create) => {
+                        // More room came free: open another connection for
+                        // the queue, without waiting on its outcome.
+                        let extra = self.spawn_attempt(deadline);
+                        if attempt.is_none() {
+                            attempt = Some(extra);
+                        }
+                        wait = Wait {
+                            shared: self,
+                            slot: match self.enqueue(deadline) {
+                                Some(slot) => slot,
+                                None => return Err(Error::Closed),
+                            },
+                            done: false,
+                        };
+                    }
+                    Outcome::Granted(grant) => return Ok(grant),
+                    Outcome::TimedOut => return Err(self.timed_out(started)),
+                    Outcome::Closed => return Err(Error::Closed),
+                },
+            }
+        }
+    }
+
+    fn spawn_attempt(self: &Arc<Self>, deadline: Instant) -> Attempt<M> {
+        let room = Reservation::new(self.clone());
+        self.runtime.spawn(room.open(deadline))
+    }
+
+    /// Passes the one-at-a-time gate while the breaker is not healthy.
+    pub(crate) async fn pass_gate(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if self.breaker.throttling() {
+            self.connect_gate.clone().acquire_owned().await.ok()
+        } else {
+            None
+        }
+    }
+}
+
+impl<M: Manager> Reservation<M> {
+    /// The task: attempts with retries and backoff while the breaker is
+    /// healthy, each attempt given the full `connect_timeout`; no new
+    /// attempt once `deadline` has passed and nobody waits.
+    async fn open(self, deadline: Instant) -> Result<(), Failed<M>> {
+        let shared = self.shared.clone();
+        let mut attempt = 0u32;
+        loop {
+            // While the circuit is open only the breaker's probes touch the
+            // database: an attempt opened for the queue waits for the
+            // circuit to change, or gives up at its caller's deadline.
+            while shared.breaker.state() == crate::BreakerState::Failed {
+                let changed = shared.breaker.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if shared.breaker.state() != crate::BreakerState::Failed {
+                    break;
+                }
+                if Instant::now() >= deadline || shared.is_closed() {
+                    return Err(Failed {
+                        error: None,
+                        room: self,
+                    });
+                }
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                }
+            }
+            let gate = shared.pass_gate().await;
+            if shared.is_closed() || (Instant::now() >= deadline && !shared.has_waiters()) {
+                return Err(Failed {
+                    error: None,
+                    room: self,
+                });
+            }
+            let failure = match shared
+                .connect_once(shared.config.connect_timeout, gate)
+                .await
+            {
+                Ok(conn) => {
+                    let meta = self.finish(Instant::now());
+                    if shared.is_closed() {
+                        shared.discard_in_use(conn, &meta, CloseReason::PoolClosed);
+                    } else {
+                        shared.release_new(conn, meta);
+                    }
+                    return Ok(());
+                }
+                Err(failure) => failure,
+            };
+            attempt += 1;
+            // Retries ride out a blip; once the breaker sees trouble, its
+            // probes decide when the database is tried again.
+            let retries_left = attempt <= shared.config.max_retries && shared.breaker.is_healthy();
+            let error = match failure {
+                CreateFailure::Error {
+                    error,
+                    retryable: false,
+                } => {
+                    return Err(Failed {
+                        error: Some(error),
+                        room: self,
+                    })
+                }
+                CreateFailure::Error { error, .. } => Some(error),
+                CreateFailure::TimedOut(_) => None,
+            };
+            let delay = crate::backoff::delay(
+                shared.config.retry_delay,
+                shared.config.max_retry_delay,
+                attempt,
+            );
+            if !retries_left {
+                return Err(Failed { error, room: self });
+            }
+            if Instant::now() + delay >= deadline {
+                // No time for another attempt: keep the room until the
+                // deadline, so the caller times out with the cause instead
+                // of the room coming back for an early retry.
+                tokio::time::sleep_until(deadline).await;
+                return Err(Failed {
+                    error: None,
+                    room: self,
+                });
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
