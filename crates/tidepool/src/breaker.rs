@@ -3,7 +3,8 @@
 //! kind with its own thresholds; `Client` failures never count.
 //!
 //! Healthy → Degraded (a kind crossed its degrade threshold: new
-//! connections are opened one at a time, existing ones keep serving) →
+//! connections are opened one at a time, existing ones keep serving, and
+//! callers waiting for a new one ride the trouble out in the queue) →
 //! Failed (a kind crossed its open threshold: acquires fail fast with
 //! `CircuitOpen`) → HalfOpen after `recovery_timeout` (up to
 //! `half_open_requests` probe acquires go through) → Healthy after
@@ -394,6 +395,18 @@ impl Breaker {
                 }
             }
         }
+    }
+
+    /// The circuit is open (not probing): what a caller should be told.
+    pub(crate) fn open_circuit(&self) -> Option<Rejected> {
+        if !self.config.enabled || self.state() != BreakerState::Failed {
+            return None;
+        }
+        let inner = self.inner.lock();
+        Some(Rejected {
+            retry_after: inner.retry_at.saturating_duration_since(Instant::now()),
+            last_error: inner.last_error.clone(),
+        })
     }
 
     /// Whether new connections should be opened one at a time.

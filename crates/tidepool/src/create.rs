@@ -92,7 +92,22 @@ impl<M: Manager> Shared<M> {
             done: false,
         };
         let mut attempt: Option<Attempt<M>> = Some(self.spawn_attempt(deadline));
+        let hold = self.config.breaker.hold_while_open;
         loop {
+            let changed = self.breaker.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            // The circuit opened while this caller waited for a connection
+            // to open: fail fast like any other caller (unless holding).
+            if !hold {
+                if let Some(open) = self.breaker.open_circuit() {
+                    drop(wait);
+                    return Err(Error::CircuitOpen {
+                        retry_after: open.retry_after,
+                        last_error: open.last_error,
+                    });
+                }
+            }
             let event = tokio::select! {
                 // A failure first: its room must not come back to us.
                 biased;
@@ -101,15 +116,31 @@ impl<M: Manager> Shared<M> {
                         Some(a) => a.await,
                         None => std::future::pending().await,
                     }
-                }, if attempt.is_some() => Err(joined),
-                outcome = &mut wait => Ok(outcome),
+                }, if attempt.is_some() => Some(Err(joined)),
+                outcome = &mut wait => Some(Ok(outcome)),
+                _ = changed => None,
             };
+            let Some(event) = event else { continue };
             match event {
                 Err(joined) => {
                     attempt = None;
                     match joined {
                         Ok(Ok(())) => {}
                         Ok(Err(failed)) => {
+                            let curable = failed
+                                .error
+                                .as_ref()
+                                .is_some_and(|e| self.manager.is_retryable(e));
+                            if curable
+                                && self.breaker.state() == crate::BreakerState::Degraded
+                                && Instant::now() < deadline
+                            {
+                                // Degraded, not down: ride the blip out in the
+                                // queue. The room goes to the oldest waiter,
+                                // whose attempt passes the one-at-a-time gate.
+                                drop(failed.room);
+                                continue;
+                            }
                             drop(wait);
                             drop(failed.room);
                             return Err(match failed.error {

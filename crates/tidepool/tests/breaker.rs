@@ -27,11 +27,27 @@ async fn a_dead_database_opens_the_circuit_and_acquires_fail_fast_with_the_cause
     *manager.plan.create.lock() = Behavior::Err;
     let plan = manager.plan.clone();
     let pool = pool(manager);
-    for _ in 0..6 {
-        assert!(matches!(pool.get().await, Err(Error::Create(_))));
+    // Until the circuit opens every get fails well before its 1 s timeout:
+    // with the cause while healthy, riding out the trouble while degraded,
+    // then with CircuitOpen as soon as the circuit opens.
+    let driving = Instant::now();
+    while pool.breaker_state() != BreakerState::Failed {
+        let started = Instant::now();
+        match pool.get().await {
+            Err(Error::Create(_) | Error::CircuitOpen { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            driving.elapsed() < Duration::from_secs(2),
+            "the circuit never opened"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(pool.breaker_state(), BreakerState::Failed);
     let attempts = plan.connects.load(SeqCst);
     let started = Instant::now();
     for _ in 0..1000 {
@@ -210,10 +226,10 @@ async fn a_momentary_reset_of_every_connection_does_not_open_the_circuit() {
     for c in callers {
         failed += usize::from(c.await.unwrap().is_err());
     }
-    assert!(
-        failed >= 3,
-        "the blip was felt by the first callers ({failed})"
-    );
+    // Only callers whose attempt failed while the breaker was still
+    // healthy (no retries here) see the blip; once degraded, the rest ride
+    // it out in the queue and are served after it.
+    assert!(failed <= 2, "{failed} callers saw a 20 ms blip");
     assert_ne!(
         pool.breaker_state(),
         BreakerState::Failed,
