@@ -158,7 +158,25 @@ impl<M: Manager> Shared<M> {
             return Err(Error::Closed);
         }
         let deadline = started + self.config.acquire_timeout;
-        let mut admitted = self.breaker.admit();
+        match self.breaker.admit() {
+            Ok(Admission::Normal) => self.checkout_until(started, deadline, location).await,
+            // The database is in trouble: the slower path, boxed so that
+            // its state does not weigh on every checkout's future.
+            admitted => {
+                Box::pin(self.acquire_past_breaker(admitted, started, deadline, location)).await
+            }
+        }
+    }
+
+    /// A checkout the breaker did not simply let through: holding while
+    /// the circuit is open, or probing.
+    async fn acquire_past_breaker(
+        self: &Arc<Self>,
+        mut admitted: Result<Admission<'_>, Rejected>,
+        started: Instant,
+        deadline: Instant,
+        location: &'static Location<'static>,
+    ) -> Result<Pooled<M>, Error<M::Error>> {
         let mut held = false;
         loop {
             let admission = match admitted {
@@ -280,7 +298,10 @@ impl<M: Manager> Shared<M> {
                     }
                 }
                 Grant::Create => {
-                    grant = self.create_and_wait(started, deadline).await?;
+                    // Boxed: the opening path's state (a task handle, a
+                    // select over the queue and the breaker) stays off the
+                    // future of every checkout that finds a connection.
+                    grant = Box::pin(self.create_and_wait(started, deadline)).await?;
                     now = Instant::now();
                 }
             }

@@ -295,8 +295,9 @@ pub(crate) struct Breaker {
     state: AtomicU8,
     inner: Mutex<Inner>,
     /// Woken on every transition and freed probe slot, for callers held
-    /// while the circuit is open.
-    pub(crate) changed: Notify,
+    /// while the circuit is open. Boxed, to keep it off the cache lines of
+    /// the breaker's state, which every checkout reads.
+    pub(crate) changed: Box<Notify>,
 }
 
 fn slot(kind: FailureKind) -> Option<usize> {
@@ -326,7 +327,7 @@ impl Breaker {
                 last_transition: None,
                 times_opened: 0,
             }),
-            changed: Notify::new(),
+            changed: Box::new(Notify::new()),
         }
     }
 

@@ -265,6 +265,9 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn shut(&self) -> usize {
         let first = !self.closed.swap(true, Ordering::AcqRel);
         self.close_waiters();
+        // Callers held by an open circuit, and attempts waiting for it to
+        // change, look at `closed` when woken.
+        self.breaker.changed.notify_waiters();
         let n = self.drain_idle(CloseReason::PoolClosed);
         if first {
             tracing::debug!(target: "tidepool::pool", target_db = %self.manager.describe(), "pool closed");
