@@ -15,6 +15,9 @@ use crate::error::MysqlError;
 use crate::params::rewrite_dollar_placeholders;
 
 /// Runs `$body` (which uses `$c: &mut Conn`) as one tracked operation.
+/// "This command is not supported in the prepared statement protocol yet".
+const ER_UNSUPPORTED_PS: u16 = 1295;
+
 macro_rules! tracked {
     ($self:ident, $c:ident => $body:expr) => {{
         $self.begin_op();
@@ -432,7 +435,16 @@ impl Queryable for MysqlConnection {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, MysqlError> {
         let (sql, params) = prepare_params(sql, params)?;
         let rows: Vec<mysql_async::Row> = tracked!(self, c => match params {
-            Params::Empty => c.query(sql).await,
+            // Prepared (and cached per connection) even without
+            // parameters: the server parses the statement once instead of
+            // on every call (SELECT 1: ~0.6x mysql_async's prepared path as
+            // text). Statements the server cannot prepare go as text.
+            Params::Empty => match c.exec(sql.as_str(), ()).await {
+                Err(mysql_async::Error::Server(e)) if e.code == ER_UNSUPPORTED_PS => {
+                    c.query(sql).await
+                }
+                other => other,
+            },
             params => c.exec(sql, params).await,
         })?;
         Ok(convert_rows(rows))
