@@ -42,6 +42,7 @@ const ROWS: u64 = 10_000;
 #[derive(Clone, Copy, PartialEq)]
 enum Which {
     Tidepool,
+    TidepoolUniform,
     MysqlAsync,
     MysqlAsyncNoReset,
 }
@@ -51,8 +52,21 @@ enum Pools {
     MysqlAsync(mysql_async::Pool),
 }
 
-async fn one_cycle(pools: &Pools, sql: &'static str, id: u64) -> Result<(), String> {
+async fn one_cycle(pools: &Pools, sql: &'static str, id: u64, uniform: bool) -> Result<(), String> {
     match pools {
+        // The same native call on both sides (mysql_async's `exec_first`,
+        // through tidepool's guard), as the PostgreSQL bench does, so the
+        // pools are compared and not the uniform face's row conversion.
+        Pools::Tidepool(pool) if !uniform => {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let row: Option<i64> = if sql == POINT {
+                conn.exec_first(sql, (id,)).await
+            } else {
+                conn.exec_first(sql, ()).await
+            }
+            .map_err(|e| e.to_string())?;
+            row.map(drop).ok_or_else(|| "no row".to_string())
+        }
         Pools::Tidepool(pool) => {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             let params = if sql == POINT {
@@ -78,7 +92,13 @@ async fn one_cycle(pools: &Pools, sql: &'static str, id: u64) -> Result<(), Stri
     }
 }
 
-async fn measure(pools: Arc<Pools>, sql: &'static str, tasks: usize, duration: Duration) -> f64 {
+async fn measure(
+    pools: Arc<Pools>,
+    sql: &'static str,
+    tasks: usize,
+    duration: Duration,
+    uniform: bool,
+) -> f64 {
     // Warm up every connection first.
     let warm_until = Instant::now() + Duration::from_millis(300);
     let stop = Arc::new(AtomicBool::new(false));
@@ -94,7 +114,7 @@ async fn measure(pools: Arc<Pools>, sql: &'static str, tasks: usize, duration: D
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    if one_cycle(&pools, sql, 1 + x % ROWS).await.is_ok()
+                    if one_cycle(&pools, sql, 1 + x % ROWS, uniform).await.is_ok()
                         && counting.load(Ordering::Relaxed)
                     {
                         done.fetch_add(1, Ordering::Relaxed);
@@ -174,42 +194,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "`mysql-throughput --concurrency {:?} --size {} --repeat {} --duration {:?}`\n",
         args.concurrency, args.size, args.repeat, args.duration
     );
-    println!("| query | tasks | tidepool tx/s | mysql_async pool (default: resets on return) tx/s | mysql_async, reset off, tx/s | tidepool ÷ mysql_async default | tidepool ÷ mysql_async reset off |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| query | tasks | tidepool tx/s | tidepool, uniform face, tx/s | mysql_async pool (default: resets on return) tx/s | mysql_async, reset off, tx/s | tidepool ÷ mysql_async default | tidepool ÷ mysql_async reset off | uniform face ÷ mysql_async reset off |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, sql) in [("point select", POINT), ("SELECT 1", ONE)] {
         for &tasks in &args.concurrency {
-            let (mut ours, mut theirs, mut theirs_nr, mut ratios, mut ratios_nr) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut ours, mut uni, mut theirs, mut theirs_nr) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut ratios, mut ratios_nr, mut ratios_uni) = (Vec::new(), Vec::new(), Vec::new());
             for r in 0..args.repeat {
-                let mut order = [Which::Tidepool, Which::MysqlAsync, Which::MysqlAsyncNoReset];
-                order.rotate_left(r % 3);
-                let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
+                let mut order = [
+                    Which::Tidepool,
+                    Which::TidepoolUniform,
+                    Which::MysqlAsync,
+                    Which::MysqlAsyncNoReset,
+                ];
+                order.rotate_left(r % 4);
+                let (mut a, mut u, mut b, mut c) = (0.0, 0.0, 0.0, 0.0);
                 for which in order {
                     let pools = match which {
-                        Which::Tidepool => tidepool.clone(),
+                        Which::Tidepool | Which::TidepoolUniform => tidepool.clone(),
                         Which::MysqlAsync => native.clone(),
                         Which::MysqlAsyncNoReset => native_no_reset.clone(),
                     };
-                    let rate = measure(pools, sql, tasks, args.duration).await;
+                    let uniform = which == Which::TidepoolUniform;
+                    let rate = measure(pools, sql, tasks, args.duration, uniform).await;
                     match which {
                         Which::Tidepool => a = rate,
+                        Which::TidepoolUniform => u = rate,
                         Which::MysqlAsync => b = rate,
                         Which::MysqlAsyncNoReset => c = rate,
                     }
                 }
                 ours.push(a);
+                uni.push(u);
                 theirs.push(b);
                 theirs_nr.push(c);
                 ratios.push(a / b);
                 ratios_nr.push(a / c);
+                ratios_uni.push(u / c);
             }
             println!(
-                "| {name} | {tasks} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
+                "| {name} | {tasks} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
                 median(ours),
+                median(uni),
                 median(theirs),
                 median(theirs_nr),
                 median(ratios),
-                median(ratios_nr)
+                median(ratios_nr),
+                median(ratios_uni)
             );
         }
     }
