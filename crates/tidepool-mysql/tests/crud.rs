@@ -119,3 +119,43 @@ async fn native_access_reaches_mysql_async() {
     let version: Option<String> = conn.query_first("SELECT VERSION()").await.unwrap();
     assert!(version.unwrap().contains("MariaDB") || conn.server_version().0 >= 5);
 }
+
+/// Queries without parameters go through the server's prepared-statement
+/// protocol (parsed once per connection); a statement the server cannot
+/// prepare (error 1295, such as `EXECUTE`) still runs, as plain text.
+#[tokio::test]
+async fn a_statement_the_server_cannot_prepare_runs_as_text() {
+    let Some(url) = support::url("mysql_unpreparable") else {
+        return;
+    };
+    let mut conn = support::connect(&url).await;
+    conn.execute("PREPARE tp_answer FROM 'SELECT 42 AS answer'", &[])
+        .await
+        .unwrap();
+    let row = conn.query_one("EXECUTE tp_answer", &[]).await.unwrap();
+    assert_eq!(row.get("answer"), Some(&Value::Int(42)));
+    let row = conn.query_one("SELECT 7 AS seven", &[]).await.unwrap();
+    assert_eq!(row.get("seven"), Some(&Value::Int(7)));
+}
+
+/// Under the default Fast policy a connection returned clean goes straight
+/// back to idle: no reset task, no round trip — whether it was used
+/// through the uniform face or natively.
+#[tokio::test]
+async fn a_clean_return_needs_no_reset_under_the_fast_policy() {
+    use tidepool_mysql::mysql_async::prelude::Queryable as _;
+    let Some(url) = support::url("mysql_clean_return") else {
+        return;
+    };
+    let pool = support::pool(&url, 1, tidepool_mysql::ResetPolicy::Fast).await;
+    for _ in 0..10 {
+        let mut conn = pool.get().await.unwrap();
+        conn.query_one("SELECT 1 AS one", &[]).await.unwrap();
+    }
+    for _ in 0..10 {
+        let mut conn = pool.get().await.unwrap();
+        let one: Option<i64> = conn.exec_first("SELECT 1", ()).await.unwrap();
+        assert_eq!(one, Some(1));
+    }
+    assert_eq!(pool.metrics().resets, 0, "{:?}", pool.metrics());
+}
