@@ -98,3 +98,24 @@ async fn a_cause_retrying_cannot_fix_still_reaches_the_caller_at_once() {
     assert_eq!(plan.connects.load(SeqCst), 1);
     assert_consistent(&pool);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_still_in_flight_when_the_pool_is_dropped_closes_what_it_opens() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Slow(Duration::from_millis(300));
+    let plan = manager.plan.clone();
+    let pool = Pool::builder(manager)
+        .acquire_timeout(Duration::from_millis(100))
+        .connect_timeout(Duration::from_secs(1))
+        .build_lazy()
+        .unwrap();
+    assert!(
+        pool.get().await.is_err(),
+        "gave up before the connect ended"
+    );
+    drop(pool);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle().await;
+    assert_eq!(plan.connects.load(SeqCst), 1);
+    assert_eq!(plan.alive(), 0, "the late connection outlived its pool");
+}
