@@ -95,12 +95,8 @@ impl<M: Manager> Shared<M> {
         deadline: Instant,
         count_it: bool,
     ) -> Result<Admission<'_>, Error<M::Error>> {
-        let open = |r: Rejected| Error::CircuitOpen {
-            retry_after: r.retry_after,
-            last_error: r.last_error,
-        };
         if !self.config.breaker.hold_while_open {
-            return Err(open(rejected));
+            return Err(rejected.into_error());
         }
         if count_it {
             self.recorder.counters.held.fetch_add(1, Relaxed);
@@ -108,7 +104,7 @@ impl<M: Manager> Shared<M> {
         loop {
             let now = Instant::now();
             if now >= deadline || self.is_closed() {
-                return Err(open(rejected));
+                return Err(rejected.into_error());
             }
             // Registered before the state is read again, so a transition
             // between the two cannot be missed.

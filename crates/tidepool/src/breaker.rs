@@ -257,6 +257,16 @@ pub(crate) struct Rejected {
     pub last_error: Option<String>,
 }
 
+impl Rejected {
+    /// What the caller is told.
+    pub(crate) fn into_error<E: std::error::Error + 'static>(self) -> crate::Error<E> {
+        crate::Error::CircuitOpen {
+            retry_after: self.retry_after,
+            last_error: self.last_error,
+        }
+    }
+}
+
 /// What the breaker allowed.
 pub(crate) enum Admission<'a> {
     Normal,

@@ -13,49 +13,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::acquire::CreateFailure;
-use crate::conn::ConnMeta;
 use crate::error::Error;
-use crate::events::Event;
 use crate::manager::Manager;
 use crate::metrics::CloseReason;
-use crate::shared::Shared;
+use crate::shared::{Creating, Shared};
 use crate::waiters::{Grant, Outcome, Wait};
-
-/// Room to open one connection (counted in `creating`), owned by the task
-/// opening it. Dropped unused, the room goes to the oldest waiter.
-pub(crate) struct Reservation<M: Manager> {
-    shared: Arc<Shared<M>>,
-    started: Instant,
-    armed: bool,
-}
-
-impl<M: Manager> Reservation<M> {
-    /// Takes over a reservation already counted in `state.creating`.
-    fn new(shared: Arc<Shared<M>>) -> Self {
-        Reservation {
-            shared,
-            started: Instant::now(),
-            armed: true,
-        }
-    }
-
-    fn finish(mut self, created_at: Instant) -> Arc<ConnMeta> {
-        self.armed = false;
-        let meta = self.shared.created(created_at);
-        let took = created_at.saturating_duration_since(self.started);
-        let id = meta.id;
-        self.shared.emit(|| Event::Created { id, took });
-        meta
-    }
-}
-
-impl<M: Manager> Drop for Reservation<M> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.shared.creation_abandoned();
-        }
-    }
-}
 
 /// Why a task gave up. The room travels with the failure, so the caller
 /// can leave the queue before the room goes to the next waiter (it would
@@ -64,7 +26,7 @@ pub(crate) struct Failed<M: Manager> {
     /// The manager's error; `None` when attempts timed out or the task
     /// stopped because its caller's deadline passed.
     error: Option<M::Error>,
-    room: Reservation<M>,
+    room: Creating<M>,
 }
 
 type Attempt<M> = JoinHandle<Result<(), Failed<M>>>;
@@ -102,10 +64,7 @@ impl<M: Manager> Shared<M> {
             if !hold {
                 if let Some(open) = self.breaker.open_circuit() {
                     drop(wait);
-                    return Err(Error::CircuitOpen {
-                        retry_after: open.retry_after,
-                        last_error: open.last_error,
-                    });
+                    return Err(open.into_error());
                 }
             }
             let event = tokio::select! {
@@ -179,7 +138,7 @@ impl<M: Manager> Shared<M> {
     }
 
     fn spawn_attempt(self: &Arc<Self>, deadline: Instant) -> Attempt<M> {
-        let room = Reservation::new(self.clone());
+        let room = Creating::new(self.clone());
         self.runtime.spawn(room.open(deadline))
     }
 
@@ -193,7 +152,7 @@ impl<M: Manager> Shared<M> {
     }
 }
 
-impl<M: Manager> Reservation<M> {
+impl<M: Manager> Creating<M> {
     /// The task: attempts with retries and backoff while the breaker is
     /// healthy, each attempt given the full `connect_timeout`; no new
     /// attempt once `deadline` has passed and nobody waits.

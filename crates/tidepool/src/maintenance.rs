@@ -34,7 +34,7 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
 }
 
 impl<M: Manager> Shared<M> {
-    pub(crate) async fn tick(&self) {
+    pub(crate) async fn tick(self: &Arc<Self>) {
         self.reap_and_retire();
         self.ping_quiet_idle().await;
         let floor = self.config.min_size as usize;
@@ -129,7 +129,7 @@ impl<M: Manager> Shared<M> {
     /// Opens connections until the pool holds `target` (never past
     /// `max_size`, and never while callers wait: they have first claim on
     /// any room). Stops at the first failure.
-    pub(crate) async fn top_up(&self, target: usize) -> Result<(), String> {
+    pub(crate) async fn top_up(self: &Arc<Self>, target: usize) -> Result<(), String> {
         while !self.is_closed() && self.state.lock().size() < target {
             // An open circuit means the database is down: leave probing to
             // the breaker's schedule instead of hammering it every tick.
@@ -139,7 +139,7 @@ impl<M: Manager> Shared<M> {
             if !self.reserve_for_top_up(target) {
                 return Ok(());
             }
-            let creating = Creating::new(self);
+            let creating = Creating::new(self.clone());
             let gate = self.pass_gate().await;
             match self.connect_once(self.config.connect_timeout, gate).await {
                 Ok(conn) => {
@@ -158,7 +158,7 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Opens `n` connections at build time.
-    pub(crate) async fn warm_up(&self, n: usize) -> Result<(), String> {
+    pub(crate) async fn warm_up(self: &Arc<Self>, n: usize) -> Result<(), String> {
         self.top_up(n.min(self.config.max_size as usize)).await
     }
 

@@ -378,35 +378,40 @@ fn push_waiter<C>(state: &mut State<C>, deadline: Instant) -> (Arc<Slot<C>>, boo
     (slot, first)
 }
 
-/// A reservation to create a connection (counted in `creating`); undone
-/// on drop — the room passing to a waiter — unless the connection was
-/// registered.
-pub(crate) struct Creating<'a, M: Manager> {
-    shared: &'a Shared<M>,
+/// A reservation to create a connection (counted in `creating`), owned by
+/// whoever opens it (a task of `create`, or the maintenance top-up);
+/// undone on drop — the room passing to a waiter — unless the connection
+/// was registered.
+pub(crate) struct Creating<M: Manager> {
+    pub(crate) shared: Arc<Shared<M>>,
     started: Instant,
+    armed: bool,
 }
 
-impl<'a, M: Manager> Creating<'a, M> {
+impl<M: Manager> Creating<M> {
     /// Takes over a reservation already counted in `state.creating`.
-    pub(crate) fn new(shared: &'a Shared<M>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<M>>) -> Self {
         Creating {
             shared,
             started: Instant::now(),
+            armed: true,
         }
     }
 
-    pub(crate) fn finish(self, created_at: Instant) -> Arc<ConnMeta> {
+    pub(crate) fn finish(mut self, created_at: Instant) -> Arc<ConnMeta> {
+        self.armed = false;
         let meta = self.shared.created(created_at);
         let took = created_at.saturating_duration_since(self.started);
         let id = meta.id;
         self.shared.emit(|| Event::Created { id, took });
-        std::mem::forget(self);
         meta
     }
 }
 
-impl<M: Manager> Drop for Creating<'_, M> {
+impl<M: Manager> Drop for Creating<M> {
     fn drop(&mut self) {
-        self.shared.creation_abandoned();
+        if self.armed {
+            self.shared.creation_abandoned();
+        }
     }
 }

@@ -59,13 +59,7 @@ async fn one_cycle(pools: &Pools, sql: &'static str, id: u64, uniform: bool) -> 
         // pools are compared and not the uniform face's row conversion.
         Pools::Tidepool(pool) if !uniform => {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            let row: Option<i64> = if sql == POINT {
-                conn.exec_first(sql, (id,)).await
-            } else {
-                conn.exec_first(sql, ()).await
-            }
-            .map_err(|e| e.to_string())?;
-            row.map(drop).ok_or_else(|| "no row".to_string())
+            exec_first(&mut conn, sql, id).await
         }
         Pools::Tidepool(pool) => {
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
@@ -81,15 +75,24 @@ async fn one_cycle(pools: &Pools, sql: &'static str, id: u64, uniform: bool) -> 
         }
         Pools::MysqlAsync(pool) => {
             let mut conn = pool.get_conn().await.map_err(|e| e.to_string())?;
-            let row: Option<i64> = if sql == POINT {
-                conn.exec_first(sql, (id,)).await
-            } else {
-                conn.exec_first(sql, ()).await
-            }
-            .map_err(|e| e.to_string())?;
-            row.map(drop).ok_or_else(|| "no row".to_string())
+            exec_first(&mut conn, sql, id).await
         }
     }
+}
+
+/// mysql_async's native call, the same for both pools.
+async fn exec_first(
+    conn: &mut mysql_async::Conn,
+    sql: &'static str,
+    id: u64,
+) -> Result<(), String> {
+    let row: Option<i64> = if sql == POINT {
+        conn.exec_first(sql, (id,)).await
+    } else {
+        conn.exec_first(sql, ()).await
+    }
+    .map_err(|e| e.to_string())?;
+    row.map(drop).ok_or_else(|| "no row".to_string())
 }
 
 async fn measure(
