@@ -79,6 +79,11 @@ pub enum PgKind {
     /// `pgbench -S -M prepared` with as many clients as the pool size
     /// (point select only; the concurrency is its connection count).
     Pgbench,
+    /// tokio-postgres with no pool: as many tasks as the pool size, each
+    /// owning one client and its prepared statement. The driver's own
+    /// ceiling, the Rust counterpart of pgbench at the same connection
+    /// count (measured once per size; the concurrency is its client count).
+    Direct,
 }
 
 impl PgKind {
@@ -96,7 +101,14 @@ impl PgKind {
             PgKind::Sqlx => "sqlx",
             PgKind::SqlxNotest => "sqlx-notest",
             PgKind::Pgbench => "pgbench",
+            PgKind::Direct => "tokio-postgres",
         }
+    }
+
+    /// Whether this anchor runs with a fixed number of clients (the pool
+    /// size) instead of the benchmark's concurrency levels.
+    pub fn is_per_size(self) -> bool {
+        matches!(self, PgKind::Pgbench | PgKind::Direct)
     }
 }
 
@@ -208,6 +220,47 @@ impl PgCycle for sqlx::PgPool {
     }
 }
 
+/// One tokio-postgres client with both statements prepared, owned by one
+/// task: no pool at all.
+pub struct DirectClient {
+    client: tokio_postgres::Client,
+    select1: tokio_postgres::Statement,
+    point: tokio_postgres::Statement,
+}
+
+impl DirectClient {
+    /// Connects and prepares both statements.
+    pub async fn connect(url: &str) -> Result<Self, String> {
+        let (client, conn) = tokio_postgres::connect(url, NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let select1 = client
+            .prepare(SELECT_ONE)
+            .await
+            .map_err(|e| e.to_string())?;
+        let point = client
+            .prepare(POINT_SELECT)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(DirectClient {
+            client,
+            select1,
+            point,
+        })
+    }
+}
+
+impl PgCycle for DirectClient {
+    async fn run(&self, w: Workload, aid: i32) -> Result<(), String> {
+        let row = match w {
+            Workload::Select1 => self.client.query_one(&self.select1, &[]).await,
+            Workload::PointSelect => self.client.query_one(&self.point, &[&aid]).await,
+        };
+        row.map(drop).map_err(|e| e.to_string())
+    }
+}
+
 /// One built pool.
 pub enum BuiltPg {
     /// tidepool-postgres.
@@ -289,6 +342,7 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
             BuiltPg::Sqlx(Arc::new(pool))
         }
         PgKind::Pgbench => return Err("pgbench is not a pool; run it with run_pgbench".into()),
+        PgKind::Direct => return Err("tokio-postgres is not a pool; run it with run_direct".into()),
     })
 }
 
@@ -341,13 +395,39 @@ struct TaskOutcome {
     first_error: Option<String>,
 }
 
-/// Runs one point once (not pgbench).
-pub fn run_point(spec: &PgSpec, url: &str, repeat: usize) -> Result<PgSample, String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// The benchmark database and the one used to create it, as command-line
+/// options shared by the PostgreSQL benchmarks.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The benchmark database (created and initialised if missing). Keep
+    /// `sslmode=disable`: deadpool-postgres and bb8-postgres run without TLS
+    /// here, while tidepool-postgres, like libpq, uses TLS under the default
+    /// `prefer` whenever the server offers it.
+    #[arg(
+        long,
+        default_value = "postgres://postgres@127.0.0.1:5432/tidepool_bench?sslmode=disable"
+    )]
+    pub url: String,
+    /// A database to connect to while creating the benchmark database.
+    #[arg(
+        long,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+    )]
+    pub admin_url: String,
+}
+
+/// A fresh two-worker runtime (the machine's cores) for one point.
+fn point_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| format!("could not start the tokio runtime: {e}"))?;
+        .map_err(|e| format!("could not start the tokio runtime: {e}"))
+}
+
+/// Runs one point once (not pgbench).
+pub fn run_point(spec: &PgSpec, url: &str, repeat: usize) -> Result<PgSample, String> {
+    let rt = point_runtime()?;
     let built = rt
         .block_on(build(spec.pool, spec.size, url))
         .map_err(|e| format!("could not build the {} pool: {e}", spec.pool.name()))?;
@@ -370,7 +450,34 @@ pub fn run_point(spec: &PgSpec, url: &str, repeat: usize) -> Result<PgSample, St
         }
     };
     rt.shutdown_timeout(Duration::from_secs(2));
-    let (outcomes, seconds) = measured?;
+    sample(spec, repeat, measured?)
+}
+
+/// Runs tokio-postgres with no pool: `spec.size` tasks, each with a client
+/// of its own (`spec.concurrency` is ignored).
+pub fn run_direct(spec: &PgSpec, url: &str, repeat: usize) -> Result<PgSample, String> {
+    let rt = point_runtime()?;
+    let clients = rt.block_on(async {
+        let mut clients = Vec::with_capacity(spec.size);
+        for _ in 0..spec.size {
+            clients.push(Arc::new(DirectClient::connect(url).await?));
+        }
+        Ok::<_, String>(clients)
+    })?;
+    let spec = PgSpec {
+        concurrency: spec.size,
+        ..*spec
+    };
+    let measured = drive_each(&rt, clients, &spec);
+    rt.shutdown_timeout(Duration::from_secs(2));
+    sample(&spec, repeat, measured?)
+}
+
+fn sample(
+    spec: &PgSpec,
+    repeat: usize,
+    (outcomes, seconds): (Vec<TaskOutcome>, f64),
+) -> Result<PgSample, String> {
     let mut total = Histogram::<u64>::new_with_bounds(1, MAX_NS, 2).map_err(|e| e.to_string())?;
     let (mut cycles, mut errors, mut first_error, mut starved) = (0, 0, None, 0);
     for o in outcomes {
@@ -405,11 +512,23 @@ fn drive<C: PgCycle>(
     pool: Arc<C>,
     spec: &PgSpec,
 ) -> Result<(Vec<TaskOutcome>, f64), String> {
+    drive_each(rt, vec![pool; spec.concurrency], spec)
+}
+
+/// Runs one task per entry of `pools` (the same pool shared, or one client
+/// each) through warm-up and the measured window.
+fn drive_each<C: PgCycle>(
+    rt: &tokio::runtime::Runtime,
+    pools: Vec<Arc<C>>,
+    spec: &PgSpec,
+) -> Result<(Vec<TaskOutcome>, f64), String> {
     let phase = Arc::new(AtomicU8::new(WARMUP));
-    let handles: Vec<_> = (0..spec.concurrency)
-        .map(|i| {
+    let handles: Vec<_> = pools
+        .into_iter()
+        .enumerate()
+        .map(|(i, pool)| {
             rt.spawn(task(
-                pool.clone(),
+                pool,
                 phase.clone(),
                 spec.workload,
                 0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1),

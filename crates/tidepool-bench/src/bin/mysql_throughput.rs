@@ -3,6 +3,12 @@
 //! table (created if missing) and `SELECT 1`, at several concurrency
 //! levels, pools interleaved within each repeat, medians reported.
 //!
+//! Every pool uses the same transport: TCP to the URL's host, or with
+//! `--socket` the server's unix socket. (mysql_async's pool on its own
+//! would switch a loopback TCP URL to the unix socket behind the caller's
+//! back, `prefer_socket`, which is most of a 25% difference on this
+//! machine; tidepool-mysql never switches transport.)
+//!
 //! `cargo run --release -p tidepool-bench --bin mysql-throughput`
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,7 +19,7 @@ use clap::Parser;
 use tidepool::{Pool, Queryable, Value};
 use tidepool_mysql::mysql_async::prelude::Queryable as _;
 use tidepool_mysql::mysql_async::{self, Opts, OptsBuilder, PoolConstraints, PoolOpts};
-use tidepool_mysql::MysqlManager;
+use tidepool_mysql::{MysqlConfig, MysqlManager, ResetPolicy};
 
 #[derive(Parser)]
 #[command(about = "tidepool-mysql against mysql_async's own pool, side by side")]
@@ -33,6 +39,30 @@ struct Args {
     /// Measured time per point.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// Connect every pool through this unix socket instead of TCP (for
+    /// example /run/mysqld/mysqld.sock).
+    #[arg(long)]
+    socket: Option<String>,
+    /// tidepool-mysql's reset policy (what a returned connection costs).
+    #[arg(long, value_enum, default_value = "fast")]
+    reset_policy: Policy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Policy {
+    Fast,
+    Verified,
+    Clean,
+}
+
+impl Policy {
+    fn into_reset_policy(self) -> ResetPolicy {
+        match self {
+            Policy::Fast => ResetPolicy::Fast,
+            Policy::Verified => ResetPolicy::Verified,
+            Policy::Clean => ResetPolicy::Clean,
+        }
+    }
 }
 
 const POINT: &str = "SELECT v FROM tidepool_bench_kv WHERE id = ?";
@@ -171,22 +201,34 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     admin.disconnect().await?;
 
     let size32 = u32::try_from(args.size)?;
+    let mut config = MysqlConfig::from_url(&args.url)?;
+    if let Some(socket) = &args.socket {
+        config = config.with_socket(socket.clone());
+    }
     let tidepool = Arc::new(Pools::Tidepool(
-        Pool::builder(MysqlManager::from_url(&args.url)?)
-            .max_size(size32)
-            .min_size(size32)
-            .initial_size(size32)
-            .build()
-            .await?,
+        Pool::builder(
+            MysqlManager::new(config).with_reset_policy(args.reset_policy.into_reset_policy()),
+        )
+        .max_size(size32)
+        .min_size(size32)
+        .initial_size(size32)
+        .build()
+        .await?,
     ));
     let constraints = PoolConstraints::new(args.size, args.size).ok_or("bad pool size")?;
-    let opts = OptsBuilder::from_opts(Opts::from_url(&args.url)?)
+    // The same transport as tidepool's: no switch to the socket unless
+    // asked for.
+    let transport = OptsBuilder::from_opts(Opts::from_url(&args.url)?)
+        .prefer_socket(false)
+        .socket(args.socket.clone());
+    let opts = transport
+        .clone()
         .pool_opts(PoolOpts::default().with_constraints(constraints));
     let native = Arc::new(Pools::MysqlAsync(mysql_async::Pool::new(opts.clone())));
     // mysql_async resets every connection it takes back by default
     // (COM_RESET_CONNECTION, which also drops its statement cache); this
     // one does not, like tidepool-mysql's default Fast policy.
-    let no_reset = OptsBuilder::from_opts(Opts::from_url(&args.url)?).pool_opts(
+    let no_reset = transport.pool_opts(
         PoolOpts::default()
             .with_constraints(constraints)
             .with_reset_connection(false),
@@ -194,8 +236,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let native_no_reset = Arc::new(Pools::MysqlAsync(mysql_async::Pool::new(no_reset)));
 
     println!(
-        "`mysql-throughput --concurrency {:?} --size {} --repeat {} --duration {:?}`\n",
-        args.concurrency, args.size, args.repeat, args.duration
+        "`mysql-throughput --concurrency {:?} --size {} --repeat {} --duration {:?} --reset-policy {:?}`, over {}\n",
+        args.concurrency,
+        args.size,
+        args.repeat,
+        args.duration,
+        args.reset_policy,
+        args.socket
+            .as_deref()
+            .map_or("TCP".to_string(), |s| format!("the unix socket {s}"))
     );
     println!("| query | tasks | tidepool tx/s | tidepool, uniform face, tx/s | mysql_async pool (default: resets on return) tx/s | mysql_async, reset off, tx/s | tidepool ÷ mysql_async default | tidepool ÷ mysql_async reset off | uniform face ÷ mysql_async reset off |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");

@@ -16,21 +16,8 @@ use tidepool_bench::report::{fmt_ns, fmt_rate, median};
     about = "PostgreSQL throughput of tidepool-postgres, deadpool-postgres, bb8-postgres, sqlx and pgbench"
 )]
 struct Args {
-    /// The benchmark database (created and initialised if missing). Keep
-    /// `sslmode=disable`: deadpool-postgres and bb8-postgres run without TLS
-    /// here, while tidepool-postgres, like libpq, uses TLS under the default
-    /// `prefer` whenever the server offers it.
-    #[arg(
-        long,
-        default_value = "postgres://postgres@127.0.0.1:5432/tidepool_bench?sslmode=disable"
-    )]
-    url: String,
-    /// A database to connect to while creating the benchmark database.
-    #[arg(
-        long,
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-    )]
-    admin_url: String,
+    #[command(flatten)]
+    target: pg::Target,
     /// Repeats of every point; tables show the median.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -75,25 +62,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let setup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    setup.block_on(pg::ensure_database(&args.admin_url, &args.url))?;
+    setup.block_on(pg::ensure_database(
+        &args.target.admin_url,
+        &args.target.url,
+    ))?;
     drop(setup);
 
     let pools: Vec<PgKind> = args
         .pools
         .iter()
         .copied()
-        .filter(|p| *p != PgKind::Pgbench)
+        .filter(|p| !p.is_per_size())
         .collect();
     let with_pgbench = args.pools.contains(&PgKind::Pgbench);
+    let with_direct = args.pools.contains(&PgKind::Direct);
     let started = Instant::now();
     let mut samples: Vec<PgSample> = Vec::new();
     for repeat in 0..args.repeat {
         for &workload in &args.workloads {
             for &size in &args.sizes {
                 if with_pgbench && workload == Workload::PointSelect {
-                    let s = pg::run_pgbench(&args.url, size, args.duration, repeat)?;
+                    let s = pg::run_pgbench(&args.target.url, size, args.duration, repeat)?;
                     eprintln!(
                         "[{:>4.0}s] repeat {repeat} {:<12} size {size:>2} pgbench -c {size}: {}",
+                        started.elapsed().as_secs_f64(),
+                        workload.name(),
+                        fmt_rate(s.tps)
+                    );
+                    samples.push(s);
+                }
+                if with_direct {
+                    let spec = PgSpec {
+                        pool: PgKind::Direct,
+                        workload,
+                        size,
+                        concurrency: size,
+                        warmup: args.warmup,
+                        duration: args.duration,
+                    };
+                    let s = pg::run_direct(&spec, &args.target.url, repeat)?;
+                    eprintln!(
+                        "[{:>4.0}s] repeat {repeat} {:<12} size {size:>2} tokio-postgres, {size} clients, no pool: {}",
                         started.elapsed().as_secs_f64(),
                         workload.name(),
                         fmt_rate(s.tps)
@@ -111,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             warmup: args.warmup,
                             duration: args.duration,
                         };
-                        let s = pg::run_point(&spec, &args.url, repeat)?;
+                        let s = pg::run_point(&spec, &args.target.url, repeat)?;
                         eprintln!(
                             "[{:>4.0}s] repeat {repeat} {:<12} size {size:>2} tasks {concurrency:>3} {:<17} {:>9} p50 {:>9} p99 {:>9} max {:>9}{}",
                             started.elapsed().as_secs_f64(),
@@ -191,13 +200,13 @@ fn tables(all: &[PgSample], args: &Args) -> String {
     let _ = writeln!(out, "### Against the goals\n");
     let _ = writeln!(
         out,
-        "Paired ratios (median over repeats of each repeat's ratio). pgbench runs with as many clients as the pool has connections.\n"
+        "Paired ratios (median over repeats of each repeat's ratio). pgbench, and tokio-postgres with no pool, run with as many clients as the pool has connections.\n"
     );
     let _ = writeln!(
         out,
-        "| query | size | tasks | tidepool ÷ deadpool | tidepool ÷ pgbench | tidepool max ÷ deadpool max | tidepool starved tasks |"
+        "| query | size | tasks | tidepool ÷ deadpool | tidepool ÷ pgbench | tidepool ÷ tokio-postgres, no pool | tokio-postgres, no pool ÷ pgbench | tidepool max ÷ deadpool max | tidepool starved tasks |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &w in &args.workloads {
         for &size in &args.sizes {
             for &c in &args.concurrency {
@@ -209,19 +218,25 @@ fn tables(all: &[PgSample], args: &Args) -> String {
                             && s.spec.concurrency == c
                     }
                 };
-                let pgb = |s: &PgSample| {
-                    s.spec.pool == PgKind::Pgbench && s.spec.workload == w && s.spec.size == size
+                let per_size = |p: PgKind| {
+                    move |s: &PgSample| {
+                        s.spec.pool == p && s.spec.workload == w && s.spec.size == size
+                    }
                 };
+                let pgb = per_size(PgKind::Pgbench);
+                let direct = per_size(PgKind::Direct);
                 let tide: Vec<&PgSample> = all.iter().filter(|s| at(PgKind::Tidepool)(s)).collect();
                 if tide.is_empty() {
                     continue;
                 }
                 let _ = writeln!(
                     out,
-                    "| {} | {size} | {c} | {} | {} | {} | {} |",
+                    "| {} | {size} | {c} | {} | {} | {} | {} | {} | {} |",
                     w.name(),
                     opt(paired(all, at(PgKind::Tidepool), at(PgKind::Deadpool), tps)),
                     opt(paired(all, at(PgKind::Tidepool), pgb, tps)),
+                    opt(paired(all, at(PgKind::Tidepool), direct, tps)),
+                    opt(paired(all, direct, pgb, tps)),
                     opt(paired(
                         all,
                         at(PgKind::Tidepool),
@@ -241,7 +256,7 @@ fn tables(all: &[PgSample], args: &Args) -> String {
                     .pools
                     .iter()
                     .copied()
-                    .filter(|p| *p != PgKind::Pgbench)
+                    .filter(|p| !p.is_per_size())
                     .collect();
                 let of = |p: PgKind| -> Vec<&PgSample> {
                     all.iter()
@@ -249,7 +264,7 @@ fn tables(all: &[PgSample], args: &Args) -> String {
                             s.spec.pool == p
                                 && s.spec.workload == w
                                 && s.spec.size == size
-                                && (p == PgKind::Pgbench || s.spec.concurrency == c)
+                                && (p.is_per_size() || s.spec.concurrency == c)
                         })
                         .collect()
                 };
@@ -262,7 +277,8 @@ fn tables(all: &[PgSample], args: &Args) -> String {
                     "| pool | tx/s | spread | ÷ deadpool | ÷ pgbench -c {size} | p50 | p99 | max | starved tasks | errors |"
                 );
                 let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-                for p in rows.into_iter().chain(pgb.map(|_| PgKind::Pgbench)) {
+                let anchors = [PgKind::Direct, PgKind::Pgbench];
+                for p in rows.into_iter().chain(anchors) {
                     let ss = of(p);
                     let Some(t) = med(&ss, tps) else { continue };
                     let lo = ss.iter().map(|s| s.tps).fold(f64::INFINITY, f64::min);
@@ -271,10 +287,10 @@ fn tables(all: &[PgSample], args: &Args) -> String {
                     let lat = |f: fn(&PgSample) -> Option<u64>| {
                         med(&ss, |s| f(s).map(|v| v as f64)).map_or("–".into(), fmt_ns)
                     };
-                    let name = if p == PgKind::Pgbench {
-                        format!("pgbench -S -M prepared -c {size}")
-                    } else {
-                        p.name().to_string()
+                    let name = match p {
+                        PgKind::Pgbench => format!("pgbench -S -M prepared -c {size}"),
+                        PgKind::Direct => format!("tokio-postgres, no pool, {size} clients"),
+                        _ => p.name().to_string(),
                     };
                     let _ = writeln!(
                         out,
