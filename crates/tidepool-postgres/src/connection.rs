@@ -162,17 +162,12 @@ impl PgConnection {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<tokio_postgres::Row, PgError> {
-        let mut rows = self.query_native(sql, params).await?;
-        match rows.len() {
-            1 => rows.pop().ok_or(PgError::RowCount {
-                expected: "exactly one",
-                got: 0,
-            }),
-            got => Err(PgError::RowCount {
-                expected: "exactly one",
-                got,
-            }),
-        }
+        self.start()?;
+        let result = match self.statement(sql).await {
+            Ok(stmt) => exactly_one_row(&self.client, &stmt, params).await,
+            Err(e) => Err(e),
+        };
+        self.finish(statement_effect(sql), sql, result)
     }
 
     /// Runs a statement with native parameters through the statement cache,
@@ -398,5 +393,31 @@ impl PgConnection {
             self.broken = true;
             PgError::from(e)
         })
+    }
+}
+
+/// Runs `stmt` and reads its rows as a stream, keeping the first: no
+/// vector for the common single row. The rest are still read, so the
+/// count in the error is exact and the connection is left between
+/// statements.
+async fn exactly_one_row(
+    client: &Client,
+    stmt: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<tokio_postgres::Row, PgError> {
+    use futures_util::TryStreamExt as _;
+    let rows = client.query_raw(stmt, params.iter().copied()).await?;
+    let mut rows = std::pin::pin!(rows);
+    let (mut first, mut got) = (None, 0);
+    while let Some(row) = rows.try_next().await? {
+        got += 1;
+        first.get_or_insert(row);
+    }
+    match (first, got) {
+        (Some(row), 1) => Ok(row),
+        (_, got) => Err(PgError::RowCount {
+            expected: "exactly one",
+            got,
+        }),
     }
 }

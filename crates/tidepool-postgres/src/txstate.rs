@@ -81,10 +81,15 @@ pub(crate) fn statement_effect(sql: &str) -> Effect {
     let Some(first) = words.next() else {
         return Effect::None;
     };
-    match first.as_str() {
+    // Runs on every tracked statement: compare in place, and allocate only
+    // for the rare transaction-control statement.
+    if !is_keyword(first, TRANSACTION_KEYWORDS) {
+        return Effect::None;
+    }
+    match first.to_ascii_uppercase().as_str() {
         "BEGIN" | "START" => Effect::Begin,
         "COMMIT" | "END" | "ROLLBACK" | "ABORT" => {
-            let rest: Vec<String> = words.take(4).collect();
+            let rest: Vec<String> = words.take(4).map(str::to_ascii_uppercase).collect();
             let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
             match rest.as_slice() {
                 ["PREPARED", ..] => Effect::None,
@@ -94,8 +99,8 @@ pub(crate) fn statement_effect(sql: &str) -> Effect {
                 _ => Effect::End,
             }
         }
-        "PREPARE" => match words.next().as_deref() {
-            Some("TRANSACTION") => Effect::End,
+        "PREPARE" => match words.next() {
+            Some(w) if w.eq_ignore_ascii_case("TRANSACTION") => Effect::End,
             _ => Effect::None,
         },
         _ => Effect::None,
@@ -107,10 +112,7 @@ pub(crate) fn statement_effect(sql: &str) -> Effect {
 pub(crate) fn batch_effect(sql: &str) -> Effect {
     let mut saw = false;
     for w in Words::new(sql) {
-        if matches!(
-            w.as_str(),
-            "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "PREPARE"
-        ) {
+        if is_keyword(w, TRANSACTION_KEYWORDS) {
             saw = true;
             break;
         }
@@ -122,7 +124,16 @@ pub(crate) fn batch_effect(sql: &str) -> Effect {
     }
 }
 
-/// Upper-cased keywords of SQL text, skipping comments, quoted strings and
+/// The first words of every statement that changes the transaction state.
+const TRANSACTION_KEYWORDS: &[&str] = &[
+    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE",
+];
+
+fn is_keyword(word: &str, keywords: &[&str]) -> bool {
+    keywords.iter().any(|k| word.eq_ignore_ascii_case(k))
+}
+
+/// The words of SQL text, as written, skipping comments, quoted strings and
 /// identifiers. Dollar-quoted bodies are read as words, which only makes a
 /// batch look more dangerous than it is (never less).
 struct Words<'a> {
@@ -135,10 +146,10 @@ impl<'a> Words<'a> {
     }
 }
 
-impl Iterator for Words<'_> {
-    type Item = String;
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
 
-    fn next(&mut self) -> Option<String> {
+    fn next(&mut self) -> Option<&'a str> {
         loop {
             let s = self.rest.trim_start();
             if s.is_empty() {
@@ -163,7 +174,7 @@ impl Iterator for Words<'_> {
                     .find(|c: char| !(c.is_alphanumeric() || c == '_'))
                     .unwrap_or(s.len());
                 self.rest = &s[end..];
-                return Some(s[..end].to_ascii_uppercase());
+                return Some(&s[..end]);
             }
             self.rest = &s[c.len_utf8()..];
         }

@@ -207,6 +207,33 @@ async fn a_config_built_from_fields_connects_and_native_queries_are_tracked() {
     assert!(manager_needs_reset(&manager, &conn));
 }
 
+#[tokio::test]
+async fn query_one_native_wants_exactly_one_row_and_counts_the_others() {
+    let Some(url) = support::url("query_one_native") else {
+        return;
+    };
+    let pool = support::pool(&url, 1, ResetPolicy::Fast).await;
+    let mut conn = pool.get().await.unwrap();
+    for (rows, want) in [(0i32, 0usize), (3, 3)] {
+        let err = conn
+            .query_one_native("SELECT g FROM generate_series(1, $1) AS g", &[&rows])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, tidepool_postgres::PgError::RowCount { got, .. } if got == want),
+            "{rows} rows: {err:?}"
+        );
+        // Every row was read: nothing is left in flight, and the
+        // connection is usable at once.
+        assert!(!manager_needs_reset(pool.manager(), &conn));
+        let one = conn
+            .query_one_native("SELECT g FROM generate_series(1, $1) AS g", &[&1i32])
+            .await
+            .unwrap();
+        assert_eq!(one.get::<_, i32>("g"), 1);
+    }
+}
+
 fn manager_needs_reset(
     manager: &tidepool_postgres::PgManager,
     conn: &tidepool_postgres::PgConnection,
