@@ -36,7 +36,7 @@ impl<M: Manager> Shared<M> {
         &self,
         limit: Duration,
         gate: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Result<M::Connection, CreateFailure<M::Error>> {
+    ) -> Result<Box<M::Connection>, CreateFailure<M::Error>> {
         let started = Instant::now();
         let attempt = async {
             let outcome = self.manager.connect().await;
@@ -56,7 +56,7 @@ impl<M: Manager> Shared<M> {
                 self.recorder.create_time.record(started.elapsed(), 0);
                 self.recorder.counters.created.fetch_add(1, Relaxed);
                 self.breaker.record_success();
-                Ok(conn)
+                Ok(Box::new(conn))
             }
             Ok(Err(error)) => {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
@@ -314,7 +314,7 @@ impl<M: Manager> Shared<M> {
 
     fn guard(
         self: &Arc<Self>,
-        conn: M::Connection,
+        conn: Box<M::Connection>,
         meta: Arc<ConnMeta>,
         started: Instant,
         is_new: bool,

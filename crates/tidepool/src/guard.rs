@@ -44,7 +44,7 @@ use crate::shared::Shared;
 /// ```
 pub struct Pooled<M: Manager> {
     pub(crate) shared: Arc<Shared<M>>,
-    pub(crate) conn: Option<M::Connection>,
+    pub(crate) conn: Option<Box<M::Connection>>,
     pub(crate) meta: Arc<ConnMeta>,
     pub(crate) checked_out: Instant,
     pub(crate) is_new: bool,
@@ -75,7 +75,7 @@ impl<M: Manager> Pooled<M> {
         this.shared
             .discard_accounting(&this.meta, CloseReason::Detached);
         match conn {
-            Some(conn) => conn,
+            Some(conn) => *conn,
             // The connection is present from construction until drop or
             // detach, and both consume the guard.
             None => unreachable!("a guard always holds its connection until it is consumed"),
@@ -168,7 +168,7 @@ impl<M: Manager> Drop for Pooled<M> {
 /// stops it (reset error, timeout, runtime shutdown) ends in a discard.
 struct ResetTicket<M: Manager> {
     shared: Arc<Shared<M>>,
-    conn: Option<M::Connection>,
+    conn: Option<Box<M::Connection>>,
     meta: Arc<ConnMeta>,
 }
 

@@ -334,7 +334,7 @@ mod loom_model {
         (
             shared,
             Idle {
-                conn: 7,
+                conn: Box::new(7),
                 meta,
                 fresh: false,
             },
