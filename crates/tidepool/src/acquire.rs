@@ -53,7 +53,7 @@ impl<M: Manager> Shared<M> {
         };
         match tokio::time::timeout(limit, attempt).await {
             Ok(Ok(conn)) => {
-                self.recorder.create_time.record(started.elapsed(), 0);
+                self.recorder.create_time.record(started.elapsed());
                 self.recorder.counters.created.fetch_add(1, Relaxed);
                 self.breaker.record_success();
                 Ok(Box::new(conn))
@@ -368,7 +368,7 @@ impl<M: Manager> Shared<M> {
         guard
             .meta
             .mark_checked_out(self.epoch, now, self.checkout_site(location));
-        self.recorder.acquire_wait.record(waited, guard.meta.id);
+        self.recorder.acquire_wait.record(waited);
         if let Some(threshold) = self.config.slow_acquire_threshold {
             if waited >= threshold {
                 self.recorder.counters.slow_acquires.fetch_add(1, Relaxed);

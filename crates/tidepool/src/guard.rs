@@ -122,7 +122,7 @@ impl<M: Manager> Drop for Pooled<M> {
         let shared = &self.shared;
         let now = Instant::now();
         let held = now.saturating_duration_since(self.checked_out);
-        shared.recorder.hold_time.record(held, self.meta.id);
+        shared.recorder.hold_time.record(held);
         self.meta.mark_returned(shared.epoch, now);
         shared.emit(|| Event::Checkin {
             id: self.meta.id,
