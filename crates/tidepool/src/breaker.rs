@@ -36,8 +36,10 @@ pub struct Thresholds {
 }
 
 /// Circuit breaker settings. The defaults suit a web service: a database
-/// that refuses six connections in ten seconds is treated as down, and
-/// probed again after two seconds.
+/// that refuses six connections in ten seconds (spanning at least 250 ms)
+/// is treated as down, and probed with one connection attempt after
+/// 250 ms, backing off to one a second while it stays down — so it is
+/// noticed back within a second, half a second on average.
 ///
 /// ```
 /// let mut config = tidepool::BreakerConfig::default();
@@ -84,10 +86,12 @@ pub struct BreakerConfig {
     pub recovery_timeout: Duration,
     /// Cap on the recovery timeout, so a database that comes back is
     /// noticed within this long (and a dead one sees at most
-    /// `half_open_requests` attempts per this long). Defaults to 2 s.
+    /// `half_open_requests` attempts per this long). Defaults to 1 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub max_recovery_timeout: Duration,
-    /// Probe acquires let through at once while half-open. Defaults to 3.
+    /// Probe acquires let through at once while half-open. Defaults to 1:
+    /// one attempt a round tells a dead database from a live one as well
+    /// as three, and the attempts saved buy rounds twice as often.
     pub half_open_requests: u32,
     /// Successful probes needed to close the circuit. Defaults to 1.
     pub half_open_successes: u32,
@@ -126,8 +130,8 @@ impl Default for BreakerConfig {
             min_outage: Duration::from_millis(250),
             degraded_attempt_spacing: Duration::from_millis(50),
             recovery_timeout: Duration::from_millis(250),
-            max_recovery_timeout: Duration::from_secs(2),
-            half_open_requests: 3,
+            max_recovery_timeout: Duration::from_secs(1),
+            half_open_requests: 1,
             half_open_successes: 1,
             hold_while_open: false,
         }
@@ -663,7 +667,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn after_recovery_timeout_a_bounded_number_of_probes_pass_and_a_success_closes_it() {
-        let b = breaker();
+        let b = Breaker::new(BreakerConfig {
+            half_open_requests: 3,
+            ..BreakerConfig::default()
+        });
         fail(&b, FailureKind::Connect, 6, "refused").await;
         tokio::time::advance(retry_after(&b)).await;
         let probes: Vec<_> = (0..3)
@@ -678,10 +685,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn by_default_one_connection_attempt_a_round_probes_the_database() {
+        let b = breaker();
+        fail(&b, FailureKind::Connect, 6, "refused").await;
+        tokio::time::advance(retry_after(&b)).await;
+        let probe = b.admit().ok().expect("probe admitted");
+        assert!(b.admit().is_err(), "a second probe in the same round");
+        drop(probe);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_failed_probe_reopens_with_the_recovery_timeout_backed_off_to_its_cap() {
         let b = breaker();
         fail(&b, FailureKind::Connect, 6, "refused").await;
-        for expected_ms in [500, 1000, 2000, 2000] {
+        let config = BreakerConfig::default();
+        assert_eq!(config.recovery_timeout, Duration::from_millis(250));
+        assert_eq!(config.max_recovery_timeout, Duration::from_secs(1));
+        for expected_ms in [500, 1000, 1000, 1000] {
             tokio::time::advance(retry_after(&b)).await;
             let probe = b.admit().ok().expect("probe");
             b.record_failure(FailureKind::Connect, "still refused");

@@ -182,6 +182,13 @@ impl<M: Manager> Creating<M> {
                 }
             }
             let gate = shared.pass_gate().await;
+            // The circuit may have opened while this attempt queued at the
+            // gate (behind others that failed): check again, or a queue of
+            // attempts would drain into a dead database one by one.
+            if shared.breaker.state() == crate::BreakerState::Failed {
+                drop(gate);
+                continue;
+            }
             if shared.is_closed() || (Instant::now() >= deadline && !shared.has_waiters()) {
                 return Err(Failed {
                     error: None,

@@ -89,23 +89,61 @@ async fn while_the_database_is_down_attempts_stay_at_a_few_per_second() {
         .build_lazy()
         .unwrap();
     // Fifty callers hammering a dead database for a minute.
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let pool = pool.clone();
-        tasks.push(tokio::spawn(async move {
-            let until = Instant::now() + Duration::from_secs(60);
-            while Instant::now() < until {
-                if pool.get().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }));
-    }
-    for t in tasks {
+    for t in hammer(&pool, 50, Duration::from_secs(60)) {
         t.await.unwrap();
     }
     let attempts = plan.connects.load(SeqCst);
     assert!(attempts <= 60 * 2, "{attempts} connection attempts in 60 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_the_circuit_is_open_each_probe_round_makes_one_attempt() {
+    let manager = TestManager::new();
+    *manager.plan.create.lock() = Behavior::Err;
+    let plan = manager.plan.clone();
+    let pool = Pool::builder(manager)
+        .max_size(10)
+        .acquire_timeout(Duration::from_secs(1))
+        .build_lazy()
+        .unwrap();
+    let tasks = hammer(&pool, 50, Duration::from_secs(15));
+    let opened_by = Instant::now() + Duration::from_secs(5);
+    while pool.breaker_state() != tidepool::BreakerState::Failed {
+        assert!(Instant::now() < opened_by, "the circuit never opened");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Attempts that queued behind the gate while the pool was degraded
+    // must not drain into the dead database now; only probes try it.
+    let at_open = plan.connects.load(SeqCst);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let during = plan.connects.load(SeqCst) - at_open;
+    // Probe rounds after 250 ms, 500 ms, then every second: 11 in 10 s.
+    assert!(during <= 12, "{during} attempts in 10 s of open circuit");
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// `callers` tasks acquiring in a loop for `how_long`, pausing 10 ms after
+/// each failure.
+fn hammer(
+    pool: &Pool<TestManager>,
+    callers: usize,
+    how_long: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..callers)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let until = Instant::now() + how_long;
+                while Instant::now() < until {
+                    if pool.get().await.is_err() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            })
+        })
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]

@@ -126,6 +126,14 @@ struct Args {
     /// server offers TLS).
     #[arg(long, default_value = "disable")]
     tidepool_sslmode: String,
+    /// Overrides tidepool's `BreakerConfig::max_recovery_timeout` (the
+    /// probe spacing cap) for the breaker-on pools.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    tidepool_max_recovery_timeout: Option<Duration>,
+    /// Overrides tidepool's `BreakerConfig::half_open_requests` (probe
+    /// attempts a round) for the breaker-on pools.
+    #[arg(long)]
+    tidepool_half_open_requests: Option<u32>,
     /// Healthy time before the fault.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     healthy: Duration,
@@ -183,6 +191,8 @@ fn run(args: Args) -> Result<(), FigureError> {
         user: args.user.clone(),
         dbname: args.dbname.clone(),
         tidepool_sslmode: args.tidepool_sslmode.clone(),
+        max_recovery_timeout: args.tidepool_max_recovery_timeout,
+        half_open_requests: args.tidepool_half_open_requests,
     };
     let timing = Timing {
         healthy: args.healthy,

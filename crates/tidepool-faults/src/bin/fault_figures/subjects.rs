@@ -73,6 +73,17 @@ pub struct Settings {
     /// tidepool-postgres' sslmode. The anchors are given tokio-postgres'
     /// `NoTls`, so `disable` keeps the wire the same for all four.
     pub tidepool_sslmode: String,
+    /// Overrides of the breaker's probe schedule (breaker-on pools only).
+    #[serde(serialize_with = "ser_opt_ms")]
+    pub max_recovery_timeout: Option<Duration>,
+    pub half_open_requests: Option<u32>,
+}
+
+fn ser_opt_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => crate::ser_ms(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 type Bb8Pool = bb8::Pool<bb8_postgres::PostgresConnectionManager<NoTls>>;
@@ -137,10 +148,15 @@ impl Subject {
                     .connect_timeout(s.connect_timeout);
                 if kind == Kind::TidepoolNoBreaker {
                     builder = builder.circuit_breaker(BreakerConfig::disabled());
-                }
-                if kind == Kind::TidepoolHold {
+                } else {
                     let mut breaker = BreakerConfig::default();
-                    breaker.hold_while_open = true;
+                    breaker.hold_while_open = kind == Kind::TidepoolHold;
+                    if let Some(cap) = s.max_recovery_timeout {
+                        breaker.max_recovery_timeout = cap;
+                    }
+                    if let Some(n) = s.half_open_requests {
+                        breaker.half_open_requests = n;
+                    }
                     builder = builder.circuit_breaker(breaker);
                 }
                 let pool = builder
