@@ -4,7 +4,8 @@
 //! at any await point leaks neither a permit nor a connection.
 
 use std::panic::Location;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ impl<M: Manager> Shared<M> {
         &self,
         limit: Duration,
         gate: Option<tokio::sync::OwnedSemaphorePermit>,
+        failed: Option<&AtomicBool>,
     ) -> Result<Box<M::Connection>, CreateFailure<M::Error>> {
         let started = Instant::now();
         let attempt = async {
@@ -59,6 +61,10 @@ impl<M: Manager> Shared<M> {
                 Ok(Box::new(conn))
             }
             Ok(Err(error)) => {
+                if let Some(failed) = failed {
+                    // Before the breaker hears of it (see `create::Attempt`).
+                    failed.store(true, Release);
+                }
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
                 let retryable = self.manager.is_retryable(&error);
                 let text = error.to_string();

@@ -7,6 +7,7 @@
 //! that has gone silent sees a handful of attempts, not one per request.
 //! The caller that asked learns of a failure from the task at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
@@ -29,7 +30,14 @@ pub(crate) struct Failed<M: Manager> {
     room: Creating<M>,
 }
 
-type Attempt<M> = JoinHandle<Result<(), Failed<M>>>;
+/// An attempt's task, and whether its connect has just failed with an
+/// error: set before the breaker hears of it, so that when the circuit
+/// opens, the caller that started the attempt can tell its own failure
+/// (whose typed error it should get) from someone else's.
+struct Attempt<M: Manager> {
+    task: JoinHandle<Result<(), Failed<M>>>,
+    failed: Arc<AtomicBool>,
+}
 
 impl<M: Manager> Shared<M> {
     /// Opens a connection with the room a checkout was granted, and waits
@@ -47,7 +55,7 @@ impl<M: Manager> Shared<M> {
         self.recorder
             .counters
             .waited
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
         let mut wait = Wait {
             shared: self,
             slot,
@@ -60,8 +68,13 @@ impl<M: Manager> Shared<M> {
             tokio::pin!(changed);
             changed.as_mut().enable();
             // The circuit opened while this caller waited for a connection
-            // to open: fail fast like any other caller (unless holding).
-            if !hold {
+            // to open: fail fast like any other caller (unless holding) —
+            // but if this caller's own attempt failed and opened it, take
+            // that attempt's error, which the task is about to return.
+            let own_failure = attempt
+                .as_ref()
+                .is_some_and(|a| a.failed.load(Ordering::Acquire));
+            if !hold && !own_failure {
                 if let Some(open) = self.breaker.open_circuit() {
                     drop(wait);
                     return Err(open.into_error());
@@ -72,7 +85,7 @@ impl<M: Manager> Shared<M> {
                 biased;
                 joined = async {
                     match attempt.as_mut() {
-                        Some(a) => a.await,
+                        Some(a) => (&mut a.task).await,
                         None => std::future::pending().await,
                     }
                 }, if attempt.is_some() => Some(Err(joined)),
@@ -139,7 +152,11 @@ impl<M: Manager> Shared<M> {
 
     fn spawn_attempt(self: &Arc<Self>, deadline: Instant) -> Attempt<M> {
         let room = Creating::new(self.clone());
-        self.runtime.spawn(room.open(deadline))
+        let failed = Arc::new(AtomicBool::new(false));
+        Attempt {
+            task: self.runtime.spawn(room.open(deadline, failed.clone())),
+            failed,
+        }
     }
 
     /// Passes the one-at-a-time gate while the breaker is not healthy.
@@ -156,7 +173,7 @@ impl<M: Manager> Creating<M> {
     /// The task: attempts with retries and backoff while the breaker is
     /// healthy, each attempt given the full `connect_timeout`; no new
     /// attempt once `deadline` has passed and nobody waits.
-    async fn open(self, deadline: Instant) -> Result<(), Failed<M>> {
+    async fn open(self, deadline: Instant, failed: Arc<AtomicBool>) -> Result<(), Failed<M>> {
         let shared = self.shared.clone();
         let mut attempt = 0u32;
         loop {
@@ -196,7 +213,7 @@ impl<M: Manager> Creating<M> {
                 });
             }
             let failure = match shared
-                .connect_once(shared.config.connect_timeout, gate)
+                .connect_once(shared.config.connect_timeout, gate, Some(&failed))
                 .await
             {
                 Ok(conn) => {
@@ -235,6 +252,8 @@ impl<M: Manager> Creating<M> {
             if !retries_left {
                 return Err(Failed { error, room: self });
             }
+            // Trying again later: this failure is no longer the news.
+            failed.store(false, Ordering::Release);
             if Instant::now() + delay >= deadline {
                 // No time for another attempt: keep the room until the
                 // deadline, so the caller times out with the cause instead

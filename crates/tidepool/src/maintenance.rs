@@ -141,7 +141,10 @@ impl<M: Manager> Shared<M> {
             }
             let creating = Creating::new(self.clone());
             let gate = self.pass_gate().await;
-            match self.connect_once(self.config.connect_timeout, gate).await {
+            match self
+                .connect_once(self.config.connect_timeout, gate, None)
+                .await
+            {
                 Ok(conn) => {
                     let meta = creating.finish(Instant::now());
                     self.release(conn, meta, false);

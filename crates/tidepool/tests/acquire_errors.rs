@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
-use common::{Behavior, FakeError, TestManager};
+use common::{assert_consistent, settle, Behavior, FakeError, TestManager};
 use tidepool::{BuildError, Error, Pool};
 use tokio::time::Instant;
 
@@ -48,11 +48,35 @@ async fn a_non_retryable_connect_error_fails_at_once_with_its_cause() {
         other => panic!("expected the fatal cause, got {other:?}"),
     }
     assert_eq!(started.elapsed(), Duration::ZERO);
+    // The attempt ran in a task of its own: once it has ended, nothing is
+    // left behind.
+    settle().await;
     assert_eq!(
         plan.connects.load(SeqCst),
         1,
         "a non-retryable error must not be retried"
     );
+    assert_consistent(&pool);
+}
+
+/// The fatal error opens the circuit before the attempt's task has handed
+/// its error back; on a multi-threaded runtime the caller can see the open
+/// circuit first. It must still get its own attempt's typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caller_whose_attempt_opened_the_circuit_gets_that_attempts_error() {
+    for _ in 0..300 {
+        let manager = TestManager::new();
+        manager.plan.fatal.store(true, SeqCst);
+        let pool = Pool::builder(manager)
+            .acquire_timeout(Duration::from_secs(30))
+            .build_lazy()
+            .unwrap();
+        match pool.get().await {
+            Err(Error::Create(FakeError::Fatal)) => {}
+            other => panic!("expected the fatal cause, got {other:?}"),
+        }
+        assert_eq!(pool.breaker_state(), tidepool::BreakerState::Failed);
+    }
 }
 
 #[tokio::test(start_paused = true)]

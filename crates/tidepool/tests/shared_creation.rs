@@ -83,23 +83,6 @@ async fn a_silent_database_sees_at_most_max_size_attempts_per_connect_timeout() 
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_cause_retrying_cannot_fix_still_reaches_the_caller_at_once() {
-    let manager = TestManager::new();
-    manager.plan.fatal.store(true, SeqCst);
-    let plan = manager.plan.clone();
-    let pool = Pool::builder(manager)
-        .acquire_timeout(Duration::from_secs(30))
-        .build_lazy()
-        .unwrap();
-    let started = Instant::now();
-    assert!(matches!(pool.get().await, Err(Error::Create(_))));
-    assert_eq!(started.elapsed(), Duration::ZERO);
-    settle().await;
-    assert_eq!(plan.connects.load(SeqCst), 1);
-    assert_consistent(&pool);
-}
-
-#[tokio::test(start_paused = true)]
 async fn an_attempt_still_in_flight_when_the_pool_is_dropped_closes_what_it_opens() {
     let manager = TestManager::new();
     *manager.plan.create.lock() = Behavior::Slow(Duration::from_millis(300));
