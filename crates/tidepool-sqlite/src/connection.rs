@@ -19,10 +19,13 @@ type Job = Box<dyn FnOnce(&mut rusqlite::Connection, &Shared) + Send>;
 /// State shared between the handle and its worker thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// `is_autocommit()` after the last finished call.
-    autocommit: AtomicBool,
-    /// Calls sent and not yet finished (including ones whose caller gave up).
-    in_flight: AtomicUsize,
+    /// Whether a transaction was open after the last finished call
+    /// ([`IN_TRANSACTION`]) and how many calls are sent and not yet finished,
+    /// including ones whose caller gave up (in units of [`ONE_CALL`]). One
+    /// word, so that one load sees both as of the same moment: read as two,
+    /// a call finishing between the reads looks like "no transaction, no
+    /// call", and the pool would hand out a connection inside a transaction.
+    calls: AtomicUsize,
     /// The worker thread has exited, or a call panicked on it.
     dead: AtomicBool,
     /// The handle was dropped: skip any queued calls.
@@ -35,6 +38,25 @@ struct DeadOnExit(Arc<Shared>);
 impl Drop for DeadOnExit {
     fn drop(&mut self) {
         self.0.dead.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The low bit of [`Shared::calls`]: SQLite was not in autocommit mode after
+/// the last finished call.
+const IN_TRANSACTION: usize = 1;
+/// One call in flight, counted in [`Shared::calls`] above the low bit.
+const ONE_CALL: usize = 2;
+
+impl Shared {
+    /// Records that a call finished with SQLite in or out of a transaction.
+    fn finish_call(&self, in_transaction: bool) {
+        let flag = if in_transaction { IN_TRANSACTION } else { 0 };
+        // The closure never returns None, so the update always applies.
+        let _ = self
+            .calls
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |calls| {
+                Some(((calls & !IN_TRANSACTION) - ONE_CALL) | flag)
+            });
     }
 }
 
@@ -70,7 +92,10 @@ impl std::fmt::Debug for SqliteConnection {
         f.debug_struct("SqliteConnection")
             .field("id", &self.id)
             .field("in_transaction", &self.in_transaction_tracked())
-            .field("in_flight", &self.shared.in_flight.load(Ordering::SeqCst))
+            .field(
+                "in_flight",
+                &(self.shared.calls.load(Ordering::SeqCst) / ONE_CALL),
+            )
             .field("dead", &self.is_dead())
             .finish()
     }
@@ -94,8 +119,7 @@ impl SqliteConnection {
         memory_uri: String,
     ) -> Result<Self, SqliteError> {
         let shared = Arc::new(Shared {
-            autocommit: AtomicBool::new(true),
-            in_flight: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
             dead: AtomicBool::new(false),
             closing: AtomicBool::new(false),
         });
@@ -116,9 +140,9 @@ impl SqliteConnection {
                         return;
                     }
                 };
-                thread_shared
-                    .autocommit
-                    .store(conn.is_autocommit(), Ordering::SeqCst);
+                if !conn.is_autocommit() {
+                    thread_shared.calls.store(IN_TRANSACTION, Ordering::SeqCst);
+                }
                 if ready_tx.send(Ok(conn.get_interrupt_handle())).is_err() {
                     // The caller gave up (connect timeout): close at once.
                     return;
@@ -168,18 +192,15 @@ impl SqliteConnection {
                 tracing::warn!(target: "tidepool::sqlite", "a call panicked on a sqlite connection; the connection will be discarded");
                 shared.dead.store(true, Ordering::SeqCst);
             }
-            shared
-                .autocommit
-                .store(conn.is_autocommit(), Ordering::SeqCst);
-            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            shared.finish_call(!conn.is_autocommit());
             let _ = reply_tx.send(outcome);
         });
         if self.is_dead() {
             return Err(SqliteError::WorkerGone);
         }
-        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.shared.calls.fetch_add(ONE_CALL, Ordering::SeqCst);
         if self.jobs.send(job).is_err() {
-            self.shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.shared.calls.fetch_sub(ONE_CALL, Ordering::SeqCst);
             return Err(SqliteError::WorkerGone);
         }
         match reply_rx.await {
@@ -207,13 +228,21 @@ impl SqliteConnection {
 
     /// Whether calls are queued or running whose callers may have given up.
     pub fn has_calls_in_flight(&self) -> bool {
-        self.shared.in_flight.load(Ordering::SeqCst) > 0
+        self.shared.calls.load(Ordering::SeqCst) >= ONE_CALL
+    }
+
+    /// Whether the connection may be inside a transaction: one was open
+    /// after the last finished call, or a call still running may open one.
+    /// Both facts come from one load, so a call finishing meanwhile cannot
+    /// slip between them.
+    pub(crate) fn may_be_in_transaction(&self) -> bool {
+        self.shared.calls.load(Ordering::SeqCst) != 0
     }
 
     /// Whether the connection was inside a transaction after its last call
     /// (SQLite's `!is_autocommit()`).
     pub(crate) fn in_transaction_tracked(&self) -> bool {
-        !self.shared.autocommit.load(Ordering::SeqCst)
+        self.shared.calls.load(Ordering::SeqCst) & IN_TRANSACTION != 0
     }
 }
 

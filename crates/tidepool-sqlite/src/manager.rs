@@ -105,7 +105,7 @@ impl Manager for SqliteManager {
     }
 
     fn needs_reset(&self, conn: &SqliteConnection) -> bool {
-        conn.in_transaction_tracked() || conn.has_calls_in_flight()
+        conn.may_be_in_transaction()
     }
 
     async fn reset(&self, conn: &mut SqliteConnection) -> Result<(), SqliteError> {

@@ -71,3 +71,40 @@ async fn an_abandoned_call_still_running_needs_a_reset_that_waits_for_it() {
         "the abandoned call's BEGIN was rolled back"
     );
 }
+
+/// `needs_reset` reads two facts the connection's thread writes one after
+/// the other (the transaction state, then "this call is done"). Read in the
+/// wrong order, a call finishing between the two reads slips through: the
+/// state read before the call opened a transaction, the count read after it
+/// finished. Each round abandons a BEGIN and asks `needs_reset` over and
+/// over while it runs, so the call finishes in the middle of some asking;
+/// from the moment BEGIN is sent the answer must stay "yes".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn needs_reset_never_misses_a_transaction_opened_while_it_was_looking() {
+    let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
+    let mut conn = manager.connect().await.unwrap();
+    for round in 0..2_000 {
+        {
+            let call = conn.call(|c| c.execute_batch("BEGIN"));
+            // One poll sends the call; dropping the future abandons it.
+            poll_once(call).await;
+        }
+        while conn.has_calls_in_flight() {
+            assert!(
+                manager.needs_reset(&conn),
+                "round {round}: needs_reset said clean while a BEGIN was finishing"
+            );
+        }
+        assert!(
+            manager.needs_reset(&conn),
+            "round {round}: BEGIN left a transaction"
+        );
+        manager.reset(&mut conn).await.unwrap();
+    }
+}
+
+/// Polls `fut` once, then drops it.
+async fn poll_once<F: std::future::Future>(fut: F) {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
+}
