@@ -1,13 +1,15 @@
 //! `fault-figures`: the fault-recovery figures of docs/RELIABILITY.md.
 //!
 //! One run drives the same open-loop workload (a new request every 10 ms,
-//! each `get()` + `SELECT 1` under a 3 s deadline) through four pools at
-//! once: tidepool with its defaults, tidepool with the breaker off,
-//! deadpool-postgres and bb8-postgres, each behind its own fault proxy in
-//! front of the local PostgreSQL, and switches the same fault on every
-//! proxy at the same instant: (a) database down, (b) black hole, (c) a
-//! momentary RST, (d) +200 ms each way. Then (e): the latency of a failing
-//! acquire against a dead database, pool by pool. Every scenario is
+//! each `get()` + `SELECT 1` under a 3 s deadline) through five pools at
+//! once: tidepool with its defaults, holding while open, and with the
+//! breaker off, deadpool-postgres and bb8-postgres, each behind its own
+//! fault proxy in front of the local PostgreSQL, and makes the same fault
+//! for all at the same instant: on every proxy, (a) database down, (b)
+//! black hole, (c) a momentary RST, (d) +200 ms each way; on the server,
+//! (f) a restart (asked for explicitly: it needs root) and (g)
+//! `pg_terminate_backend` of every pool's sessions. Then (e): the latency
+//! of a failing acquire against a dead database, pool by pool. Every scenario is
 //! repeated (`--repeat`), the pools' order rotating, and the report gives
 //! medians as markdown tables (stdout) and, with `--json FILE`, every run.
 //!
@@ -21,6 +23,8 @@ mod figures;
 mod report;
 #[path = "fault_figures/scenario.rs"]
 mod scenario;
+#[path = "fault_figures/server.rs"]
+mod server;
 #[path = "fault_figures/subjects.rs"]
 mod subjects;
 
@@ -31,6 +35,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use scenario::{Scenario, Timing};
+use server::{Cluster, Server};
 use subjects::{Kind, Settings};
 
 /// Why a run could not be made.
@@ -61,7 +66,7 @@ pub enum FigureError {
     #[error("a load task failed: {0}")]
     Task(String),
     /// A scenario letter that does not exist.
-    #[error("unknown scenario {0:?}: pick from a, b, c, d, e")]
+    #[error("unknown scenario {0:?}: pick from a, b, c, d, e, f, g")]
     UnknownScenario(char),
     /// The runtime could not start.
     #[error("starting the tokio runtime failed: {0}")]
@@ -72,6 +77,9 @@ pub enum FigureError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A fault on the server (restart, terminate) could not be made.
+    #[error("{0}")]
+    Server(String),
     /// Encoding the JSON failed.
     #[error("encoding the JSON report: {0}")]
     Json(#[from] serde_json::Error),
@@ -97,8 +105,10 @@ struct Args {
     #[arg(long)]
     trace: Option<PathBuf>,
     /// Scenarios to run: a (down), b (black hole), c (momentary RST),
-    /// d (latency), e (failing acquire against a dead database).
-    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e")]
+    /// d (latency), e (failing acquire against a dead database),
+    /// f (the server restarted: needs root and a local Debian cluster, so
+    /// only when asked for), g (pg_terminate_backend of every session).
+    #[arg(long, value_delimiter = ',', default_value = "a,b,c,d,e,g")]
     scenarios: Vec<char>,
     /// PostgreSQL's address (loopback only).
     #[arg(long, default_value = "127.0.0.1:5432")]
@@ -181,6 +191,8 @@ fn run(args: Args) -> Result<(), FigureError> {
             'c' => scenarios.push(Scenario::Rst),
             'd' => scenarios.push(Scenario::Latency),
             'e' => dead = true,
+            'f' => scenarios.push(Scenario::Restart),
+            'g' => scenarios.push(Scenario::Terminate),
             other => return Err(FigureError::UnknownScenario(other)),
         }
     }
@@ -216,6 +228,22 @@ fn run(args: Args) -> Result<(), FigureError> {
         .build()
         .map_err(FigureError::Runtime)?;
     let proxies = proxy_rt.handle().clone();
+    let server = Server {
+        upstream: args.upstream,
+        user: args.user.clone(),
+        dbname: args.dbname.clone(),
+    };
+    // Refuse before any figure is made, not a minute into the run.
+    let cluster = if scenarios.contains(&Scenario::Restart) {
+        Some(Cluster::local(args.upstream)?)
+    } else {
+        None
+    };
+    let target = scenario::Target {
+        proxies: &proxies,
+        server: &server,
+        cluster: cluster.as_ref(),
+    };
 
     let collected = main_rt.block_on(async {
         check_reachable(&args).await?;
@@ -235,15 +263,7 @@ fn run(args: Args) -> Result<(), FigureError> {
                     scenario.letter(),
                     scenario.title()
                 );
-                let runs = scenario::run(
-                    scenario,
-                    &order,
-                    &settings,
-                    &timing,
-                    &proxies,
-                    args.upstream,
-                )
-                .await?;
+                let runs = scenario::run(scenario, &order, &settings, &timing, &target).await?;
                 for run in &runs {
                     let f = figures::figures(run);
                     eprintln!(

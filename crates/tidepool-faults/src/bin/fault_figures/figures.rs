@@ -9,6 +9,8 @@
 //! - recover: among requests that ended after the heal, in the order they
 //!   were issued, the first of 10 consecutive successes: heal to its end;
 //! - attempts: connections the proxy accepted between fault and heal;
+//! - window: fault to heal (set for proxy faults; for a restart, until the
+//!   server answers again);
 //! - failing p50/p99: duration of the failed requests.
 
 use std::collections::BTreeMap;
@@ -21,6 +23,8 @@ pub const RECOVERED_AFTER: usize = 10;
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Figures {
     pub requests: usize,
+    /// Fault to heal.
+    pub window_ms: f64,
     pub failed: usize,
     /// `None`: no request failed after the fault started.
     pub detect_ms: Option<f64>,
@@ -54,6 +58,7 @@ fn ms(d: std::time::Duration) -> f64 {
 pub fn figures(run: &Run) -> Figures {
     let mut f = Figures {
         requests: run.reqs.len(),
+        window_ms: ms(run.heal_at - run.fault_at),
         attempts_during_fault: run.accepted[1] - run.accepted[0],
         attempts_fault_to_end: run.accepted[2] - run.accepted[0],
         proxy_open_at_heal: run.open_at_heal,
@@ -136,6 +141,7 @@ pub fn median_figures(all: &[&Figures]) -> Figures {
     }
     Figures {
         requests: num(&|f| f.requests as f64).round() as usize,
+        window_ms: num(&|f| f.window_ms),
         failed: num(&|f| f.failed as f64).round() as usize,
         // A run without failures has nothing to detect (nor failing
         // latencies): the median is over the runs that had some.
@@ -202,6 +208,7 @@ mod tests {
         assert_eq!(f.failed, 2);
         assert_eq!(f.detect_ms, Some(20.0));
         assert_eq!(f.attempts_during_fault, 7);
+        assert_eq!(f.window_ms, 1000.0, "the fault lasts from fault to heal");
         assert_eq!(f.attempts_fault_to_end, 12);
         assert_eq!(f.errors.get("circuit open"), Some(&1));
     }

@@ -174,12 +174,22 @@ impl Report {
             if self.median_of(scenario, Kind::Tidepool).is_none() {
                 continue;
             }
+            let lasts = match t.window(scenario) {
+                Some(w) => fmt_ms(Some(w.as_secs_f64() * 1e3)),
+                None => format!(
+                    "{} (median, measured: {})",
+                    fmt_ms(
+                        self.median_of(scenario, Kind::Tidepool)
+                            .map(|f| f.window_ms)
+                    ),
+                    scenario.measured_window()
+                ),
+            };
             let _ = writeln!(
                 out,
-                "## ({}) {} — fault lasts {}\n",
+                "## ({}) {} — fault lasts {lasts}\n",
                 scenario.letter(),
                 scenario.title(),
-                fmt_ms(Some(t.window(scenario).as_secs_f64() * 1e3))
             );
             let _ = writeln!(
                 out,

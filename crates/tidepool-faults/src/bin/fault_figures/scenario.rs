@@ -1,7 +1,8 @@
-//! One scenario run: all four pools at once, each behind its own proxy,
+//! One scenario run: all five pools at once, each behind its own proxy,
 //! under the same open-loop load (a new request every `interval`, each an
 //! independent task with an overall deadline), with the fault switched on
-//! and off on every proxy at the same instant. Returns every request's
+//! and off on every proxy at the same instant, or made once on the server
+//! they share. Returns every request's
 //! start, end and outcome, and the proxies' accept counts at the fault's
 //! edges; [`crate::figures`] turns that into numbers.
 
@@ -14,10 +15,11 @@ use tidepool_testkit::proxy::{Fault, FaultProxy};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::server::{Cluster, Server};
 use crate::subjects::{Diagnosis, Kind, Settings, Subject, DEADLINE};
 use crate::FigureError;
 
-/// The network faults of the figures.
+/// The faults of the figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
@@ -30,24 +32,55 @@ pub enum Scenario {
     Rst,
     /// (d) +200 ms each way.
     Latency,
+    /// (f) The PostgreSQL cluster restarts in immediate mode (issue 5's
+    /// scenario 3): every session dies at once, and the server refuses
+    /// connections until it has recovered.
+    Restart,
+    /// (g) `pg_terminate_backend` of every session of every pool at once
+    /// (scenario 4); the server stays up.
+    Terminate,
+}
+
+/// How a scenario's fault is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Switched on every proxy for a fixed window, then lifted.
+    Proxy(Fault),
+    /// A server restart; the fault lasts until the server answers again.
+    Restart,
+    /// One statement that terminates the sessions; nothing to lift.
+    Terminate,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Down,
         Scenario::BlackHole,
         Scenario::Rst,
         Scenario::Latency,
+        Scenario::Restart,
+        Scenario::Terminate,
     ];
 
-    pub fn fault(self) -> Fault {
+    pub fn trigger(self) -> Trigger {
         match self {
-            Scenario::Down | Scenario::Rst => Fault::Reset,
-            Scenario::BlackHole => Fault::BlackHole,
-            Scenario::Latency => Fault::Latency {
+            Scenario::Down | Scenario::Rst => Trigger::Proxy(Fault::Reset),
+            Scenario::BlackHole => Trigger::Proxy(Fault::BlackHole),
+            Scenario::Latency => Trigger::Proxy(Fault::Latency {
                 to_server: Duration::from_millis(200),
                 to_client: Duration::from_millis(200),
-            },
+            }),
+            Scenario::Restart => Trigger::Restart,
+            Scenario::Terminate => Trigger::Terminate,
+        }
+    }
+
+    /// What the fault's measured length spans, where it is not set.
+    pub fn measured_window(self) -> &'static str {
+        match self {
+            Scenario::Restart => "from the restart command to the server answering a query",
+            Scenario::Terminate => "the terminating statement",
+            _ => "set by the command line",
         }
     }
 
@@ -57,6 +90,8 @@ impl Scenario {
             Scenario::BlackHole => 'b',
             Scenario::Rst => 'c',
             Scenario::Latency => 'd',
+            Scenario::Restart => 'f',
+            Scenario::Terminate => 'g',
         }
     }
 
@@ -66,6 +101,8 @@ impl Scenario {
             Scenario::BlackHole => "black hole (established and new connections)",
             Scenario::Rst => "momentary RST of every connection",
             Scenario::Latency => "+200 ms latency each way",
+            Scenario::Restart => "PostgreSQL restarted (`pg_ctlcluster ... restart -m immediate`)",
+            Scenario::Terminate => "`pg_terminate_backend` of every pool's sessions",
         }
     }
 }
@@ -88,10 +125,13 @@ pub struct Timing {
 }
 
 impl Timing {
-    pub fn window(&self, scenario: Scenario) -> Duration {
+    /// How long the fault lasts, when that is set rather than measured
+    /// (a restart lasts until the server answers; a terminate is a moment).
+    pub fn window(&self, scenario: Scenario) -> Option<Duration> {
         match scenario {
-            Scenario::Rst => self.rst_fault,
-            _ => self.fault,
+            Scenario::Rst => Some(self.rst_fault),
+            Scenario::Down | Scenario::BlackHole | Scenario::Latency => Some(self.fault),
+            Scenario::Restart | Scenario::Terminate => None,
         }
     }
 }
@@ -158,29 +198,35 @@ async fn one_request(subject: Arc<Subject>, t0: Instant, deadline: Duration) -> 
     Req { start, end, error }
 }
 
+/// Where a scenario runs: the server, and (for (f)) the cluster this
+/// process may restart.
+pub struct Target<'a> {
+    pub proxies: &'a tokio::runtime::Handle,
+    pub server: &'a Server,
+    pub cluster: Option<&'a Cluster>,
+}
+
 /// Runs `scenario` once for every pool in `order`, all at the same time.
 pub async fn run(
     scenario: Scenario,
     order: &[Kind],
     settings: &Settings,
     timing: &Timing,
-    proxies: &tokio::runtime::Handle,
-    upstream: SocketAddr,
+    target: &Target<'_>,
 ) -> Result<Vec<Run>, FigureError> {
     let mut rigs = Vec::with_capacity(order.len());
+    let mut apps = Vec::with_capacity(order.len());
     for &kind in order {
-        let proxy = start_proxy(proxies, upstream).await?;
-        let subject = Arc::new(Subject::build(
-            kind,
-            proxy.port(),
-            &app_name(kind),
-            settings,
-        )?);
+        let proxy = start_proxy(target.proxies, target.server.upstream).await?;
+        let app = app_name(kind);
+        let subject = Arc::new(Subject::build(kind, proxy.port(), &app, settings)?);
         rigs.push((kind, proxy, subject));
+        apps.push(app);
     }
-    let window = timing.window(scenario);
     let t0 = Instant::now();
-    let total = timing.healthy + window + timing.healed;
+    // The load runs until the heal is known (a restart takes what it
+    // takes) plus the healed phase.
+    let (end_tx, mut end_rx) = tokio::sync::watch::channel(None::<Instant>);
 
     let subjects: Vec<Arc<Subject>> = rigs.iter().map(|(_, _, s)| s.clone()).collect();
     let (interval, deadline) = (timing.interval, timing.deadline);
@@ -193,7 +239,7 @@ pub async fn run(
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         loop {
             let at = tick.tick().await;
-            if at.duration_since(t0) >= total {
+            if end_rx.borrow_and_update().is_some_and(|end| at >= end) {
                 break;
             }
             for (i, subject) in subjects.iter().enumerate() {
@@ -212,18 +258,35 @@ pub async fn run(
     tokio::time::sleep_until(t0 + timing.healthy).await;
     let at_fault: Vec<u64> = rigs.iter().map(|(_, p, _)| p.accepted()).collect();
     let fault_at = t0.elapsed();
-    for (_, proxy, _) in &rigs {
-        proxy.set(scenario.fault());
-    }
-    tokio::time::sleep_until(t0 + timing.healthy + window).await;
+    let made = match scenario.trigger() {
+        Trigger::Proxy(fault) => {
+            for (_, proxy, _) in &rigs {
+                proxy.set(fault);
+            }
+            let window = timing.window(scenario).unwrap_or_default();
+            tokio::time::sleep_until(t0 + timing.healthy + window).await;
+            Ok(())
+        }
+        Trigger::Restart => match target.cluster {
+            Some(cluster) => target.server.restart(cluster).await,
+            None => Err(FigureError::Server(
+                "scenario f needs a cluster to restart".into(),
+            )),
+        },
+        Trigger::Terminate => target.server.terminate(&apps).await.map(drop),
+    };
     let heal_at = t0.elapsed();
     let at_heal: Vec<u64> = rigs.iter().map(|(_, p, _)| p.accepted()).collect();
     let open_at_heal: Vec<usize> = rigs.iter().map(|(_, p, _)| p.open_connections()).collect();
     for (_, proxy, _) in &rigs {
         proxy.set(Fault::PassThrough);
     }
-
-    let (handles, breakers) = load.await.map_err(|e| FigureError::Task(e.to_string()))?;
+    // Stop the load even when the fault could not be made, so no task
+    // outlives the run.
+    let _ = end_tx.send(Some(t0 + heal_at + timing.healed));
+    let load = load.await.map_err(|e| FigureError::Task(e.to_string()));
+    made?;
+    let (handles, breakers) = load?;
     let mut runs = Vec::with_capacity(rigs.len());
     for (i, per_pool) in handles.into_iter().enumerate() {
         let mut reqs = Vec::with_capacity(per_pool.len());
@@ -250,4 +313,40 @@ pub async fn run(
     }
     drop(rigs);
     Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_has_its_own_letter_and_a_window_only_where_one_is_set() {
+        let letters: std::collections::BTreeSet<char> =
+            Scenario::ALL.iter().map(|s| s.letter()).collect();
+        assert_eq!(letters.len(), Scenario::ALL.len());
+        assert!(
+            !letters.contains(&'e'),
+            "(e) is the dead-acquire run, not a scenario"
+        );
+        let timing = Timing {
+            healthy: Duration::from_secs(2),
+            fault: Duration::from_secs(4),
+            rst_fault: Duration::from_millis(200),
+            healed: Duration::from_secs(6),
+            interval: Duration::from_millis(10),
+            deadline: Duration::from_secs(3),
+        };
+        for s in Scenario::ALL {
+            match s.trigger() {
+                Trigger::Proxy(_) => assert!(timing.window(s).is_some(), "{s:?}"),
+                Trigger::Restart | Trigger::Terminate => {
+                    assert_eq!(timing.window(s), None, "{s:?}")
+                }
+            }
+        }
+        assert_eq!(
+            timing.window(Scenario::Rst),
+            Some(Duration::from_millis(200))
+        );
+    }
 }

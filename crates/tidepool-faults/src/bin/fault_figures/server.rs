@@ -1,0 +1,149 @@
+//! Faults made on the server itself rather than on the network: a restart
+//! of the PostgreSQL cluster (`pg_ctlcluster ... restart -m immediate`) and
+//! `pg_terminate_backend` of every pool's sessions. Either hits all five
+//! pools at the same instant, like a proxy fault, because they share the
+//! server.
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::FigureError;
+
+/// How long a restarted server may take to accept connections again.
+const BACK_WITHIN: Duration = Duration::from_secs(30);
+
+/// The server under the proxies, and how to reach it as an administrator.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub upstream: SocketAddr,
+    pub user: String,
+    pub dbname: String,
+}
+
+impl Server {
+    fn config(&self) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host(self.upstream.ip().to_string())
+            .port(self.upstream.port())
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name("tidepool_fault_figures_admin")
+            .connect_timeout(Duration::from_secs(1));
+        c
+    }
+
+    /// Whether the server answers a query on a fresh connection.
+    async fn accepting(&self) -> bool {
+        let Ok((client, connection)) = self.config().connect(tokio_postgres::NoTls).await else {
+            return false;
+        };
+        let driver = tokio::spawn(connection);
+        let ok = client.simple_query("SELECT 1").await.is_ok();
+        drop(client);
+        let _ = driver.await;
+        ok
+    }
+
+    /// Terminates every session whose `application_name` is one of `apps`
+    /// with one statement, and returns how many there were.
+    pub async fn terminate(&self, apps: &[String]) -> Result<u64, FigureError> {
+        let failed = |e: tokio_postgres::Error| FigureError::Server(format!("terminating: {e}"));
+        let (client, connection) = self
+            .config()
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(failed)?;
+        let driver = tokio::spawn(connection);
+        let row = client
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = ANY($1)",
+                &[&apps],
+            )
+            .await
+            .map_err(failed)?;
+        let terminated: i64 = row.try_get(0).map_err(failed)?;
+        drop(client);
+        let _ = driver.await;
+        Ok(u64::try_from(terminated).unwrap_or(0))
+    }
+
+    /// Restarts the cluster in immediate mode and returns once it answers
+    /// queries again.
+    pub async fn restart(&self, cluster: &Cluster) -> Result<(), FigureError> {
+        let version = cluster.version.clone();
+        let status = tokio::task::spawn_blocking(move || {
+            Command::new("pg_ctlcluster")
+                .args([
+                    "--skip-systemctl-redirect",
+                    &version,
+                    "main",
+                    "restart",
+                    "-m",
+                    "immediate",
+                ])
+                .status()
+        })
+        .await
+        .map_err(|e| FigureError::Task(e.to_string()))?
+        .map_err(|e| FigureError::Server(format!("running pg_ctlcluster: {e}")))?;
+        if !status.success() {
+            return Err(FigureError::Server(format!(
+                "pg_ctlcluster {} main restart: {status}",
+                cluster.version
+            )));
+        }
+        let give_up = Instant::now() + BACK_WITHIN;
+        while !self.accepting().await {
+            if Instant::now() >= give_up {
+                return Err(FigureError::Server(format!(
+                    "the server did not accept connections within {BACK_WITHIN:?} of the restart"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+}
+
+/// A local Debian PostgreSQL cluster this process may restart.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    version: String,
+}
+
+impl Cluster {
+    /// The newest cluster under /etc/postgresql, if this process runs as
+    /// root (pg_ctlcluster needs it) and the server is on this machine.
+    pub fn local(upstream: SocketAddr) -> Result<Cluster, FigureError> {
+        let refuse = |why: &str| {
+            Err(FigureError::Server(format!(
+                "scenario f restarts the server, which needs {why}; leave f out of --scenarios"
+            )))
+        };
+        if !upstream.ip().is_loopback() {
+            return refuse("the server on this machine");
+        }
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+        if !is_root {
+            return refuse("root");
+        }
+        let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        versions.sort_by_key(|v| v.parse::<u32>().unwrap_or(0));
+        match versions.pop() {
+            Some(version) => Ok(Cluster { version }),
+            None => refuse("a Debian PostgreSQL cluster (/etc/postgresql)"),
+        }
+    }
+}
