@@ -78,7 +78,9 @@ impl Scenario {
     /// What the fault's measured length spans, where it is not set.
     pub fn measured_window(self) -> &'static str {
         match self {
-            Scenario::Restart => "from the restart command to the server answering a query",
+            Scenario::Restart => {
+                "from the restart command to the server, seen down, answering a query again"
+            }
             Scenario::Terminate => "the terminating statement",
             _ => "set by the command line",
         }
@@ -258,6 +260,7 @@ pub async fn run(
     tokio::time::sleep_until(t0 + timing.healthy).await;
     let at_fault: Vec<u64> = rigs.iter().map(|(_, p, _)| p.accepted()).collect();
     let fault_at = t0.elapsed();
+    let mut restarting = None;
     let made = match scenario.trigger() {
         Trigger::Proxy(fault) => {
             for (_, proxy, _) in &rigs {
@@ -268,7 +271,11 @@ pub async fn run(
             Ok(())
         }
         Trigger::Restart => match target.cluster {
-            Some(cluster) => target.server.restart(cluster).await,
+            Some(cluster) => target
+                .server
+                .restart(cluster)
+                .await
+                .map(|r| restarting = Some(r)),
             None => Err(FigureError::Server(
                 "scenario f needs a cluster to restart".into(),
             )),
@@ -286,6 +293,9 @@ pub async fn run(
     let _ = end_tx.send(Some(t0 + heal_at + timing.healed));
     let load = load.await.map_err(|e| FigureError::Task(e.to_string()));
     made?;
+    if let Some(restarting) = restarting {
+        restarting.finish().await?;
+    }
     let (handles, breakers) = load?;
     let mut runs = Vec::with_capacity(rigs.len());
     for (i, per_pool) in handles.into_iter().enumerate() {

@@ -71,11 +71,13 @@ impl Server {
         Ok(u64::try_from(terminated).unwrap_or(0))
     }
 
-    /// Restarts the cluster in immediate mode and returns once it answers
-    /// queries again.
-    pub async fn restart(&self, cluster: &Cluster) -> Result<(), FigureError> {
+    /// Restarts the cluster in immediate mode and returns once the server
+    /// has gone down and answers a query again, which is when the outage
+    /// ends for a client: `pg_ctlcluster` itself may return a while later.
+    /// The command's own outcome comes from [`Restarting::finish`].
+    pub async fn restart(&self, cluster: &Cluster) -> Result<Restarting, FigureError> {
         let version = cluster.version.clone();
-        let status = tokio::task::spawn_blocking(move || {
+        let command = tokio::task::spawn_blocking(move || {
             Command::new("pg_ctlcluster")
                 .args([
                     "--skip-systemctl-redirect",
@@ -86,26 +88,56 @@ impl Server {
                     "immediate",
                 ])
                 .status()
-        })
-        .await
-        .map_err(|e| FigureError::Task(e.to_string()))?
-        .map_err(|e| FigureError::Server(format!("running pg_ctlcluster: {e}")))?;
-        if !status.success() {
-            return Err(FigureError::Server(format!(
-                "pg_ctlcluster {} main restart: {status}",
-                cluster.version
-            )));
-        }
+        });
+        let restarting = Restarting {
+            command,
+            version: cluster.version.clone(),
+        };
         let give_up = Instant::now() + BACK_WITHIN;
-        while !self.accepting().await {
+        let mut seen_down = false;
+        loop {
+            if self.accepting().await {
+                // Up before it was ever seen down: the restart has not
+                // begun, or was over between two looks; the command's end
+                // settles which.
+                if seen_down || restarting.command.is_finished() {
+                    return Ok(restarting);
+                }
+            } else {
+                seen_down = true;
+            }
             if Instant::now() >= give_up {
                 return Err(FigureError::Server(format!(
-                    "the server did not accept connections within {BACK_WITHIN:?} of the restart"
+                    "the server did not answer again within {BACK_WITHIN:?} of the restart"
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Ok(())
+    }
+}
+
+/// A restart whose server is back, with its command perhaps still running.
+pub struct Restarting {
+    command: tokio::task::JoinHandle<std::io::Result<std::process::ExitStatus>>,
+    version: String,
+}
+
+impl Restarting {
+    /// Waits for `pg_ctlcluster` and reports whether it succeeded.
+    pub async fn finish(self) -> Result<(), FigureError> {
+        let status = self
+            .command
+            .await
+            .map_err(|e| FigureError::Task(e.to_string()))?
+            .map_err(|e| FigureError::Server(format!("running pg_ctlcluster: {e}")))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(FigureError::Server(format!(
+                "pg_ctlcluster {} main restart: {status}",
+                self.version
+            )))
+        }
     }
 }
 
