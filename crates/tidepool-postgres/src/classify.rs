@@ -58,6 +58,13 @@ pub(crate) fn sqlstate_is_retryable_connect(code: &str) -> bool {
     !matches!(code, "28P01" | "28000" | "3D000" | "42501")
 }
 
+/// Whether the server refused a connection because it is starting up or
+/// shutting down (`57P03` cannot_connect_now): a state it announces and
+/// leaves by itself, which the breaker gives time instead of opening.
+pub(crate) fn sqlstate_says_restarting(code: &str) -> bool {
+    code == "57P03"
+}
+
 /// Whether a driver error without a SQLSTATE is permanent for connecting:
 /// a missing password or a configuration tokio-postgres refuses.
 pub(crate) fn driver_error_is_permanent(e: &tokio_postgres::Error) -> bool {
@@ -173,5 +180,13 @@ mod tests {
         assert!(!sqlstate_is_retryable_connect("3D000"));
         assert!(sqlstate_is_retryable_connect("53300"));
         assert!(sqlstate_is_retryable_connect("57P03"));
+    }
+
+    #[test]
+    fn only_cannot_connect_now_says_the_server_is_restarting() {
+        assert!(sqlstate_says_restarting("57P03"));
+        for code in ["57P01", "57P02", "08006", "53300", "28P01"] {
+            assert!(!sqlstate_says_restarting(code), "{code}");
+        }
     }
 }

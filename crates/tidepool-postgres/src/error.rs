@@ -272,6 +272,18 @@ impl PgError {
         }
     }
 
+    /// Whether the server refused because it is starting up or shutting
+    /// down (SQLSTATE `57P03`): a restart in progress.
+    ///
+    /// ```
+    /// use tidepool_postgres::PgError;
+    /// assert!(!PgError::Closed.is_server_restarting());
+    /// ```
+    pub fn is_server_restarting(&self) -> bool {
+        self.sqlstate()
+            .is_some_and(classify::sqlstate_says_restarting)
+    }
+
     /// Whether this error means the connection can no longer be used.
     pub fn is_fatal_for_connection(&self) -> bool {
         match self {

@@ -278,6 +278,10 @@ impl Manager for PgManager {
         error.is_retryable()
     }
 
+    fn is_restarting(&self, error: &PgError) -> bool {
+        error.is_server_restarting()
+    }
+
     fn describe(&self) -> String {
         self.described.clone()
     }

@@ -68,11 +68,13 @@ impl<M: Manager> Shared<M> {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
                 let retryable = self.manager.is_retryable(&error);
                 let text = error.to_string();
-                if retryable {
+                if !retryable {
+                    self.breaker.record_fatal(&text);
+                } else if self.manager.is_restarting(&error) {
+                    self.breaker.record_restarting(&text);
+                } else {
                     self.breaker
                         .record_failure(self.manager.classify(&error), &text);
-                } else {
-                    self.breaker.record_fatal(&text);
                 }
                 tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), error = %text, retryable, "connection attempt failed");
                 self.set_last_error(text.clone());

@@ -80,6 +80,16 @@ pub struct BreakerConfig {
     /// attempts rather than a busy loop. Defaults to 50 ms.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub degraded_attempt_spacing: Duration,
+    /// How long a server that says it is restarting (PostgreSQL's "the
+    /// database system is starting up", see
+    /// [`Manager::is_restarting`](crate::Manager::is_restarting)) is given
+    /// before such failures may open the circuit. Until then the pool stays
+    /// degraded: it keeps trying one connection at a time, and callers
+    /// ride the restart out in the queue instead of failing fast and
+    /// waiting for a probe. A server that goes on refusing for other
+    /// reasons opens the circuit as usual. Defaults to 5 s.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub restart_grace: Duration,
     /// Time the circuit stays open before the first probe; it doubles after
     /// each failed probe. Defaults to 250 ms.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
@@ -129,6 +139,7 @@ impl Default for BreakerConfig {
             },
             min_outage: Duration::from_millis(250),
             degraded_attempt_spacing: Duration::from_millis(50),
+            restart_grace: Duration::from_secs(5),
             recovery_timeout: Duration::from_millis(250),
             max_recovery_timeout: Duration::from_secs(1),
             half_open_requests: 1,
@@ -295,6 +306,9 @@ impl Drop for ProbeSlot<'_> {
 struct Inner {
     failures: [VecDeque<Instant>; 4],
     last_failure: Option<Instant>,
+    /// The first failure since the pool was last healthy that said the
+    /// server is restarting.
+    restarting_since: Option<Instant>,
     last_error: Option<String>,
     retry_at: Instant,
     recovery: Duration,
@@ -333,6 +347,7 @@ impl Breaker {
             inner: Mutex::new(Inner {
                 failures: Default::default(),
                 last_failure: None,
+                restarting_since: None,
                 last_error: None,
                 retry_at: Instant::now(),
                 recovery,
@@ -360,6 +375,9 @@ impl Breaker {
         }
         self.state.store(to.as_u8(), Ordering::Release);
         inner.last_transition = Some((from, to, now));
+        if to == BreakerState::Healthy {
+            inner.restarting_since = None;
+        }
         self.changed.notify_waiters();
         let cause = inner.last_error.as_deref().unwrap_or("none");
         match to {
@@ -430,6 +448,19 @@ impl Breaker {
     }
 
     pub(crate) fn record_failure(&self, kind: FailureKind, error: &str) {
+        self.record(kind, error, false);
+    }
+
+    /// A failed connection attempt whose error says the server is
+    /// restarting: it counts like any connection failure, but does not
+    /// open the circuit within `restart_grace` of the first such failure,
+    /// and a probe that meets it does not back the recovery timeout off
+    /// (the server is on its way back).
+    pub(crate) fn record_restarting(&self, error: &str) {
+        self.record(FailureKind::Connect, error, true);
+    }
+
+    fn record(&self, kind: FailureKind, error: &str, restarting: bool) {
         let (Some(i), Some(t)) = (slot(kind), self.config.thresholds(kind)) else {
             return;
         };
@@ -438,6 +469,15 @@ impl Breaker {
         }
         let now = Instant::now();
         let mut inner = self.inner.lock();
+        // A healthy pool that has been quiet for a while starts a new
+        // episode: an old restart's grace is not this one's.
+        if self.state() == BreakerState::Healthy
+            && inner
+                .last_failure
+                .is_none_or(|at| now.saturating_duration_since(at) >= self.config.min_outage)
+        {
+            inner.restarting_since = None;
+        }
         inner.last_error = Some(error.to_string());
         inner.last_failure = Some(now);
         let window = self.config.window;
@@ -457,13 +497,21 @@ impl Breaker {
         let span = q.front().map_or(Duration::ZERO, |&first| {
             now.saturating_duration_since(first)
         });
+        let in_restart_grace = restarting && {
+            let since = *inner.restarting_since.get_or_insert(now);
+            now.saturating_duration_since(since) < self.config.restart_grace
+        };
         match self.state() {
             BreakerState::HalfOpen => {
-                inner.recovery = (inner.recovery * 2).min(self.config.max_recovery_timeout);
+                if !restarting {
+                    inner.recovery = (inner.recovery * 2).min(self.config.max_recovery_timeout);
+                }
                 self.open(&mut inner, now);
             }
             BreakerState::Failed => {}
-            _ if count >= t.open && span >= self.config.min_outage => self.open(&mut inner, now),
+            _ if count >= t.open && span >= self.config.min_outage && !in_restart_grace => {
+                self.open(&mut inner, now)
+            }
             BreakerState::Healthy if count >= t.degrade => {
                 self.transition(&mut inner, BreakerState::Degraded, now)
             }
@@ -682,6 +730,74 @@ mod tests {
         drop(probes);
         assert_eq!(b.state(), BreakerState::Healthy);
         assert!(matches!(b.admit(), Ok(Admission::Normal)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restarting_server_gets_restart_grace_before_the_circuit_opens() {
+        let b = breaker();
+        assert_eq!(
+            BreakerConfig::default().restart_grace,
+            Duration::from_secs(5)
+        );
+        // 4.9 s of "starting up", one every 100 ms: degraded, never open.
+        for _ in 0..50 {
+            b.record_restarting("the database system is starting up");
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(b.state(), BreakerState::Degraded);
+        // Past the grace the same failure is an outage like any other.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        b.record_restarting("the database system is starting up");
+        assert_eq!(b.state(), BreakerState::Failed);
+        assert_eq!(retry_after(&b), Duration::from_millis(250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_plain_refusal_during_the_restart_grace_still_opens_the_circuit() {
+        let b = breaker();
+        fail(
+            &b,
+            FailureKind::Connect,
+            5,
+            "the database system is starting up",
+        )
+        .await;
+        b.record_restarting("the database system is starting up");
+        assert_eq!(b.state(), BreakerState::Degraded, "graced");
+        b.record_failure(FailureKind::Connect, "connection refused");
+        assert_eq!(b.state(), BreakerState::Failed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_finds_the_server_starting_up_does_not_back_off() {
+        let b = breaker();
+        fail(&b, FailureKind::Connect, 6, "refused").await;
+        for _ in 0..3 {
+            tokio::time::advance(retry_after(&b)).await;
+            let probe = b.admit().ok().expect("probe");
+            b.record_restarting("the database system is starting up");
+            drop(probe);
+            assert_eq!(b.state(), BreakerState::Failed);
+            assert_eq!(retry_after(&b), Duration::from_millis(250));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_restart_grace_starts_over_once_the_pool_is_healthy_again() {
+        let b = breaker();
+        b.record_restarting("the database system is starting up");
+        tokio::time::advance(Duration::from_secs(6)).await;
+        b.record_success();
+        assert_eq!(b.state(), BreakerState::Healthy);
+        for _ in 0..10 {
+            b.record_restarting("the database system is starting up");
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            b.state(),
+            BreakerState::Degraded,
+            "a new restart, a new grace"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -87,6 +87,17 @@ pub trait Manager: Send + Sync + 'static {
         true
     }
 
+    /// Whether the error says the server is restarting: up but not yet
+    /// accepting connections, or going down to come back (PostgreSQL's
+    /// SQLSTATE `57P03`, "the database system is starting up"). The circuit
+    /// breaker gives such a server
+    /// [`restart_grace`](crate::BreakerConfig::restart_grace) before it
+    /// opens the circuit on these failures, so callers wait out a restart
+    /// instead of failing fast through it. Defaults to `false`.
+    fn is_restarting(&self, _error: &Self::Error) -> bool {
+        false
+    }
+
     /// A short description of the target for logs, without credentials
     /// (for example `postgres://app@db:5432/orders`). Defaults to the type
     /// name.

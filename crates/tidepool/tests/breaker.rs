@@ -371,3 +371,65 @@ async fn a_held_caller_that_is_cancelled_leaves_nothing_behind() {
         .expect("the pool serves after the database returns");
     common::assert_consistent(&pool);
 }
+
+/// Callers arriving every 10 ms while, for 600 ms, every connection attempt
+/// fails — with the given failure — then succeeds. Returns what the
+/// callers got and how often the circuit opened.
+async fn through_a_600_ms_refusal(restarting: bool) -> (Vec<Result<(), String>>, u64) {
+    let manager = TestManager::new();
+    if restarting {
+        manager.plan.restarting.store(true, SeqCst);
+    } else {
+        *manager.plan.create.lock() = Behavior::Err;
+    }
+    let plan = manager.plan.clone();
+    let pool = Pool::builder(manager)
+        .max_size(10)
+        .acquire_timeout(Duration::from_secs(2))
+        .build_lazy()
+        .unwrap();
+    let callers: Vec<_> = (0..60u64)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(10 * i)).await;
+                pool.get().await.map(drop).map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    plan.restarting.store(false, SeqCst);
+    *plan.create.lock() = Behavior::Ok;
+    let mut outcomes = Vec::new();
+    for c in callers {
+        outcomes.push(c.await.unwrap());
+    }
+    let opened = pool.metrics().breaker.map_or(0, |b| b.times_opened);
+    (outcomes, opened)
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_wait_out_a_server_that_says_it_is_restarting_instead_of_failing_fast() {
+    let (outcomes, times_opened) = through_a_600_ms_refusal(true).await;
+    assert_eq!(times_opened, 0, "the circuit opened during a restart");
+    let failed: Vec<_> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} callers failed: {failed:?}",
+        failed.len()
+    );
+}
+
+/// The same refusal without the restart signal is an outage: the circuit
+/// opens and callers fail fast (what the test above is measured against).
+#[tokio::test(start_paused = true)]
+async fn the_same_refusal_without_the_restart_signal_opens_the_circuit() {
+    let (outcomes, times_opened) = through_a_600_ms_refusal(false).await;
+    assert!(times_opened >= 1);
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.as_ref().is_err_and(|e| e.contains("circuit open"))),
+        "{outcomes:?}"
+    );
+}

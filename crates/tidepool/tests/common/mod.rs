@@ -34,6 +34,8 @@ pub enum FakeError {
     Connect,
     #[error("fake fatal failure (wrong password)")]
     Fatal,
+    #[error("fake: the database system is starting up")]
+    Restarting,
     #[error("fake validation failure")]
     Validate,
     #[error("fake reset failure")]
@@ -46,6 +48,8 @@ pub struct Plan {
     pub reset: Mutex<Behavior>,
     /// Create fails with a non-retryable error.
     pub fatal: AtomicBool,
+    /// Create fails with an error that says the server is restarting.
+    pub restarting: AtomicBool,
     /// Returned connections say they need a reset.
     pub dirty_on_return: AtomicBool,
     /// Connections currently in existence.
@@ -66,6 +70,7 @@ impl Default for Plan {
             validate: Mutex::new(Behavior::Ok),
             reset: Mutex::new(Behavior::Ok),
             fatal: AtomicBool::new(false),
+            restarting: AtomicBool::new(false),
             dirty_on_return: AtomicBool::new(false),
             alive: AtomicI64::new(0),
             connects: AtomicU64::new(0),
@@ -152,6 +157,9 @@ impl Manager for TestManager {
         if self.plan.fatal.load(SeqCst) {
             return Err(FakeError::Fatal);
         }
+        if self.plan.restarting.load(SeqCst) {
+            return Err(FakeError::Restarting);
+        }
         let b = *self.plan.create.lock();
         let now = self.plan.connecting.fetch_add(1, SeqCst) + 1;
         self.plan.most_connecting.fetch_max(now, SeqCst);
@@ -198,6 +206,10 @@ impl Manager for TestManager {
 
     fn is_retryable(&self, e: &FakeError) -> bool {
         !matches!(e, FakeError::Fatal)
+    }
+
+    fn is_restarting(&self, e: &FakeError) -> bool {
+        matches!(e, FakeError::Restarting)
     }
 
     fn describe(&self) -> String {
