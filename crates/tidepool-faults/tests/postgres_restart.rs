@@ -6,35 +6,21 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use support::{load, rig, stop};
 use tidepool::Pool;
+use tidepool_testkit::pg_cluster::PgCluster;
 
-fn cluster_version() -> Option<String> {
-    let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-fn may_restart() -> Option<String> {
-    let version = cluster_version();
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    match (version, is_root) {
-        (Some(v), true) => Some(v),
-        _ if tidepool_testkit::database_required() => {
-            panic!("the restart scenario needs root and a Debian PostgreSQL cluster under TIDEPOOL_REQUIRE_DB=1")
+fn may_restart() -> Option<PgCluster> {
+    match PgCluster::local() {
+        Ok(cluster) => Some(cluster),
+        Err(why) if tidepool_testkit::database_required() => {
+            panic!("the restart scenario needs root and a Debian PostgreSQL cluster under TIDEPOOL_REQUIRE_DB=1: {why}")
         }
-        _ => {
-            eprintln!("SKIPPED postgres_restart: needs root and a Debian PostgreSQL cluster");
+        Err(why) => {
+            eprintln!("SKIPPED postgres_restart: {why}");
             None
         }
     }
@@ -53,7 +39,7 @@ async fn a_restart_under_load_fails_only_what_was_in_flight_and_the_pool_refills
     let Some(rig) = rig("restart").await else {
         return;
     };
-    let Some(version) = may_restart() else { return };
+    let Some(cluster) = may_restart() else { return };
     let pool = Pool::builder(rig.manager())
         .min_size(4)
         .max_size(10)
@@ -65,18 +51,7 @@ async fn a_restart_under_load_fails_only_what_was_in_flight_and_the_pool_refills
         .unwrap();
     let (tally, handles) = load(&pool, 10);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let restart = tokio::task::spawn_blocking(move || {
-        Command::new("pg_ctlcluster")
-            .args([
-                "--skip-systemctl-redirect",
-                &version,
-                "main",
-                "restart",
-                "-m",
-                "immediate",
-            ])
-            .status()
-    });
+    let restart = tokio::task::spawn_blocking(move || cluster.restart_immediate());
     let status = restart.await.unwrap().expect("pg_ctlcluster runs");
     assert!(status.success(), "restart failed: {status}");
     let back_deadline = Instant::now() + Duration::from_secs(30);

@@ -11,6 +11,7 @@
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+pub mod pg_cluster;
 pub mod proxy;
 
 /// The PostgreSQL URL tests use: `TIDEPOOL_PG_URL`, or the local default

@@ -5,9 +5,9 @@
 //! server.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::Duration;
 
+use tidepool_testkit::pg_cluster::PgCluster;
 use tokio::time::Instant;
 
 use crate::FigureError;
@@ -76,22 +76,11 @@ impl Server {
     /// ends for a client: `pg_ctlcluster` itself may return a while later.
     /// The command's own outcome comes from [`Restarting::finish`].
     pub async fn restart(&self, cluster: &Cluster) -> Result<Restarting, FigureError> {
-        let version = cluster.version.clone();
-        let command = tokio::task::spawn_blocking(move || {
-            Command::new("pg_ctlcluster")
-                .args([
-                    "--skip-systemctl-redirect",
-                    &version,
-                    "main",
-                    "restart",
-                    "-m",
-                    "immediate",
-                ])
-                .status()
-        });
+        let pg = cluster.0.clone();
+        let command = tokio::task::spawn_blocking(move || pg.restart_immediate());
         let restarting = Restarting {
             command,
-            version: cluster.version.clone(),
+            version: cluster.0.version().to_string(),
         };
         let give_up = Instant::now() + BACK_WITHIN;
         let mut seen_down = false;
@@ -141,41 +130,22 @@ impl Restarting {
     }
 }
 
-/// A local Debian PostgreSQL cluster this process may restart.
+/// A local cluster this process may restart (scenario f).
 #[derive(Debug, Clone)]
-pub struct Cluster {
-    version: String,
-}
+pub struct Cluster(PgCluster);
 
 impl Cluster {
-    /// The newest cluster under /etc/postgresql, if this process runs as
-    /// root (pg_ctlcluster needs it) and the server is on this machine.
+    /// The local cluster, if this process may restart it and the server
+    /// is on this machine.
     pub fn local(upstream: SocketAddr) -> Result<Cluster, FigureError> {
-        let refuse = |why: &str| {
-            Err(FigureError::Server(format!(
-                "scenario f restarts the server, which needs {why}; leave f out of --scenarios"
-            )))
+        let refuse = |why: String| {
+            FigureError::Server(format!(
+                "scenario f restarts the server: {why}; leave f out of --scenarios"
+            ))
         };
         if !upstream.ip().is_loopback() {
-            return refuse("the server on this machine");
+            return Err(refuse("the server must be on this machine".into()));
         }
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        if !is_root {
-            return refuse("root");
-        }
-        let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        versions.sort_by_key(|v| v.parse::<u32>().unwrap_or(0));
-        match versions.pop() {
-            Some(version) => Ok(Cluster { version }),
-            None => refuse("a Debian PostgreSQL cluster (/etc/postgresql)"),
-        }
+        PgCluster::local().map(Cluster).map_err(refuse)
     }
 }
