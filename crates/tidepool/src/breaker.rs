@@ -87,7 +87,8 @@ pub struct BreakerConfig {
     /// degraded: it keeps trying one connection at a time, and callers
     /// ride the restart out in the queue instead of failing fast and
     /// waiting for a probe. A server that goes on refusing for other
-    /// reasons opens the circuit as usual. Defaults to 5 s.
+    /// reasons opens the circuit as usual. Zero turns the grace off.
+    /// Defaults to 5 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub restart_grace: Duration,
     /// Time the circuit stays open before the first probe; it doubles after
@@ -750,6 +751,27 @@ mod tests {
         b.record_restarting("the database system is starting up");
         assert_eq!(b.state(), BreakerState::Failed);
         assert_eq!(retry_after(&b), Duration::from_millis(250));
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn the_restart_grace_reads_from_config_with_a_human_duration() {
+        let config: BreakerConfig =
+            serde_json::from_str(r#"{"restart_grace": "2s", "hold_while_open": true}"#).unwrap();
+        assert_eq!(config.restart_grace, Duration::from_secs(2));
+        assert!(config.hold_while_open);
+        assert_eq!(config.min_outage, BreakerConfig::default().min_outage);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_restart_grace_opens_on_starting_up_like_any_refusal() {
+        let b = Breaker::new(BreakerConfig {
+            restart_grace: Duration::ZERO,
+            ..BreakerConfig::default()
+        });
+        fail(&b, FailureKind::Connect, 5, "refused").await;
+        b.record_restarting("the database system is starting up");
+        assert_eq!(b.state(), BreakerState::Failed);
     }
 
     #[tokio::test(start_paused = true)]
