@@ -246,7 +246,7 @@ fn run(args: Args) -> Result<(), FigureError> {
     };
 
     let collected = main_rt.block_on(async {
-        check_reachable(&args).await?;
+        check_reachable(&server).await?;
         let mut out = report::Collected {
             load_before: report::loadavg(),
             ..report::Collected::default()
@@ -350,29 +350,14 @@ fn command_line() -> String {
 
 /// One direct connection, so a missing server is reported before a
 /// minute of figures that would all say "down".
-async fn check_reachable(args: &Args) -> Result<(), FigureError> {
-    let mut c = tokio_postgres::Config::new();
-    c.host(args.upstream.ip().to_string())
-        .port(args.upstream.port())
-        .user(&args.user)
-        .dbname(&args.dbname)
-        .connect_timeout(Duration::from_secs(3));
-    let unreachable = |reason: String| FigureError::Unreachable {
-        addr: args.upstream,
-        user: args.user.clone(),
-        dbname: args.dbname.clone(),
-        reason,
-    };
-    let (client, connection) = c
-        .connect(tokio_postgres::NoTls)
+async fn check_reachable(server: &Server) -> Result<(), FigureError> {
+    server
+        .answer(Duration::from_secs(3))
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    let driver = tokio::spawn(connection);
-    client
-        .simple_query("SELECT 1")
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    drop(client);
-    let _ = driver.await;
-    Ok(())
+        .map_err(|e| FigureError::Unreachable {
+            addr: server.upstream,
+            user: server.user.clone(),
+            dbname: server.dbname.clone(),
+            reason: e.to_string(),
+        })
 }

@@ -24,27 +24,33 @@ pub struct Server {
 }
 
 impl Server {
-    fn config(&self) -> tokio_postgres::Config {
+    fn config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host(self.upstream.ip().to_string())
             .port(self.upstream.port())
             .user(&self.user)
             .dbname(&self.dbname)
             .application_name("tidepool_fault_figures_admin")
-            .connect_timeout(Duration::from_secs(1));
+            .connect_timeout(connect_timeout);
         c
     }
 
-    /// Whether the server answers a query on a fresh connection.
-    async fn accepting(&self) -> bool {
-        let Ok((client, connection)) = self.config().connect(tokio_postgres::NoTls).await else {
-            return false;
-        };
+    /// Connects afresh and runs `SELECT 1`: whether the server answers a
+    /// query, or why not.
+    pub async fn answer(&self, connect_timeout: Duration) -> Result<(), tokio_postgres::Error> {
+        let (client, connection) = self
+            .config(connect_timeout)
+            .connect(tokio_postgres::NoTls)
+            .await?;
         let driver = tokio::spawn(connection);
-        let ok = client.simple_query("SELECT 1").await.is_ok();
+        let answered = client.simple_query("SELECT 1").await.map(drop);
         drop(client);
         let _ = driver.await;
-        ok
+        answered
+    }
+
+    async fn accepting(&self) -> bool {
+        self.answer(Duration::from_secs(1)).await.is_ok()
     }
 
     /// Terminates every session whose `application_name` is one of `apps`
@@ -52,7 +58,7 @@ impl Server {
     pub async fn terminate(&self, apps: &[String]) -> Result<u64, FigureError> {
         let failed = |e: tokio_postgres::Error| FigureError::Server(format!("terminating: {e}"));
         let (client, connection) = self
-            .config()
+            .config(Duration::from_secs(1))
             .connect(tokio_postgres::NoTls)
             .await
             .map_err(failed)?;
