@@ -49,6 +49,14 @@ impl<M: Manager> Builder<M> {
         self
     }
 
+    /// Names the pool: the `pool.name` label in logs, metrics and health
+    /// reports. Defaults to the manager's [`describe`](Manager::describe)
+    /// (its target without credentials).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.config.name = Some(name.into());
+        self
+    }
+
     setter!(
         /// Connections kept open even when idle. Defaults to 0.
         min_size: u32

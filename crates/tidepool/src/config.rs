@@ -36,6 +36,11 @@ pub enum QueueMode {
 #[cfg_attr(feature = "serde", serde(default, deny_unknown_fields))]
 #[non_exhaustive]
 pub struct Config {
+    /// The pool's name, used as the `pool.name` label in logs, metrics and
+    /// health reports. `None` uses the manager's
+    /// [`describe`](crate::Manager::describe) (its target, without
+    /// credentials). Default `None`.
+    pub name: Option<String>,
     /// Connections kept open even when idle. Default 0.
     pub min_size: u32,
     /// Hard limit on open connections (idle + in use + being created).
@@ -116,6 +121,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            name: None,
             min_size: 0,
             max_size: 10,
             initial_size: 0,
@@ -176,6 +182,15 @@ impl Config {
     /// assert!(err.to_string().contains("min_size"));
     /// ```
     pub fn validate(&self) -> Result<(), BuildError> {
+        if let Some(name) = &self.name {
+            // The name becomes a metric label and a URL path segment.
+            if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
+                return Err(invalid(
+                    "name",
+                    "must be 1 to 128 characters with no control characters",
+                ));
+            }
+        }
         if self.max_size == 0 {
             return Err(invalid("max_size", "must be at least 1"));
         }

@@ -209,6 +209,16 @@ impl<M: Manager> Pool<M> {
         self.shared().breaker.state()
     }
 
+    /// The pool's name: [`Builder::name`](crate::Builder::name) if set,
+    /// else the manager's [`describe`](Manager::describe) (no credentials).
+    pub fn name(&self) -> String {
+        let shared = self.shared();
+        match &shared.config.name {
+            Some(name) => name.clone(),
+            None => shared.manager.describe(),
+        }
+    }
+
     /// The pool's configuration.
     pub fn config(&self) -> &crate::Config {
         &self.shared().config
