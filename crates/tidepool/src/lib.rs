@@ -13,6 +13,7 @@ mod create;
 mod error;
 mod events;
 mod guard;
+mod health;
 mod histogram;
 mod maintenance;
 mod manager;
@@ -30,7 +31,11 @@ pub use config::{Config, QueueMode};
 pub use error::{BuildError, Error, FailureKind};
 pub use events::{Event, Listener};
 pub use guard::Pooled;
-pub use histogram::HistogramSnapshot;
+pub use health::{
+    Component, FindingKind, HealthFigures, HealthReport, HealthSample, HealthStatus,
+    Recommendation, Severity,
+};
+pub use histogram::{Buckets, HistogramSnapshot, Histograms};
 pub use manager::Manager;
 pub use metrics::{CloseReason, ConnectionSnapshot, Metrics};
 pub use pool::{CloseReport, Pool, Status};
