@@ -66,7 +66,6 @@ impl FromStr for JournalMode {
             _ => {
                 return Err(invalid_option(
                     "journal_mode",
-                    s,
                     "delete, truncate, persist, memory, wal or off",
                 ))
             }
@@ -108,13 +107,7 @@ impl FromStr for Synchronous {
             "normal" | "1" => Synchronous::Normal,
             "full" | "2" => Synchronous::Full,
             "extra" | "3" => Synchronous::Extra,
-            _ => {
-                return Err(invalid_option(
-                    "synchronous",
-                    s,
-                    "off, normal, full or extra",
-                ))
-            }
+            _ => return Err(invalid_option("synchronous", "off, normal, full or extra")),
         })
     }
 }
@@ -378,10 +371,13 @@ fn invalid_url(reason: impl Into<String>) -> SqliteError {
     }
 }
 
-fn invalid_option(name: &str, value: &str, expected: &str) -> SqliteError {
+/// A known option with a value it does not take. The value is not
+/// repeated: whatever the caller typed may be a secret pasted into the
+/// wrong place, and naming what would be accepted is enough to fix it.
+fn invalid_option(name: &str, expected: &str) -> SqliteError {
     SqliteError::InvalidOption {
         name: name.to_string(),
-        reason: format!("`{value}` is not valid; expected {expected}"),
+        reason: format!("the value is not valid; expected {expected}"),
     }
 }
 
@@ -419,12 +415,12 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, SqliteError> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "on" | "yes" | "1" => Ok(true),
         "false" | "off" | "no" | "0" => Ok(false),
-        _ => Err(invalid_option(name, value, "true or false")),
+        _ => Err(invalid_option(name, "true or false")),
     }
 }
 
 fn parse_duration_ms(name: &str, value: &str) -> Result<Duration, SqliteError> {
-    let err = || invalid_option(name, value, "milliseconds such as `5000`, or `250ms`, `5s`");
+    let err = || invalid_option(name, "milliseconds such as `5000`, or `250ms`, `5s`");
     if let Some(ms) = value.strip_suffix("ms") {
         return ms
             .parse::<u64>()
@@ -440,16 +436,54 @@ fn parse_duration_ms(name: &str, value: &str) -> Result<Duration, SqliteError> {
         .map_err(|_| err())
 }
 
+/// URL schemes a caller may hand the SQLite driver by mistake. Only these
+/// are named in an error; anything else before a `:` might be a password
+/// (`secret@host:5432`), so it is not repeated.
+const OTHER_SCHEMES: &[&str] = &[
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "sqlite3",
+    "file",
+    "libsql",
+    "http",
+    "https",
+    "jdbc",
+];
+
+/// Whether `text` has a `:` followed later by an `@`: the shape of
+/// `user:password@host`, which names no file.
+fn looks_like_user_info(text: &str) -> bool {
+    text.find(':')
+        .is_some_and(|colon| text[colon..].contains('@'))
+}
+
 fn parse_url(url: &str) -> Result<SqliteConfig, SqliteError> {
     let Some(rest) = url.strip_prefix("sqlite:") else {
-        let scheme = url.split_once(':').map_or("(none)", |(s, _)| s);
-        // Only the scheme is echoed: a mistyped URL of another database may
-        // carry a password.
-        return Err(invalid_url(format!(
-            "expected a `sqlite:` URL (`sqlite://path/to.db` or `sqlite::memory:`), found scheme `{}`",
-            scheme.chars().take(32).collect::<String>()
-        )));
+        let scheme = url
+            .split_once(':')
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .and_then(|s| OTHER_SCHEMES.iter().find(|known| **known == s));
+        return Err(invalid_url(match scheme {
+            Some(scheme) => format!(
+                "expected a `sqlite:` URL (`sqlite://path/to.db` or `sqlite::memory:`), found a `{scheme}:` URL"
+            ),
+            None => "expected a `sqlite:` URL (`sqlite://path/to.db` or `sqlite::memory:`); \
+                     the text given is not repeated here, as it may hold a password"
+                .to_string(),
+        }));
     };
+    let memory_form = rest
+        .strip_prefix(":memory:")
+        .or_else(|| rest.strip_prefix("//:memory:"));
+    if looks_like_user_info(memory_form.unwrap_or(rest)) {
+        return Err(invalid_url(
+            "a sqlite URL names a file and has no user or password, but this one looks like \
+             `user:password@host` (a `:` followed by an `@`); it is not repeated here. \
+             Percent-encode the `:` as `%3A` if the path really contains both",
+        ));
+    }
     let (path_part, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rest, None),
@@ -475,10 +509,11 @@ fn parse_url(url: &str) -> Result<SqliteConfig, SqliteError> {
             }
         };
     let mut seen: Vec<String> = Vec::new();
-    for pair in query
+    for (index, pair) in query
         .into_iter()
         .flat_map(|q| q.split('&'))
         .filter(|p| !p.is_empty())
+        .enumerate()
     {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = decode(raw_name, "option name")?;
@@ -499,8 +534,13 @@ fn parse_url(url: &str) -> Result<SqliteConfig, SqliteError> {
                     "ro" => OpenMode::ReadOnly,
                     "rw" => OpenMode::ReadWrite,
                     "rwc" => OpenMode::ReadWriteCreate,
-                    "memory" => return Err(invalid_option("mode", &value, "ro, rw or rwc (use `sqlite::memory:` for memory)")),
-                    _ => return Err(invalid_option("mode", &value, "ro, rw or rwc")),
+                    "memory" => {
+                        return Err(invalid_option(
+                            "mode",
+                            "ro, rw or rwc (use `sqlite::memory:` for memory)",
+                        ))
+                    }
+                    _ => return Err(invalid_option("mode", "ro, rw or rwc")),
                 }
             }
             "begin" => {
@@ -508,25 +548,24 @@ fn parse_url(url: &str) -> Result<SqliteConfig, SqliteError> {
                     "deferred" => BeginMode::Deferred,
                     "immediate" => BeginMode::Immediate,
                     "exclusive" => BeginMode::Exclusive,
-                    _ => return Err(invalid_option("begin", &value, "deferred, immediate or exclusive")),
+                    _ => return Err(invalid_option("begin", "deferred, immediate or exclusive")),
                 }
             }
+            // Neither the name nor the value is repeated: `?key=...` or a
+            // password cut in two by an unencoded `&` lands here.
             _ => {
-                return Err(SqliteError::InvalidOption {
-                    name,
-                    reason: "is not a known option (known: journal_mode, busy_timeout, foreign_keys, synchronous, mode, begin)"
-                        .into(),
+                return Err(SqliteError::UnknownOption {
+                    position: index + 1,
                 })
             }
         }
         seen.push(name);
     }
     if cfg.target == Target::Memory && cfg.journal_mode == Some(JournalMode::Wal) {
-        return Err(invalid_option(
-            "journal_mode",
-            "wal",
-            "a mode other than wal: in-memory databases cannot use WAL",
-        ));
+        return Err(SqliteError::InvalidOption {
+            name: "journal_mode".into(),
+            reason: "in-memory databases cannot use WAL; choose another mode".into(),
+        });
     }
     Ok(cfg)
 }

@@ -11,7 +11,7 @@ use std::sync::{mpsc, Arc};
 
 use tokio::sync::oneshot;
 
-use crate::config::{BeginMode, OpenMode, SqliteConfig, Target};
+use crate::config::{BeginMode, SqliteConfig, Target};
 use crate::error::SqliteError;
 
 type Job = Box<dyn FnOnce(&mut rusqlite::Connection, &Shared) + Send>;
@@ -132,7 +132,7 @@ impl SqliteConnection {
             .name(format!("tidepool-sqlite-{id}"))
             .spawn(move || {
                 let _dead_on_exit = DeadOnExit(Arc::clone(&thread_shared));
-                let mut conn = match open_blocking(&config_owned, &memory_uri) {
+                let mut conn = match crate::open::open_blocking(&config_owned, &memory_uri) {
                     Ok(conn) => conn,
                     Err(e) => {
                         tracing::debug!(target: "tidepool::sqlite", error = %e, "opening a sqlite connection failed");
@@ -253,62 +253,4 @@ impl Drop for SqliteConnection {
         // Dropping `jobs` disconnects the channel; the worker exits after
         // the call it is running (now interrupted, if it was in SQLite).
     }
-}
-
-fn open_blocking(
-    config: &SqliteConfig,
-    memory_uri: &str,
-) -> Result<rusqlite::Connection, SqliteError> {
-    use rusqlite::OpenFlags;
-    let open_err = |source| SqliteError::Open {
-        target: config.describe(),
-        source,
-    };
-    let base = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let conn = match config.target() {
-        Target::Memory => rusqlite::Connection::open_with_flags(
-            memory_uri,
-            base | OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        ),
-        Target::File(path) => {
-            let mode = match config.get_open_mode() {
-                OpenMode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
-                OpenMode::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
-                OpenMode::ReadWriteCreate => {
-                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
-                }
-            };
-            // Without SQLITE_OPEN_URI for plain paths: a file name is a file name.
-            rusqlite::Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_NO_MUTEX | mode)
-        }
-    }
-    .map_err(open_err)?;
-    conn.busy_timeout(config.get_busy_timeout())
-        .map_err(open_err)?;
-    if let Some(mode) = config.get_journal_mode() {
-        if config.get_open_mode() != OpenMode::ReadOnly {
-            let _: String = conn
-                .query_row(
-                    &format!("PRAGMA journal_mode = {}", mode.as_str()),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(open_err)?;
-        }
-    }
-    if let Some(level) = config.get_synchronous() {
-        conn.execute_batch(&format!("PRAGMA synchronous = {}", level.as_str()))
-            .map_err(open_err)?;
-    }
-    conn.execute_batch(if config.get_foreign_keys() {
-        "PRAGMA foreign_keys = ON"
-    } else {
-        "PRAGMA foreign_keys = OFF"
-    })
-    .map_err(open_err)?;
-    // A garbage file opens fine; the first read says it is not a database.
-    let _: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
-        .map_err(open_err)?;
-    Ok(conn)
 }

@@ -1,6 +1,8 @@
 //! The crate's one error type and how each case is classified for the
-//! pool's breaker. Paths may appear in messages; nothing else from the
-//! configuration does.
+//! pool's breaker. A database's path may appear in messages (it is what
+//! could not be opened, and not a secret); nothing else the caller typed
+//! does — not an unknown option, not a bad value — since a secret pasted
+//! into the wrong place must not reach a log.
 
 use rusqlite::ffi::ErrorCode;
 use tidepool::{Classify, FailureKind};
@@ -23,20 +25,37 @@ pub enum SqliteError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A URL option or configuration value is not valid.
+    /// A known URL option has a value it does not take. The value is not
+    /// repeated.
     #[error("invalid sqlite option `{name}`: {reason}")]
     InvalidOption {
-        /// The option's name.
+        /// The option's name (always one of the known options).
         name: String,
         /// What is wrong and what would be accepted.
         reason: String,
     },
+    /// A URL option this driver does not know. It is named by position
+    /// only: an unknown option may be a secret (`?key=...`, or a password
+    /// cut in two by an unencoded `&`).
+    #[error(
+        "the sqlite URL's option number {position} (counting from 1) is not a known option \
+         (known: journal_mode, busy_timeout, foreign_keys, synchronous, mode, begin); \
+         it is not repeated here, as it may hold a secret"
+    )]
+    UnknownOption {
+        /// Where the option is among the URL's options, from 1.
+        position: usize,
+    },
     /// Opening the database or applying the connection pragmas failed.
-    #[error("could not open {target}: {source}")]
+    #[error("could not open {target}: {reason}")]
     Open {
         /// The database, as described by [`SqliteConfig::describe`](crate::SqliteConfig::describe).
         target: String,
-        /// SQLite's error.
+        /// Why, in one line: SQLite's message (without the path, which
+        /// `target` already names) and, when SQLite says no more than
+        /// "unable to open database file", what is wrong with the path.
+        reason: String,
+        /// SQLite's error (its message, too, without the path).
         #[source]
         source: rusqlite::Error,
     },
@@ -84,7 +103,9 @@ impl SqliteError {
     /// Whether connecting again could help (the pool fails fast otherwise).
     pub fn is_retryable(&self) -> bool {
         match self {
-            SqliteError::InvalidUrl { .. } | SqliteError::InvalidOption { .. } => false,
+            SqliteError::InvalidUrl { .. }
+            | SqliteError::InvalidOption { .. }
+            | SqliteError::UnknownOption { .. } => false,
             SqliteError::Open { source, .. } => !matches!(
                 sqlite_code(source),
                 Some(
@@ -153,6 +174,7 @@ impl Classify for SqliteError {
         match self {
             SqliteError::InvalidUrl { .. }
             | SqliteError::InvalidOption { .. }
+            | SqliteError::UnknownOption { .. }
             | SqliteError::RowCount { .. }
             | SqliteError::Parameters { .. }
             | SqliteError::UnsupportedValue { .. } => FailureKind::Client,

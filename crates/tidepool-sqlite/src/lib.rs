@@ -6,6 +6,7 @@ mod config;
 mod connection;
 mod error;
 mod manager;
+mod open;
 mod queryable;
 
 pub use config::{BeginMode, JournalMode, OpenMode, SqliteConfig, Synchronous, Target};

@@ -129,9 +129,8 @@ fn bad_percent_encoding_is_refused() {
 }
 
 #[test]
-fn unknown_duplicate_and_malformed_options_are_refused_by_name() {
+fn duplicate_and_malformed_options_are_refused_by_name() {
     let cases = [
-        ("sqlite://a.db?journal=wal", "journal"),
         ("sqlite://a.db?journal_mode=fast", "journal_mode"),
         ("sqlite://a.db?busy_timeout=soon", "busy_timeout"),
         ("sqlite://a.db?busy_timeout=-1", "busy_timeout"),
@@ -148,6 +147,34 @@ fn unknown_duplicate_and_malformed_options_are_refused_by_name() {
             other => panic!("{url}: expected InvalidOption, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn an_unknown_option_is_refused_by_position_without_repeating_it() {
+    // An unknown option may be a secret (`?key=...`), so only its position
+    // is given, with the list of known options.
+    for (url, position) in [
+        ("sqlite://a.db?journal=wal", 1),
+        ("sqlite://a.db?mode=rw&&busy_timeout=1s&journal=wal", 3),
+    ] {
+        match refuse(url) {
+            SqliteError::UnknownOption { position: got, .. } => assert_eq!(got, position, "{url}"),
+            other => panic!("{url}: expected UnknownOption, got {other:?}"),
+        }
+    }
+    let shown = refuse("sqlite://a.db?journal=wal").to_string();
+    assert!(shown.contains("journal_mode"), "{shown}");
+    assert!(!shown.contains("journal="), "{shown}");
+}
+
+#[test]
+fn a_bad_value_of_a_known_option_is_not_repeated_but_the_accepted_ones_are_listed() {
+    let shown = refuse("sqlite://a.db?journal_mode=fastest").to_string();
+    assert!(!shown.contains("fastest"), "{shown}");
+    assert!(
+        shown.contains("journal_mode") && shown.contains("wal"),
+        "{shown}"
+    );
 }
 
 #[test]
