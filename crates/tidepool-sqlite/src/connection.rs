@@ -28,7 +28,7 @@ pub(crate) struct Shared {
     calls: AtomicUsize,
     /// The worker thread has exited, or a call panicked on it.
     dead: AtomicBool,
-    /// The handle was dropped: skip any queued calls.
+    /// The handle is being dropped: skip any queued calls.
     closing: AtomicBool,
 }
 
@@ -66,8 +66,11 @@ static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 ///
 /// Use [`call`](Self::call) for native [`rusqlite`] access, or the uniform
 /// [`tidepool::Queryable`] face (`execute`, `query`, `query_one`, `begin`,
-/// `commit`, `rollback`). Dropping the handle interrupts any running
-/// statement, skips queued calls and closes the connection on its thread.
+/// `commit`, `rollback`). Dropping the handle interrupts a running
+/// statement, skips queued calls and closes the connection on its thread;
+/// when no call is running it waits for that close, so a WAL database's
+/// log is folded back into the main file by the time the last connection's
+/// drop returns.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -80,7 +83,10 @@ static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 /// # Ok(()) }
 /// ```
 pub struct SqliteConnection {
-    jobs: mpsc::Sender<Job>,
+    /// `None` only inside `drop`, which disconnects the channel before it
+    /// waits for the worker to close the connection.
+    jobs: Option<mpsc::Sender<Job>>,
+    worker: Option<std::thread::JoinHandle<()>>,
     shared: Arc<Shared>,
     interrupt: rusqlite::InterruptHandle,
     id: u64,
@@ -128,7 +134,7 @@ impl SqliteConnection {
         let (ready_tx, ready_rx) = oneshot::channel();
         let config_owned = config.clone();
         let thread_shared = Arc::clone(&shared);
-        std::thread::Builder::new()
+        let worker = std::thread::Builder::new()
             .name(format!("tidepool-sqlite-{id}"))
             .spawn(move || {
                 let _dead_on_exit = DeadOnExit(Arc::clone(&thread_shared));
@@ -147,22 +153,26 @@ impl SqliteConnection {
                     // The caller gave up (connect timeout): close at once.
                     return;
                 }
+                // Runs until the handle is gone (the channel disconnects), so
+                // every interrupt the handle sends happens before the close
+                // below. Once the handle is closing, or a call panicked,
+                // queued calls are dropped unrun (their callers see
+                // `WorkerGone`).
                 while let Ok(job) = rx.recv() {
-                    if thread_shared.closing.load(Ordering::SeqCst) {
-                        break;
+                    if thread_shared.closing.load(Ordering::SeqCst)
+                        || thread_shared.dead.load(Ordering::SeqCst)
+                    {
+                        continue;
                     }
                     job(&mut conn, &thread_shared);
-                    if thread_shared.dead.load(Ordering::SeqCst) {
-                        break;
-                    }
                 }
-                // `conn` drops here, on its own thread; SQLite rolls back any
-                // open transaction when a connection closes.
+                close_cleanly(conn);
             })
             .map_err(SqliteError::Spawn)?;
         let interrupt = ready_rx.await.map_err(|_| SqliteError::WorkerGone)??;
         Ok(SqliteConnection {
-            jobs,
+            jobs: Some(jobs),
+            worker: Some(worker),
             shared,
             interrupt,
             id,
@@ -199,7 +209,11 @@ impl SqliteConnection {
             return Err(SqliteError::WorkerGone);
         }
         self.shared.calls.fetch_add(ONE_CALL, Ordering::SeqCst);
-        if self.jobs.send(job).is_err() {
+        let sent = match &self.jobs {
+            Some(jobs) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
             self.shared.calls.fetch_sub(ONE_CALL, Ordering::SeqCst);
             return Err(SqliteError::WorkerGone);
         }
@@ -249,8 +263,42 @@ impl SqliteConnection {
 impl Drop for SqliteConnection {
     fn drop(&mut self) {
         self.shared.closing.store(true, Ordering::SeqCst);
-        self.interrupt.interrupt();
-        // Dropping `jobs` disconnects the channel; the worker exits after
-        // the call it is running (now interrupted, if it was in SQLite).
+        let busy = self.has_calls_in_flight();
+        // Only a call that is queued or running is interrupted: SQLite keeps
+        // the flag on an idle connection, and the checkpoint it runs when
+        // the last connection to a WAL database closes would then give up,
+        // leaving the committed rows in the `-wal` file. (A call finishing
+        // between the check and the interrupt leaves the flag set too; the
+        // worker clears it before closing, see `close_cleanly`.)
+        if busy {
+            self.interrupt.interrupt();
+        }
+        // Disconnects the channel: the worker finishes the call it is
+        // running, skips the rest and closes the connection.
+        drop(self.jobs.take());
+        if let Some(worker) = self.worker.take() {
+            // With no call in flight the worker is idle, so the close is
+            // quick (a checkpoint at most, as when a plain rusqlite
+            // connection drops): wait, so that whoever closes the last
+            // connection finds the database a single file afterwards. A
+            // call in flight may be user code that never returns; never
+            // wait for that.
+            if !busy && worker.join().is_err() {
+                tracing::warn!(target: "tidepool::sqlite", "a sqlite connection's thread panicked while closing");
+            }
+        }
+    }
+}
+
+/// Closes `conn` on its own thread. SQLite rolls back an open transaction,
+/// and the last connection to a WAL database checkpoints the log into the
+/// main file and deletes the `-wal` and `-shm` files — unless an interrupt
+/// flag is still set from a `sqlite3_interrupt` that reached no running
+/// statement, in which case that checkpoint fails with `SQLITE_INTERRUPT`.
+/// Preparing a statement while none is running clears the flag.
+fn close_cleanly(conn: rusqlite::Connection) {
+    drop(conn.prepare("SELECT 1"));
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(target: "tidepool::sqlite", error = %e, "closing a sqlite connection failed");
     }
 }
