@@ -1,0 +1,467 @@
+//! Prometheus export under the OpenTelemetry semantic conventions for
+//! database connection pools, read from the pools at scrape time: one
+//! [`Collector`] walks the pools, and nothing is recorded twice on the
+//! checkout path. The conventions' `db.client.connection.*` instruments
+//! become `db_client_connection_*` (seconds histograms get `_seconds`,
+//! counters `_total`); what they lack is under `tidepool_*`. Every series
+//! carries `pool_name`. The exposition is prometheus-client's, never
+//! written by hand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+use tidepool::{BreakerState, Buckets, FailureKind};
+
+use crate::pools::{Entry, Pools};
+
+/// The `le` bounds of the exported histograms, in seconds: from 100 µs (a
+/// checkout from a warm pool) to a minute (a connection opened through a
+/// slow network), about three per decade.
+pub const BUCKET_BOUNDS: [f64; 18] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0, 60.0,
+];
+
+/// The window the exported health score covers.
+const HEALTH_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct PoolCollector {
+    pools: Arc<Pools>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry").field("name", &self.name).finish()
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// One pool's figures, read once per scrape.
+struct Reading {
+    labels: Labels,
+    status: tidepool::Status,
+    metrics: tidepool::Metrics,
+    histograms: tidepool::Histograms,
+    health_score: u8,
+}
+
+fn labels(name: &str, extra: &[(&'static str, &str)]) -> Labels {
+    let mut l = vec![("pool_name", name.to_string())];
+    l.extend(extra.iter().map(|(k, v)| (*k, (*v).to_string())));
+    l
+}
+
+impl PoolCollector {
+    fn read(&self) -> Vec<Reading> {
+        self.pools
+            .entries
+            .iter()
+            .map(|e| {
+                let (now, _, report) = e.health(HEALTH_WINDOW);
+                Reading {
+                    labels: labels(&e.name, &[]),
+                    status: now.status(),
+                    metrics: now.metrics().clone(),
+                    histograms: now.histograms().clone(),
+                    health_score: report.score,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes one family: `value` for each pool, with extra label sets.
+fn family<'a, V>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    kind: MetricType,
+    readings: &'a [Reading],
+    series: impl Fn(&'a Reading) -> Vec<(Labels, V)>,
+) -> Result<(), std::fmt::Error>
+where
+    V: Value,
+{
+    let mut metric = encoder.encode_descriptor(name, help, unit, kind)?;
+    for r in readings {
+        for (labels, v) in series(r) {
+            let e = metric.encode_family(&labels)?;
+            v.write(e)?;
+        }
+    }
+    Ok(())
+}
+
+trait Value {
+    fn write(
+        self,
+        e: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error>;
+}
+
+struct Gauge(i64);
+struct GaugeF(f64);
+struct Counter(u64);
+
+impl Value for Gauge {
+    fn write(
+        self,
+        mut e: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        e.encode_gauge(&self.0)
+    }
+}
+impl Value for GaugeF {
+    fn write(
+        self,
+        mut e: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        e.encode_gauge(&self.0)
+    }
+}
+impl Value for Counter {
+    fn write(
+        self,
+        mut e: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        e.encode_counter::<NoLabelSet, u64, u64>(&self.0, None)
+    }
+}
+impl Value for &Buckets {
+    fn write(
+        self,
+        mut e: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        let bounds: Vec<Duration> = BUCKET_BOUNDS
+            .iter()
+            .map(|s| Duration::from_secs_f64(*s))
+            .collect();
+        let cumulative = self.cumulative(&bounds);
+        let count = self.count();
+        // prometheus-client takes per-bucket counts and adds them up.
+        let mut last = 0;
+        let mut buckets: Vec<(f64, u64)> = BUCKET_BOUNDS
+            .iter()
+            .zip(&cumulative)
+            .map(|(b, c)| {
+                let n = c - last;
+                last = *c;
+                (*b, n)
+            })
+            .collect();
+        buckets.push((f64::MAX, count - last));
+        e.encode_histogram::<NoLabelSet>(self.sum().as_secs_f64(), count, &buckets, None)
+    }
+}
+
+fn one<V>(r: &Reading, v: V) -> Vec<(Labels, V)> {
+    vec![(r.labels.clone(), v)]
+}
+
+fn count(n: usize) -> Gauge {
+    Gauge(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn breaker_name(s: BreakerState) -> &'static str {
+    match s {
+        BreakerState::Healthy => "healthy",
+        BreakerState::Degraded => "degraded",
+        BreakerState::Failed => "open",
+        _ => "half_open",
+    }
+}
+
+/// The breaker states as labelled in `tidepool_breaker_state`.
+pub const BREAKER_STATES: [&str; 4] = ["healthy", "degraded", "open", "half_open"];
+
+impl Collector for PoolCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let readings = self.read();
+        let r = readings.as_slice();
+        let e = &mut encoder;
+
+        // The OpenTelemetry conventions (db.client.connection.*).
+        family(e, "db_client_connection_count", "Connections open now, by state (a connection being opened counts as used, so the states add up to the pool's size).", None, MetricType::Gauge, r, |r| {
+            let s = &r.status;
+            let name = &r.labels[0].1;
+            vec![
+                (labels(name, &[("state", "idle")]), count(s.idle)),
+                (labels(name, &[("state", "used")]), count(s.in_use + s.being_created)),
+            ]
+        })?;
+        family(e, "db_client_connection_idle_max", "The most idle connections the pool keeps (tidepool caps idle connections only by max_size).", None, MetricType::Gauge, r, |r| one(r, count(r.status.max_size)))?;
+        family(
+            e,
+            "db_client_connection_idle_min",
+            "The fewest connections the pool keeps open (min_size).",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, count(r.status.min_size)),
+        )?;
+        family(
+            e,
+            "db_client_connection_max",
+            "The most connections the pool may open (max_size).",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, count(r.status.max_size)),
+        )?;
+        family(
+            e,
+            "db_client_connection_pending_requests",
+            "Callers waiting for a connection now.",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, count(r.status.waiting)),
+        )?;
+        family(
+            e,
+            "db_client_connection_timeouts",
+            "Acquires that gave up at acquire_timeout.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.acquires_timed_out)),
+        )?;
+        let seconds = Unit::Seconds;
+        family(
+            e,
+            "db_client_connection_create_time",
+            "Time to open a connection.",
+            Some(&seconds),
+            MetricType::Histogram,
+            r,
+            |r| one(r, &r.histograms.create_time),
+        )?;
+        family(
+            e,
+            "db_client_connection_wait_time",
+            "Time from asking for a connection to having one (its count is the checkouts).",
+            Some(&seconds),
+            MetricType::Histogram,
+            r,
+            |r| one(r, &r.histograms.acquire_wait),
+        )?;
+        family(e, "db_client_connection_use_time", "Time a connection was held by its user, from checkout to return (its count is the check-ins).", Some(&seconds), MetricType::Histogram, r, |r| one(r, &r.histograms.hold_time))?;
+
+        // What the conventions lack.
+        family(
+            e,
+            "tidepool_connections_pending_open",
+            "Connections being opened now (counted as used in db_client_connection_count).",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, count(r.status.being_created)),
+        )?;
+        family(
+            e,
+            "tidepool_connections_created",
+            "Connections opened.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.connections_created)),
+        )?;
+        family(e, "tidepool_connection_errors", "Connection attempts that failed (every FailureKind; the per-kind split of the breaker's current window is tidepool_breaker_failures_in_window).", None, MetricType::Counter, r, |r| one(r, Counter(r.metrics.connection_attempts_failed)))?;
+        family(
+            e,
+            "tidepool_connections_closed",
+            "Connections closed, by reason.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| {
+                let m = &r.metrics;
+                let name = &r.labels[0].1;
+                [
+                    ("idle_timeout", m.connections_closed_idle_timeout),
+                    ("max_lifetime", m.connections_closed_max_lifetime),
+                    ("broken", m.connections_closed_broken),
+                    ("failed_validation", m.connections_closed_failed_validation),
+                    ("failed_reset", m.connections_closed_failed_reset),
+                    ("pool_closed", m.connections_closed_pool_closed),
+                    ("detached", m.connections_detached),
+                ]
+                .into_iter()
+                .map(|(reason, n)| (labels(name, &[("reason", reason)]), Counter(n)))
+                .collect()
+            },
+        )?;
+        family(
+            e,
+            "tidepool_checkouts_waited",
+            "Checkouts that had to wait for a connection.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.checkouts_waited)),
+        )?;
+        family(
+            e,
+            "tidepool_validations",
+            "Validations run (on borrow and in the background).",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.validations)),
+        )?;
+        family(
+            e,
+            "tidepool_validation_failures",
+            "Validations that failed (each closed its connection).",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.connections_closed_failed_validation)),
+        )?;
+        family(
+            e,
+            "tidepool_resets",
+            "Returned connections that needed cleaning.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.resets)),
+        )?;
+        family(
+            e,
+            "tidepool_leaks_detected",
+            "Checkouts held past leak_timeout.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.leaks_detected)),
+        )?;
+        family(
+            e,
+            "tidepool_slow_acquires",
+            "Acquires slower than slow_acquire_threshold.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.slow_acquires)),
+        )?;
+        family(
+            e,
+            "tidepool_acquires_held_while_open",
+            "Acquires that found the circuit open and waited for it to close (hold_while_open).",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.acquires_held_while_open)),
+        )?;
+        family(e, "tidepool_breaker_state", "The circuit breaker's state: 1 for the current one (healthy, degraded, open, half_open), 0 for the others.", None, MetricType::Gauge, r, |r| {
+            let state = r.metrics.breaker.as_ref().map_or("healthy", |b| breaker_name(b.state));
+            let name = &r.labels[0].1;
+            BREAKER_STATES
+                .iter()
+                .map(|s| (labels(name, &[("state", s)]), Gauge(i64::from(*s == state))))
+                .collect()
+        })?;
+        family(
+            e,
+            "tidepool_breaker_opened",
+            "Times the circuit opened.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| {
+                one(
+                    r,
+                    Counter(r.metrics.breaker.as_ref().map_or(0, |b| b.times_opened)),
+                )
+            },
+        )?;
+        family(e, "tidepool_breaker_failures_in_window", "Failures counted against the database in the breaker's rolling window, by FailureKind.", None, MetricType::Gauge, r, |r| {
+            let name = &r.labels[0].1;
+            FailureKind::ALL
+                .iter()
+                .filter(|k| k.counts_against_database())
+                .map(|k| {
+                    let n = r
+                        .metrics
+                        .breaker
+                        .as_ref()
+                        .and_then(|b| b.failures_in_window.iter().find(|(kind, _)| kind == k))
+                        .map_or(0, |(_, n)| *n);
+                    (labels(name, &[("kind", k.as_str())]), Gauge(i64::from(n)))
+                })
+                .collect()
+        })?;
+        family(e, "tidepool_health_score", "The pool's health score, 0-100, over about the last minute (see /health for its components and recommendations).", None, MetricType::Gauge, r, |r| one(r, GaugeF(f64::from(r.health_score))))?;
+        Ok(())
+    }
+}
+
+/// A registry holding the collector over `pools`.
+pub(crate) fn registry(pools: Arc<Pools>) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(PoolCollector { pools }));
+    registry
+}
+
+/// The exposition of `registry`, in the OpenMetrics text format.
+pub(crate) fn render(registry: &Registry) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry)?;
+    Ok(out)
+}
+
+/// The content type of the OpenMetrics exposition, served to scrapers that
+/// ask for it (Prometheus does).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of the classic Prometheus text format, served to
+/// everyone else (`curl`, `promtool check metrics`).
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// prometheus-client's OpenMetrics exposition in the classic text format
+/// (0.0.4) that Prometheus 2's tools read: the two differ, for what is
+/// exported here, only in that OpenMetrics names a counter family without
+/// its `_total` (classic names it with), and in the `# UNIT` and `# EOF`
+/// lines, which classic lacks. Samples are the same lines in both.
+pub(crate) fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 64);
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(prefix);
+                out.push_str(name);
+                out.push_str(suffix);
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,300 @@
+//! The JSON shapes of `/pools` and `/health`: durations in milliseconds
+//! (`*_ms`, floats), names in snake_case, nothing that could carry a
+//! credential (pool names come from `Builder::name` or the manager's
+//! redacted `describe()`, errors from drivers that never show passwords).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tidepool::{Buckets, HealthReport, HealthSample, HistogramSnapshot, Metrics, Status};
+
+use crate::pools::Entry;
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Percentiles of one latency, in milliseconds.
+#[derive(Debug, Serialize)]
+pub(crate) struct Latency {
+    count: u64,
+    mean_ms: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: Option<f64>,
+}
+
+impl From<&HistogramSnapshot> for Latency {
+    fn from(h: &HistogramSnapshot) -> Self {
+        Latency {
+            count: h.count,
+            mean_ms: ms(h.mean),
+            p50_ms: ms(h.p50),
+            p95_ms: ms(h.p95),
+            p99_ms: ms(h.p99),
+            max_ms: Some(ms(h.max)),
+        }
+    }
+}
+
+impl From<&Buckets> for Latency {
+    fn from(b: &Buckets) -> Self {
+        Latency {
+            count: b.count(),
+            mean_ms: ms(b.mean()),
+            p50_ms: ms(b.quantile(0.5)),
+            p95_ms: ms(b.quantile(0.95)),
+            p99_ms: ms(b.quantile(0.99)),
+            max_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Counters {
+    checkouts: u64,
+    checkouts_waited: u64,
+    acquires_timed_out: u64,
+    connections_created: u64,
+    connection_attempts_failed: u64,
+    validations: u64,
+    resets: u64,
+    leaks_detected: u64,
+    slow_acquires: u64,
+    acquires_held_while_open: u64,
+    closed: Closed,
+}
+
+#[derive(Debug, Serialize)]
+struct Closed {
+    idle_timeout: u64,
+    max_lifetime: u64,
+    broken: u64,
+    failed_validation: u64,
+    failed_reset: u64,
+    pool_closed: u64,
+    detached: u64,
+}
+
+impl From<&Metrics> for Counters {
+    fn from(m: &Metrics) -> Self {
+        Counters {
+            checkouts: m.checkouts,
+            checkouts_waited: m.checkouts_waited,
+            acquires_timed_out: m.acquires_timed_out,
+            connections_created: m.connections_created,
+            connection_attempts_failed: m.connection_attempts_failed,
+            validations: m.validations,
+            resets: m.resets,
+            leaks_detected: m.leaks_detected,
+            slow_acquires: m.slow_acquires,
+            acquires_held_while_open: m.acquires_held_while_open,
+            closed: Closed {
+                idle_timeout: m.connections_closed_idle_timeout,
+                max_lifetime: m.connections_closed_max_lifetime,
+                broken: m.connections_closed_broken,
+                failed_validation: m.connections_closed_failed_validation,
+                failed_reset: m.connections_closed_failed_reset,
+                pool_closed: m.connections_closed_pool_closed,
+                detached: m.connections_detached,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Breaker {
+    state: &'static str,
+    failures_in_window: std::collections::BTreeMap<&'static str, u32>,
+    times_opened: u64,
+    last_transition: Option<Transition>,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Transition {
+    from: &'static str,
+    to: &'static str,
+    ago_ms: f64,
+}
+
+fn state_name(s: tidepool::BreakerState) -> &'static str {
+    match s {
+        tidepool::BreakerState::Healthy => "healthy",
+        tidepool::BreakerState::Degraded => "degraded",
+        tidepool::BreakerState::Failed => "open",
+        _ => "half_open",
+    }
+}
+
+impl Breaker {
+    fn of(m: &Metrics) -> Breaker {
+        match &m.breaker {
+            None => Breaker {
+                state: "healthy",
+                failures_in_window: Default::default(),
+                times_opened: 0,
+                last_transition: None,
+                last_error: None,
+            },
+            Some(b) => Breaker {
+                state: state_name(b.state),
+                failures_in_window: b
+                    .failures_in_window
+                    .iter()
+                    .filter(|(k, _)| k.counts_against_database())
+                    .map(|(k, n)| (k.as_str(), *n))
+                    .collect(),
+                times_opened: b.times_opened,
+                last_transition: b.last_transition.map(|(from, to, ago)| Transition {
+                    from: state_name(from),
+                    to: state_name(to),
+                    ago_ms: ms(ago),
+                }),
+                last_error: b.last_error.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Connection {
+    id: u64,
+    in_use: bool,
+    age_ms: f64,
+    idle_for_ms: f64,
+    times_used: u64,
+    last_validated_ms: Option<f64>,
+}
+
+/// The figures of the window between two readings.
+#[derive(Debug, Serialize)]
+pub(crate) struct Window {
+    secs: f64,
+    checkouts: u64,
+    checkouts_per_sec: f64,
+    timeouts: u64,
+    connection_errors: u64,
+    acquire_wait: Latency,
+    hold_time: Latency,
+    create_time: Latency,
+}
+
+fn window(now: &HealthSample, earlier: Option<&HealthSample>) -> Window {
+    let empty = HealthSample::clone(now);
+    let (before, secs) = match earlier {
+        Some(e) => (e, e.age().saturating_sub(now.age()).as_secs_f64()),
+        None => (&empty, 0.0),
+    };
+    let (a, b) = (before.metrics(), now.metrics());
+    let (ha, hb) = (before.histograms(), now.histograms());
+    let checkouts = b.checkouts.saturating_sub(a.checkouts);
+    Window {
+        secs,
+        checkouts,
+        checkouts_per_sec: if secs > 0.0 {
+            checkouts as f64 / secs
+        } else {
+            0.0
+        },
+        timeouts: b.acquires_timed_out.saturating_sub(a.acquires_timed_out),
+        connection_errors: b
+            .connection_attempts_failed
+            .saturating_sub(a.connection_attempts_failed),
+        acquire_wait: (&hb.acquire_wait.since(&ha.acquire_wait)).into(),
+        hold_time: (&hb.hold_time.since(&ha.hold_time)).into(),
+        create_time: (&hb.create_time.since(&ha.create_time)).into(),
+    }
+}
+
+/// One pool, as `/pools` shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct PoolReport {
+    name: String,
+    closed: bool,
+    status: Status,
+    breaker: Breaker,
+    counters: Counters,
+    /// Since the pool was built.
+    latency: LatencySet,
+    /// Over the requested window.
+    window: Window,
+    health: HealthReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connections: Option<Vec<Connection>>,
+}
+
+#[derive(Debug, Serialize)]
+struct LatencySet {
+    acquire_wait: Latency,
+    hold_time: Latency,
+    create_time: Latency,
+}
+
+impl PoolReport {
+    pub(crate) fn of(entry: &Entry, span: Duration, with_connections: bool) -> PoolReport {
+        let (now, earlier, health) = entry.health(span);
+        let m = now.metrics();
+        PoolReport {
+            name: entry.name.clone(),
+            closed: entry.pool.is_closed(),
+            status: now.status(),
+            breaker: Breaker::of(m),
+            counters: m.into(),
+            latency: LatencySet {
+                acquire_wait: (&m.acquire_wait).into(),
+                hold_time: (&m.hold_time).into(),
+                create_time: (&m.create_time).into(),
+            },
+            window: window(&now, earlier.as_ref()),
+            health,
+            connections: with_connections.then(|| {
+                m.connections
+                    .iter()
+                    .map(|c| Connection {
+                        id: c.id,
+                        in_use: c.in_use,
+                        age_ms: ms(c.age),
+                        idle_for_ms: ms(c.idle_for),
+                        times_used: c.times_used,
+                        last_validated_ms: c.last_validated.map(ms),
+                    })
+                    .collect()
+            }),
+        }
+    }
+}
+
+/// One pool, as `/health` shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct PoolHealth {
+    pub name: String,
+    #[serde(flatten)]
+    pub report: HealthReport,
+}
+
+/// `/health`'s body.
+#[derive(Debug, Serialize)]
+pub(crate) struct HealthBody {
+    pub status: &'static str,
+    /// The lowest score of the pools.
+    pub score: u8,
+    pub pools: Vec<PoolHealth>,
+}
+
+/// `/health/ready`'s body.
+#[derive(Debug, Serialize)]
+pub(crate) struct ReadyBody {
+    pub ready: bool,
+    /// Why not, one line per pool that is not ready.
+    pub not_ready: Vec<String>,
+}
+
+/// Every error body: what was wrong, and what is known.
+#[derive(Debug, Serialize)]
+pub(crate) struct ErrorBody {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_pools: Option<Vec<String>>,
+}

@@ -1,0 +1,176 @@
+//! The set of pools a router serves, each with the few readings it keeps
+//! to judge recent windows: a sample is kept at most once a second, for
+//! ten minutes, taken whenever an endpoint reads the pool (the dashboard
+//! polls, Prometheus scrapes, a load balancer checks). No background task:
+//! a router nobody calls costs nothing.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tidepool::{HealthReport, HealthSample};
+
+use crate::error::HttpError;
+use crate::view::PoolView;
+
+/// Readings closer together than this replace each other.
+const SAMPLE_SPACING: Duration = Duration::from_secs(1);
+/// Readings older than this are dropped.
+const KEEP: Duration = Duration::from_secs(600);
+
+pub(crate) struct Entry {
+    pub name: String,
+    pub pool: Arc<dyn PoolView>,
+    history: Mutex<VecDeque<HealthSample>>,
+}
+
+impl Entry {
+    /// Reads the pool now and returns the reading together with the one
+    /// taken closest to `window` ago (or the oldest kept; `None` if this is
+    /// the first), keeping the new one.
+    pub fn sample(&self, window: Duration) -> (HealthSample, Option<HealthSample>) {
+        let now = self.pool.health_sample();
+        let mut history = self.history.lock();
+        while history.front().is_some_and(|s| s.age() > KEEP) {
+            history.pop_front();
+        }
+        let earlier = history
+            .iter()
+            .rev()
+            .find(|s| s.age() >= window)
+            .or_else(|| history.front())
+            .cloned();
+        if history.back().is_some_and(|s| s.age() < SAMPLE_SPACING) {
+            history.pop_back();
+        }
+        history.push_back(now.clone());
+        (now, earlier)
+    }
+
+    /// Health over about the last `window` (since the pool was built when
+    /// nothing was read before).
+    pub fn health(&self, window: Duration) -> (HealthSample, Option<HealthSample>, HealthReport) {
+        let (now, earlier) = self.sample(window);
+        let report = match &earlier {
+            Some(e) => now.report_since(e),
+            None => self.pool.health(),
+        };
+        (now, earlier, report)
+    }
+}
+
+/// The pools one router serves, by name.
+///
+/// ```
+/// # use tidepool::{Manager, Pool};
+/// # struct M;
+/// # impl Manager for M {
+/// #     type Connection = ();
+/// #     type Error = std::io::Error;
+/// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+/// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+/// # }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let orders = Pool::builder(M).name("orders").build().await?;
+/// let reports = Pool::builder(M).name("reports").build().await?;
+/// let router = tidepool_http::Pools::new()
+///     .add(orders)?
+///     .add(reports)?
+///     .router();
+/// # let _: axum::Router = router;
+/// # Ok(()) }
+/// ```
+#[derive(Default, Clone)]
+pub struct Pools {
+    pub(crate) entries: Vec<Arc<Entry>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| &e.name))
+            .finish()
+    }
+}
+
+impl Pools {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A set of one pool, under its name made usable (a `/` or a control
+    /// character becomes `_`, an empty name `pool`).
+    pub(crate) fn one(pool: impl PoolView) -> Self {
+        let mut name: String = pool
+            .name()
+            .chars()
+            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+            .collect();
+        if name.is_empty() {
+            name = "pool".into();
+        }
+        let mut pools = Pools::new();
+        pools.push(name, pool);
+        pools
+    }
+
+    fn push(&mut self, name: String, pool: impl PoolView) {
+        self.entries.push(Arc::new(Entry {
+            name,
+            pool: Arc::new(pool),
+            history: Mutex::new(VecDeque::new()),
+        }));
+    }
+
+    /// Adds a pool under its own [`name`](tidepool::Pool::name).
+    pub fn add(self, pool: impl PoolView) -> Result<Self, HttpError> {
+        let name = pool.name();
+        self.add_named(name, pool)
+    }
+
+    /// Adds a pool under `name`. Refused if another pool has that name, or
+    /// if the name is empty, longer than 200 bytes, or holds a `/` or a
+    /// control character.
+    pub fn add_named(
+        mut self,
+        name: impl Into<String>,
+        pool: impl PoolView,
+    ) -> Result<Self, HttpError> {
+        let name = name.into();
+        let bad = |reason| HttpError::BadName {
+            name: name.chars().take(200).collect(),
+            reason,
+        };
+        if name.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if name.len() > 200 {
+            return Err(bad("it is longer than 200 bytes"));
+        }
+        if name.contains('/') || name.chars().any(char::is_control) {
+            return Err(bad("it holds a `/` or a control character"));
+        }
+        if self.entries.iter().any(|e| e.name == name) {
+            return Err(HttpError::DuplicateName { name });
+        }
+        self.push(name, pool);
+        Ok(self)
+    }
+
+    /// The names, in the order added.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.name.clone()).collect()
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry>> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// The router over these pools: see the [crate documentation](crate).
+    pub fn router(self) -> axum::Router {
+        crate::routes::router(self)
+    }
+}

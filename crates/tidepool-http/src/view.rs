@@ -1,0 +1,63 @@
+//! What the router reads from a pool, with the pool's manager type erased:
+//! [`PoolView`] is implemented for every `tidepool::Pool<M>`, so one router
+//! can serve pools of different drivers. Everything here only reads; none
+//! of it touches the checkout path beyond what `Pool::metrics` already
+//! costs.
+
+use tidepool::{
+    BreakerState, Config, HealthReport, HealthSample, Histograms, Manager, Metrics, Pool, Status,
+};
+
+/// A pool as the router sees it. Implemented for every [`tidepool::Pool`];
+/// implement it yourself only to serve something pool-like (a test double,
+/// a pool behind another handle).
+pub trait PoolView: Send + Sync + 'static {
+    /// The name used as the `pool_name` label and in `/pools/{name}`.
+    fn name(&self) -> String;
+    /// Size and occupancy now.
+    fn status(&self) -> Status;
+    /// Counters, percentiles, the breaker and each connection.
+    fn metrics(&self) -> Metrics;
+    /// The raw latency buckets (for Prometheus histograms).
+    fn histograms(&self) -> Histograms;
+    /// A reading to judge the window after it by.
+    fn health_sample(&self) -> HealthSample;
+    /// Health since the pool was built.
+    fn health(&self) -> HealthReport;
+    /// The circuit breaker's state (cheap: one atomic load).
+    fn breaker_state(&self) -> BreakerState;
+    /// Whether the pool was closed.
+    fn is_closed(&self) -> bool;
+    /// The pool's configuration.
+    fn config(&self) -> &Config;
+}
+
+impl<M: Manager> PoolView for Pool<M> {
+    fn name(&self) -> String {
+        Pool::name(self)
+    }
+    fn status(&self) -> Status {
+        Pool::status(self)
+    }
+    fn metrics(&self) -> Metrics {
+        Pool::metrics(self)
+    }
+    fn histograms(&self) -> Histograms {
+        Pool::histograms(self)
+    }
+    fn health_sample(&self) -> HealthSample {
+        Pool::health_sample(self)
+    }
+    fn health(&self) -> HealthReport {
+        Pool::health(self)
+    }
+    fn breaker_state(&self) -> BreakerState {
+        Pool::breaker_state(self)
+    }
+    fn is_closed(&self) -> bool {
+        Pool::is_closed(self)
+    }
+    fn config(&self) -> &Config {
+        Pool::config(self)
+    }
+}

@@ -1,0 +1,201 @@
+//! What the router tests share: a pool to serve, a server on a loopback
+//! port, a plain HTTP/1.1 client (no client library: the tests read
+//! exactly what a scraper reads), and where the external tools are.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A manager whose connections are unit values and whose connect can be
+/// made to fail, for pools that need no server.
+#[derive(Clone, Default)]
+pub struct Fake {
+    pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("fake: connection refused")]
+pub struct Refused;
+
+impl tidepool::Manager for Fake {
+    type Connection = ();
+    type Error = Refused;
+    async fn connect(&self) -> Result<(), Refused> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(Refused)
+        } else {
+            Ok(())
+        }
+    }
+    async fn validate(&self, _: &mut ()) -> Result<(), Refused> {
+        Ok(())
+    }
+    fn describe(&self) -> String {
+        "fake://db".into()
+    }
+}
+
+/// An SQLite pool in a temporary directory, named `name`, with some
+/// traffic through it.
+pub async fn sqlite_pool(
+    name: &str,
+    dir: &std::path::Path,
+) -> tidepool::Pool<tidepool_sqlite::SqliteManager> {
+    let manager = tidepool_sqlite::SqliteManager::new(tidepool_sqlite::SqliteConfig::file(
+        dir.join(format!("{name}.db")),
+    ));
+    let pool = tidepool::Pool::builder(manager)
+        .name(name)
+        .min_size(1)
+        .max_size(4)
+        .build()
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        let conn = pool.get().await.unwrap();
+        let one: i64 = conn
+            .call(|c| c.query_row("SELECT 1", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+    }
+    pool
+}
+
+/// Serves `router` on a free loopback port until the test ends.
+pub async fn serve(router: axum::Router) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
+/// One response: status, headers (lowercased names), body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`, within 10 s.
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    get_with(addr, path, "").await
+}
+
+/// `GET path` with extra header lines (each ending in `\r\n`).
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> Reply {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        parse(&raw)
+    })
+    .await
+    .unwrap_or_else(|_| panic!("GET {path} took over 10 s"))
+}
+
+fn parse(raw: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// An external tool (promtool, prometheus, chromium): its path, or `None`
+/// after printing why the test skips. With `TIDEPOOL_REQUIRE_DB=1` (as in
+/// CI) a missing tool fails the test instead.
+pub fn tool(test: &str, names: &[&str], package: &str) -> Option<PathBuf> {
+    let found = names.iter().find_map(|n| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(n))
+                .find(|p| p.is_file())
+        })
+    });
+    if found.is_none() {
+        if tidepool_testkit::database_required() {
+            panic!(
+                "{test}: {} not found and TIDEPOOL_REQUIRE_DB is set (apt-get install {package})",
+                names[0]
+            );
+        }
+        println!(
+            "SKIPPED {test}: {} not found (apt-get install {package})",
+            names[0]
+        );
+    }
+    found
+}
+
+/// The names of every sample in an exposition (`foo_bucket`, `foo_total`,
+/// ...), without labels.
+pub fn sample_names(exposition: &str) -> std::collections::BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}

@@ -1,0 +1,245 @@
+//! Each endpoint answers what it promises, and bad input gets a clear 4xx
+//! with a JSON body, never a panic.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{get, serve, sqlite_pool, Fake};
+use tidepool::Pool;
+use tidepool_http::{HttpError, Pools};
+
+#[tokio::test]
+async fn health_is_200_with_a_report_for_a_working_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlite_pool("orders", dir.path()).await;
+    let addr = serve(tidepool_http::router(pool)).await;
+    let r = get(addr, "/health").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let j = r.json();
+    assert_eq!(j["status"], "healthy", "{j:#}");
+    assert_eq!(j["pools"][0]["name"], "orders");
+    assert!(j["pools"][0]["score"].as_u64().unwrap() >= 80);
+    assert_eq!(j["pools"][0]["components"].as_array().unwrap().len(), 6);
+    assert!(j["pools"][0]["recommendations"].is_array());
+    let ready = get(addr, "/health/ready").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["ready"], true);
+}
+
+#[tokio::test]
+async fn pools_shows_status_metrics_breaker_health_and_each_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlite_pool("orders", dir.path()).await;
+    let addr = serve(tidepool_http::router(pool.clone())).await;
+    let j = get(addr, "/pools").await.json();
+    let p = &j[0];
+    assert_eq!(p["name"], "orders");
+    assert_eq!(p["status"]["max_size"], 4);
+    assert_eq!(p["status"]["size"], pool.status().size);
+    assert_eq!(p["counters"]["checkouts"], 5);
+    assert_eq!(p["breaker"]["state"], "healthy");
+    assert!(p["breaker"]["failures_in_window"]["connect"].is_number());
+    assert!(p["latency"]["acquire_wait"]["p99_ms"].is_number());
+    assert!(p["window"]["hold_time"]["count"].is_number());
+    assert!(p["health"]["status"].is_string());
+    let conns = p["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), pool.status().size);
+    assert!(conns[0]["times_used"].as_u64().unwrap() >= 1);
+
+    let one = get(addr, "/pools/orders?window=30s&connections=false").await;
+    assert_eq!(one.status, 200, "{}", one.body);
+    let one = one.json();
+    assert_eq!(one["name"], "orders");
+    assert!(one.get("connections").is_none());
+}
+
+#[tokio::test]
+async fn an_unknown_pool_is_a_404_naming_the_known_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = Pools::new()
+        .add(sqlite_pool("orders", dir.path()).await)
+        .unwrap()
+        .add(sqlite_pool("reports", dir.path()).await)
+        .unwrap();
+    let addr = serve(pools.router()).await;
+    let r = get(addr, "/pools/billing").await;
+    assert_eq!(r.status, 404);
+    let j = r.json();
+    assert_eq!(j["error"], "no pool named `billing`");
+    assert_eq!(j["known_pools"], serde_json::json!(["orders", "reports"]));
+    assert_eq!(
+        get(addr, "/pools").await.json().as_array().unwrap().len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn malformed_query_parameters_are_a_400_saying_what_was_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = serve(tidepool_http::router(
+        sqlite_pool("orders", dir.path()).await,
+    ))
+    .await;
+    for (query, says) in [
+        ("/pools?window=soon", "window `soon` is not a duration"),
+        ("/pools?window=0s", "between 1s and 10m"),
+        ("/pools?window=2h", "between 1s and 10m"),
+        (
+            "/pools/orders?connections=maybe",
+            "connections `maybe` is not true or false",
+        ),
+        ("/pools?colour=blue", "unknown field `colour`"),
+        ("/health?window=-1s", "window `-1s` is not a duration"),
+        ("/pools?window=%FF%FE", "window"),
+        ("/pools?window=30s&window=40s", "duplicate field"),
+    ] {
+        let r = get(addr, query).await;
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        let j = r.json();
+        let error = j["error"].as_str().unwrap();
+        assert!(error.contains(says), "{query}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_is_a_self_contained_page_that_polls_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = serve(tidepool_http::router(
+        sqlite_pool("orders", dir.path()).await,
+    ))
+    .await;
+    let r = get(addr, "/dashboard").await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let html = r.body;
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for needle in [
+        "src=",
+        "href=",
+        "@import",
+        "url(",
+        "https://",
+        "<link",
+        "@font-face",
+    ] {
+        assert!(
+            !html.contains(needle),
+            "the page reaches outside itself: {needle}"
+        );
+    }
+    assert_eq!(
+        html.matches("http://").count(),
+        html.matches("http://www.w3.org/2000/svg").count(),
+        "the only URL is the SVG namespace"
+    );
+    // Relative, so the router can be mounted under a prefix.
+    assert!(html.contains("\"pools?window=5s&connections=false\""));
+    for field in [
+        "size", "in_use", "waiting", "wait_p99", "hold_p99", "errors", "breaker",
+    ] {
+        assert!(
+            html.contains(&format!("\"{field}\"")),
+            "no {field} on the page"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_router_mounts_under_a_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = axum::Router::new().nest(
+        "/ops",
+        tidepool_http::router(sqlite_pool("orders", dir.path()).await),
+    );
+    let addr = serve(app).await;
+    assert_eq!(get(addr, "/ops/health").await.status, 200);
+    assert_eq!(get(addr, "/ops/pools/orders").await.status, 200);
+    assert_eq!(get(addr, "/health").await.status, 404);
+}
+
+#[tokio::test]
+async fn two_pools_with_one_name_are_refused_by_name() {
+    let a = Pool::builder(Fake::default())
+        .name("orders")
+        .build()
+        .await
+        .unwrap();
+    let b = Pool::builder(Fake::default())
+        .name("orders")
+        .build()
+        .await
+        .unwrap();
+    let err = Pools::new().add(a).unwrap().add(b).unwrap_err();
+    assert!(matches!(err, HttpError::DuplicateName { ref name } if name == "orders"));
+    assert!(err.to_string().contains("two pools are named `orders`"));
+    let c = Pool::builder(Fake::default()).build().await.unwrap();
+    let err = Pools::new().add_named("a/b", c).unwrap_err();
+    assert!(err.to_string().contains("`a/b` is not usable"), "{err}");
+}
+
+#[tokio::test]
+async fn a_pool_named_with_a_slash_is_still_served_by_router() {
+    let pool = Pool::builder(Fake::default())
+        .name("db/primary")
+        .build()
+        .await
+        .unwrap();
+    let addr = serve(tidepool_http::router(pool)).await;
+    assert_eq!(get(addr, "/pools/db_primary").await.status, 200);
+}
+
+#[tokio::test]
+async fn health_turns_503_when_the_circuit_opens_and_200_after_recovery() {
+    let manager = Fake::default();
+    let failing = manager.failing.clone();
+    let pool = Pool::builder(manager)
+        .name("orders")
+        .min_size(0)
+        .acquire_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let addr = serve(tidepool_http::router(pool.clone())).await;
+    assert_eq!(get(addr, "/health").await.status, 200);
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    while pool.breaker_state() != tidepool::BreakerState::Failed {
+        let _ = pool.get().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the circuit never opened"
+        );
+    }
+    let r = get(addr, "/health").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["status"], "unhealthy");
+    assert_eq!(j["pools"][0]["recommendations"][0]["kind"], "database_down");
+    let ready = get(addr, "/health/ready").await;
+    assert_eq!(ready.status, 503);
+    assert!(ready.json()["not_ready"][0]
+        .as_str()
+        .unwrap()
+        .contains("the circuit is open"));
+
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    loop {
+        let _ = pool.get().await;
+        if get(addr, "/health").await.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "health never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get(addr, "/health/ready").await.status, 200);
+}
