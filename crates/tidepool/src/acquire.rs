@@ -46,7 +46,7 @@ impl<M: Manager> Shared<M> {
                 // Keep the gate shut a little after a failure, so a
                 // database that refuses at once sees a trickle, not a loop.
                 let spacing = self.config.breaker.degraded_attempt_spacing;
-                self.runtime.spawn(async move {
+                self.spawn(async move {
                     tokio::time::sleep(spacing).await;
                     drop(gate);
                 });
@@ -234,6 +234,9 @@ impl<M: Manager> Shared<M> {
             Checkout::Closed => return Err(Error::Closed),
             Checkout::Wait(slot) => {
                 self.recorder.counters.waited.fetch_add(1, Relaxed);
+                // The sweeper ends this wait at the deadline: make sure it
+                // did not die with the runtime the pool was built in.
+                self.revive_background();
                 let wait = Wait {
                     shared: self,
                     slot,
@@ -302,6 +305,7 @@ impl<M: Manager> Shared<M> {
                     }
                 }
                 Grant::Create => {
+                    self.revive_background();
                     // Boxed: the opening path's state (a task handle, a
                     // select over the queue and the breaker) stays off the
                     // future of every checkout that finds a connection.

@@ -154,7 +154,7 @@ impl<M: Manager> Shared<M> {
         let room = Creating::new(self.clone());
         let failed = Arc::new(AtomicBool::new(false));
         Attempt {
-            task: self.runtime.spawn(room.open(deadline, failed.clone())),
+            task: self.spawn(room.open(deadline, failed.clone())),
             failed,
         }
     }

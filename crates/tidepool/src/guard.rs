@@ -154,9 +154,11 @@ impl<M: Manager> Drop for Pooled<M> {
                 conn: Some(conn),
                 meta: self.meta.clone(),
             };
-            // If the runtime is gone the task is dropped unrun, and the
-            // ticket's drop discards the connection and frees its permit.
-            drop(shared.runtime.spawn(ticket.run()));
+            // Spawned on the returner's runtime when there is one (see
+            // `background`). If that runtime is shutting down the task is
+            // dropped unrun, and the ticket's drop discards the connection
+            // and frees its permit.
+            drop(shared.spawn(ticket.run()));
             return;
         }
         shared.release(conn, self.meta.clone(), false);

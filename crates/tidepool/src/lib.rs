@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod acquire;
+mod background;
 mod backoff;
 mod blocking;
 mod breaker;
@@ -40,5 +41,6 @@ pub use manager::Manager;
 pub use metrics::{CloseReason, ConnectionSnapshot, Metrics};
 pub use pool::{CloseReport, Pool, Status};
 pub use query::{
-    transaction, BoxFuture, Classify, ColumnIndex, QueryKind, Queryable, RetryPolicy, Row, Value,
+    run_in_transaction, transaction, BoxFuture, Classify, ColumnIndex, QueryKind, Queryable,
+    RetryPolicy, Row, Value,
 };

@@ -16,9 +16,13 @@ use crate::metrics::CloseReason;
 use crate::shared::{Creating, Idle, Shared};
 
 pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
+    let Some(token) = shared.maintenance_alive.claim() else {
+        return;
+    };
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
     let interval = shared.config.maintenance_interval;
-    shared.runtime.spawn(async move {
+    drop(shared.spawn(async move {
+        let _token = token;
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -30,7 +34,7 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
             shared.tick().await;
         }
         tracing::trace!(target: "tidepool::maintenance", "maintenance task stopped");
-    });
+    }));
 }
 
 impl<M: Manager> Shared<M> {

@@ -88,6 +88,10 @@ pub(crate) struct Shared<M: Manager> {
     pub connect_gate: Arc<Semaphore>,
     /// Wakes the deadline sweeper when a waiter joins an empty queue.
     pub arrivals: Arc<Notify>,
+    /// Whether the sweeper and the maintenance task are running (see
+    /// `background`).
+    pub sweeper_alive: crate::background::Liveness,
+    pub maintenance_alive: crate::background::Liveness,
 }
 
 impl<M: Manager> Shared<M> {
@@ -120,6 +124,8 @@ impl<M: Manager> Shared<M> {
             breaker: Breaker::new(config_breaker),
             connect_gate: Arc::new(Semaphore::new(1)),
             arrivals: Arc::new(Notify::new()),
+            sweeper_alive: Default::default(),
+            maintenance_alive: Default::default(),
         }
     }
 

@@ -215,9 +215,13 @@ impl<M: Manager> Drop for Wait<'_, M> {
 /// wakes it through `arrivals` when a waiter joins an empty queue and when
 /// it shuts down.
 pub(crate) fn spawn_sweeper<M: Manager>(shared: &Arc<Shared<M>>) {
+    let Some(token) = shared.sweeper_alive.claim() else {
+        return;
+    };
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
     let arrivals: Arc<Notify> = shared.arrivals.clone();
-    shared.runtime.spawn(async move {
+    drop(shared.spawn(async move {
+        let _token = token;
         loop {
             let next = {
                 let Some(shared) = weak.upgrade() else { break };
@@ -236,7 +240,7 @@ pub(crate) fn spawn_sweeper<M: Manager>(shared: &Arc<Shared<M>>) {
                 None => arrivals.notified().await,
             }
         }
-    });
+    }));
 }
 
 impl<M: Manager> Shared<M> {
