@@ -117,9 +117,11 @@ pub enum Error<E: std::error::Error + 'static> {
     /// [`Pool::transaction`](crate::Pool::transaction)) failed.
     #[error("query failed: {0}")]
     Query(#[source] E),
-    /// A blocking call was made from inside an async runtime, where it would
-    /// deadlock or stall a worker thread. Use the async API there.
-    #[error("a blocking pool call was made from inside an async runtime; use the async API (pool.get().await) there")]
+    /// A blocking call was made on the thread that drives a current-thread
+    /// runtime, where it would stall every task on it (or deadlock, if the
+    /// pool needs that runtime). Use the async API there, or make the call
+    /// inside `tokio::task::spawn_blocking`.
+    #[error("a blocking pool call was made on the thread driving a current-thread tokio runtime, where it would stall every task; use pool.get().await there, or call it inside tokio::task::spawn_blocking")]
     BlockingInAsync,
 }
 

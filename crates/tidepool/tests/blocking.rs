@@ -59,10 +59,14 @@ fn async_tasks_and_plain_threads_share_one_pool() {
 }
 
 #[tokio::test]
-async fn a_blocking_call_inside_a_runtime_is_a_clear_error() {
+async fn a_blocking_call_on_a_current_thread_runtimes_own_thread_is_a_clear_error() {
     let pool = Pool::builder(TestManager::new()).build().await.unwrap();
     match pool.get_blocking() {
-        Err(e @ Error::BlockingInAsync) => assert!(e.to_string().contains("async runtime")),
+        Err(e @ Error::BlockingInAsync) => {
+            let text = e.to_string();
+            assert!(text.contains("current-thread"), "{text}");
+            assert!(text.contains("spawn_blocking"), "{text}");
+        }
         other => panic!("expected BlockingInAsync, got {other:?}"),
     }
 }
@@ -79,4 +83,45 @@ fn dropping_a_blocking_pool_inside_a_runtime_does_not_panic() {
         .build()
         .unwrap();
     runtime.block_on(async move { drop(pool) });
+}
+
+#[tokio::test]
+async fn get_blocking_works_inside_spawn_blocking_on_a_current_thread_runtime() {
+    let pool = Pool::builder(TestManager::new()).build().await.unwrap();
+    let id = {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || tidepool::Pooled::id(&pool.get_blocking().unwrap()))
+            .await
+            .unwrap()
+    };
+    assert!(id > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_blocking_works_inside_spawn_blocking_on_a_multi_thread_runtime() {
+    let pool = Pool::builder(TestManager::new()).build().await.unwrap();
+    let conn = {
+        let pool = pool.clone();
+        tokio::task::spawn_blocking(move || pool.get_blocking().map(|c| tidepool::Pooled::id(&c)))
+            .await
+            .unwrap()
+    };
+    assert!(conn.is_ok(), "{conn:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_blocking_works_inside_block_in_place_and_on_a_worker() {
+    let pool = Pool::builder(TestManager::new()).max_size(1).build().await.unwrap();
+    let in_place = tokio::task::block_in_place(|| pool.get_blocking().map(drop));
+    assert!(in_place.is_ok(), "{in_place:?}");
+    // Straight on a worker: it steps out with block_in_place, so another
+    // task can still return the connection it waits for.
+    let held = pool.get().await.unwrap();
+    let returner = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+    });
+    let on_worker = pool.get_blocking().map(drop);
+    assert!(on_worker.is_ok(), "{on_worker:?}");
+    returner.await.unwrap();
 }
