@@ -1,7 +1,8 @@
 //! How a PostgreSQL error maps to a [`FailureKind`]: SQLSTATE classes for
 //! errors the server sent, the driver's own error kinds for the rest. One
-//! table, used by [`PgError`](crate::PgError)'s `Classify` impl and by the
-//! manager's `classify` and `is_retryable`, so they can never disagree.
+//! table, used by [`PgError`](crate::PgError)'s `Classify` impl, its
+//! `is_retryable_connect` (the manager's `is_retryable`) and its
+//! `is_retryable_statement`, so they can never disagree.
 //!
 //! | SQLSTATE | kind |
 //! |---|---|
@@ -56,6 +57,17 @@ pub(crate) fn sqlstate_is_retryable_transaction(code: &str) -> bool {
 /// missing CONNECT privilege are permanent until someone changes the setup.
 pub(crate) fn sqlstate_is_retryable_connect(code: &str) -> bool {
     !matches!(code, "28P01" | "28000" | "3D000" | "42501")
+}
+
+/// Whether the same statement may succeed if run again (on a fresh
+/// connection when this one is gone): the condition passes by itself. A
+/// statement timeout or cancel (57014) is not here: the statement would
+/// likely run as long again.
+pub(crate) fn sqlstate_is_transient(code: &str) -> bool {
+    matches!(
+        code,
+        "40001" | "40P01" | "55P03" | "53200" | "53300" | "57P01" | "57P02" | "57P03"
+    ) || code.starts_with("08")
 }
 
 /// Whether the server refused a connection because it is starting up or
@@ -180,6 +192,18 @@ mod tests {
         assert!(!sqlstate_is_retryable_connect("3D000"));
         assert!(sqlstate_is_retryable_connect("53300"));
         assert!(sqlstate_is_retryable_connect("57P03"));
+    }
+
+    #[test]
+    fn caller_mistakes_and_statement_timeouts_are_not_transient() {
+        for code in [
+            "42601", "42703", "23505", "22012", "57014", "28P01", "XX000",
+        ] {
+            assert!(!sqlstate_is_transient(code), "{code}");
+        }
+        for code in ["40001", "40P01", "55P03", "08006", "57P01", "53300"] {
+            assert!(sqlstate_is_transient(code), "{code}");
+        }
     }
 
     #[test]

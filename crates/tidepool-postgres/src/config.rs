@@ -1,7 +1,8 @@
 //! [`PgConfig`]: where and how to connect, built from a URL, a key=value
-//! string or setters. It owns validation (ports, sslmode, TLS over sockets)
-//! and redaction: its `Debug`, `Display` and [`PgConfig::redacted_url`]
-//! never show the password. It does not connect; the manager does.
+//! string, the libpq environment variables, serde or setters. It owns
+//! validation (ports, sslmode, TLS over sockets, client certificates) and
+//! redaction: its `Debug`, `Display` and [`PgConfig::redacted_url`] never
+//! show the password. It does not connect; the manager does.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -11,6 +12,10 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::modes::{SslMode, TargetSessionAttrs};
+
+mod env;
+#[cfg(feature = "serde")]
+mod serde_impl;
 
 /// One server to try: a TCP host name or address, or a unix-socket
 /// directory.
@@ -38,9 +43,19 @@ impl PgHost {
             .strip_prefix('[')
             .and_then(|r| r.strip_suffix(']'))
             .unwrap_or(s);
-        if bare.contains(['[', ']', '/', '@', ' ']) {
+        // A name, or an IPv6 address (with an optional `%zone`): anything
+        // else is a mistake, often a piece of a password that slipped out
+        // of the user-info, and is refused without being shown.
+        let valid = if bare.contains(':') {
+            let addr = bare.split_once('%').map_or(bare, |(a, _)| a);
+            addr.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            bare.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        };
+        if !valid {
             return Err(ConfigError::Host {
-                reason: "a host name contains `[`, `]`, `/`, `@` or a space",
+                reason: "a host must be a name (letters, digits, `.`, `-`, `_`), an IP address or a socket directory starting with `/`",
             });
         }
         Ok(PgHost::Tcp(bare.to_string()))
@@ -97,8 +112,11 @@ pub struct PgConfig {
     pub(crate) dbname: Option<String>,
     pub(crate) application_name: Option<String>,
     pub(crate) options: Option<String>,
+    pub(crate) statement_timeout: Option<Duration>,
     pub(crate) ssl_mode: SslMode,
     pub(crate) ssl_root_cert: Option<PathBuf>,
+    pub(crate) ssl_cert: Option<PathBuf>,
+    pub(crate) ssl_key: Option<PathBuf>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) target_session_attrs: TargetSessionAttrs,
     pub(crate) keepalives: Option<bool>,
@@ -116,11 +134,16 @@ impl fmt::Debug for PgConfig {
             .field("dbname", &self.dbname)
             .field("application_name", &self.application_name)
             .field("options", &self.options)
+            .field("statement_timeout", &self.statement_timeout)
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_root_cert", &self.ssl_root_cert)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
             .field("connect_timeout", &self.connect_timeout)
             .field("target_session_attrs", &self.target_session_attrs)
-            .finish_non_exhaustive()
+            .field("keepalives", &self.keepalives)
+            .field("keepalives_idle", &self.keepalives_idle)
+            .finish()
     }
 }
 
@@ -200,10 +223,29 @@ impl PgConfig {
         self
     }
 
-    /// Command-line options passed to the server (`-c search_path=app`).
+    /// Command-line options sent to the server in the startup packet, as
+    /// libpq's `options` (`-c search_path=app -c statement_timeout=5s`):
+    /// settings applied at connect time, with no extra round trip. A
+    /// setting the server refuses fails the connection, and is not
+    /// retried. Defaults to none.
     #[must_use]
     pub fn options(mut self, options: impl Into<String>) -> Self {
         self.options = Some(options.into());
+        self
+    }
+
+    /// The server's `statement_timeout` for every connection, sent with the
+    /// startup packet after [`options`](Self::options) (so it wins over a
+    /// `-c statement_timeout` there). Zero turns the timeout off, even
+    /// where the role or database sets one. Defaults to none: the server's
+    /// own setting.
+    ///
+    /// A statement that runs past it fails with SQLSTATE 57014, a
+    /// [`FailureKind::Timeout`](tidepool::FailureKind::Timeout). Rounded up
+    /// to whole milliseconds.
+    #[must_use]
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = Some(timeout);
         self
     }
 
@@ -219,6 +261,25 @@ impl PgConfig {
     #[must_use]
     pub fn ssl_root_cert(mut self, path: impl Into<PathBuf>) -> Self {
         self.ssl_root_cert = Some(path.into());
+        self
+    }
+
+    /// A PEM file holding the client certificate (and any intermediates)
+    /// to present when the server asks for one (libpq's `sslcert`). Needs
+    /// [`ssl_key`](Self::ssl_key). Defaults to none (no client
+    /// certificate; libpq's `~/.postgresql/postgresql.crt` is not read).
+    #[must_use]
+    pub fn ssl_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_cert = Some(path.into());
+        self
+    }
+
+    /// A PEM file holding the private key of [`ssl_cert`](Self::ssl_cert)
+    /// (libpq's `sslkey`; PKCS#8, PKCS#1 or SEC1, unencrypted). Defaults
+    /// to none.
+    #[must_use]
+    pub fn ssl_key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_key = Some(path.into());
         self
     }
 
@@ -250,9 +311,13 @@ impl PgConfig {
     pub fn get_user(&self) -> Option<&str> {
         self.user.as_deref()
     }
-    /// Whether a password is set (the password itself is not exposed).
+    /// Whether a password is set.
     pub fn has_password(&self) -> bool {
         self.password.is_some()
+    }
+    /// The password, if set. Handle with care: never log it.
+    pub fn get_password(&self) -> Option<&str> {
+        self.password.as_ref().map(|p| p.0.as_str())
     }
     /// The database, if set.
     pub fn get_dbname(&self) -> Option<&str> {
@@ -262,6 +327,14 @@ impl PgConfig {
     pub fn get_application_name(&self) -> Option<&str> {
         self.application_name.as_deref()
     }
+    /// The server options, if set.
+    pub fn get_options(&self) -> Option<&str> {
+        self.options.as_deref()
+    }
+    /// The statement timeout, if set.
+    pub fn get_statement_timeout(&self) -> Option<Duration> {
+        self.statement_timeout
+    }
     /// The TLS mode.
     pub fn get_ssl_mode(&self) -> SslMode {
         self.ssl_mode
@@ -269,6 +342,14 @@ impl PgConfig {
     /// The CA file, if set.
     pub fn get_ssl_root_cert(&self) -> Option<&std::path::Path> {
         self.ssl_root_cert.as_deref()
+    }
+    /// The client certificate file, if set.
+    pub fn get_ssl_cert(&self) -> Option<&std::path::Path> {
+        self.ssl_cert.as_deref()
+    }
+    /// The client key file, if set.
+    pub fn get_ssl_key(&self) -> Option<&std::path::Path> {
+        self.ssl_key.as_deref()
     }
     /// The per-host connect timeout, if set.
     pub fn get_connect_timeout(&self) -> Option<Duration> {
@@ -279,13 +360,26 @@ impl PgConfig {
         self.target_session_attrs
     }
 
-    /// Checks what parsing cannot: port values and counts, and TLS over
-    /// unix sockets.
+    /// Checks what parsing cannot: port values and counts, TLS over unix
+    /// sockets, a client certificate without its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(&p) = self.ports.iter().find(|&&p| p == 0) {
-            return Err(ConfigError::Port {
-                shown: p.to_string(),
-            });
+        if let Some(i) = self.ports.iter().position(|&p| p == 0) {
+            return Err(ConfigError::Port { position: i + 1 });
+        }
+        match (&self.ssl_cert, &self.ssl_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::InvalidValue {
+                    name: "sslcert",
+                    reason: "a client certificate needs its key: set sslkey too",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::InvalidValue {
+                    name: "sslkey",
+                    reason: "a client key needs its certificate: set sslcert too",
+                })
+            }
+            _ => {}
         }
         let hosts = self.hosts.len().max(1);
         if self.ports.len() > 1 && self.ports.len() != hosts {

@@ -9,15 +9,30 @@ use tidepool::{Classify, FailureKind};
 
 use crate::classify;
 
-/// Why a connection URL, key=value string or [`PgConfig`](crate::PgConfig)
-/// was refused. Messages name the part at fault and never echo a password.
+/// Why a connection URL, key=value string, environment or
+/// [`PgConfig`](crate::PgConfig) was refused.
+///
+/// Messages say *where* the string is wrong (which part, which parameter by
+/// its position) and never echo the text found there: a password with an
+/// unencoded `?`, `&` or space spills into the next part of the string, and
+/// short passwords look like any other word. Only names this crate knows
+/// (parameter names, well-known URL schemes) and file paths from
+/// `sslrootcert`/`sslcert`/`sslkey` appear in them.
+///
+/// ```
+/// use tidepool_postgres::{ConfigError, PgConfig};
+/// let err = "password=ab s3cr-et=1".parse::<PgConfig>().unwrap_err();
+/// assert_eq!(err, ConfigError::UnknownParameter { position: 2 });
+/// assert!(!err.to_string().contains("s3cr"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// The URL's scheme is not `postgres://` or `postgresql://`.
     #[error("unsupported URL scheme `{scheme}`: expected postgres:// or postgresql://")]
     Scheme {
-        /// The scheme that was given.
+        /// The scheme when it is a well-known one (`mysql`, `http`, ...),
+        /// else `(not shown)`.
         scheme: String,
     },
     /// The text is neither a URL nor a key=value connection string.
@@ -33,10 +48,10 @@ pub enum ConfigError {
         component: &'static str,
     },
     /// A port is not a number from 1 to 65535.
-    #[error("invalid port {shown}: must be a number from 1 to 65535")]
+    #[error("invalid port (the {} in the list): must be a number from 1 to 65535", Ordinal(*.position))]
     Port {
-        /// The port as given when it is all digits, else `(not a number)`.
-        shown: String,
+        /// Which port of the list, from 1 (the text is not shown).
+        position: usize,
     },
     /// More than one port was given, but not one per host.
     #[error("{ports} ports given for {hosts} hosts: give one port for all or one per host")]
@@ -54,17 +69,11 @@ pub enum ConfigError {
         reason: &'static str,
     },
     /// `sslmode` is not one PostgreSQL knows.
-    #[error("unknown sslmode `{value}`: expected disable, allow, prefer, require, verify-ca or verify-full")]
-    SslMode {
-        /// The value that was given.
-        value: String,
-    },
+    #[error("unknown sslmode: expected disable, allow, prefer, require, verify-ca or verify-full")]
+    SslMode,
     /// `target_session_attrs` is not supported.
-    #[error("unsupported target_session_attrs `{value}`: expected any, read-write or read-only")]
-    TargetSessionAttrs {
-        /// The value that was given.
-        value: String,
-    },
+    #[error("unsupported target_session_attrs: expected any, read-write or read-only")]
+    TargetSessionAttrs,
     /// A parameter has a value of the wrong shape.
     #[error("invalid value for `{name}`: {reason}")]
     InvalidValue {
@@ -73,17 +82,25 @@ pub enum ConfigError {
         /// What would be accepted.
         reason: &'static str,
     },
-    /// A parameter this crate does not know.
-    #[error("unknown connection parameter `{name}`")]
+    /// A parameter this crate does not know. Its name is not shown: a
+    /// misplaced piece of a password looks like a parameter name.
+    #[error(
+        "unknown connection parameter (the {} parameter; its name is not shown, as it may be part of a password: \
+         quote a key=value password holding a space, and percent-encode `?`, `&`, `#`, `/` and `@` in a URL password)",
+        Ordinal(*.position)
+    )]
     UnknownParameter {
-        /// The parameter's name (never its value).
-        name: String,
+        /// Which parameter of the string, from 1.
+        position: usize,
     },
-    /// A key=value connection string is malformed.
-    #[error("malformed key=value connection string: {reason}")]
+    /// A key=value connection string, or a URL's parameter list, is
+    /// malformed.
+    #[error("malformed connection string at the {} parameter: {reason}", Ordinal(*.position))]
     KeyValue {
         /// What is wrong, without echoing any value.
         reason: &'static str,
+        /// Which parameter of the string, from 1.
+        position: usize,
     },
     /// TLS was required for a unix-socket host, where PostgreSQL offers none.
     #[error("sslmode={mode} needs TLS, which PostgreSQL does not offer over unix sockets; use sslmode=disable or prefer for socket hosts")]
@@ -99,6 +116,42 @@ pub enum ConfigError {
         /// What went wrong.
         reason: String,
     },
+    /// The client certificate (`sslcert`) or its key (`sslkey`) could not be
+    /// read or used. The key's content is never shown.
+    #[error("could not use the client certificate {path}: {reason}")]
+    ClientCert {
+        /// The certificate's or the key's path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An environment variable read by
+    /// [`PgConfig::from_env`](crate::PgConfig::from_env) holds a value that
+    /// is refused (the value is not shown).
+    #[error("environment variable {var}: {error}")]
+    Env {
+        /// The variable, such as `PGPORT`.
+        var: &'static str,
+        /// What is wrong with its value.
+        error: Box<ConfigError>,
+    },
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, ..., `11th`, `21st`.
+pub(crate) struct Ordinal(pub(crate) usize);
+
+impl fmt::Display for Ordinal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        let suffix = match (n % 10, n % 100) {
+            (_, 11..=13) => "th",
+            (1, _) => "st",
+            (2, _) => "nd",
+            (3, _) => "rd",
+            _ => "th",
+        };
+        write!(f, "{n}{suffix}")
+    }
 }
 
 /// An error from the PostgreSQL driver: configuration, TLS, the server, or
@@ -128,8 +181,14 @@ pub enum PgError {
         reason: String,
     },
     /// An error from tokio-postgres or from the server (with its SQLSTATE).
+    ///
+    /// Its `Display` is complete: the server's message, SQLSTATE, detail
+    /// and hint, or the driver's error with its causes. So it has no
+    /// [`source`](std::error::Error::source) (a chain printer would show
+    /// tokio-postgres's bare "db error" after it); reach the driver's error
+    /// with [`PgError::as_driver`].
     #[error("{}", DriverDisplay(.0))]
-    Driver(#[source] tokio_postgres::Error),
+    Driver(tokio_postgres::Error),
     /// A parameter could not be converted to the type the statement declares.
     #[error("parameter ${position}: {reason}")]
     Parameter {
@@ -213,8 +272,9 @@ impl fmt::Debug for PgError {
     }
 }
 
-/// tokio-postgres's `Display` omits the cause (the server's message); this
-/// shows both, and the SQLSTATE.
+/// tokio-postgres's `Display` omits the cause (for a server error, all it
+/// says is "db error"); this shows the server's message once, with its
+/// SQLSTATE, detail and hint, or the driver's error with every cause.
 struct DriverDisplay<'a>(&'a tokio_postgres::Error);
 
 impl fmt::Display for DriverDisplay<'_> {
@@ -230,13 +290,22 @@ impl fmt::Display for DriverDisplay<'_> {
             if let Some(detail) = db.detail() {
                 write!(f, "; detail: {detail}")?;
             }
+            if let Some(hint) = db.hint() {
+                write!(f, "; hint: {hint}")?;
+            }
             return Ok(());
         }
-        write!(f, "{}", self.0)?;
-        if let Some(source) = std::error::Error::source(self.0) {
-            write!(f, ": {source}")?;
+        let mut shown = self.0.to_string();
+        let mut source = std::error::Error::source(self.0);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            source = cause.source();
         }
-        Ok(())
+        f.write_str(&shown)
     }
 }
 
@@ -257,18 +326,78 @@ impl PgError {
         }
     }
 
-    /// Whether connecting again could help. A wrong password (28P01), a
-    /// refused login (28000), an unknown database (3D000), a missing
-    /// connect privilege (42501), a missing password, a TLS failure or a
-    /// bad configuration is not retryable.
-    pub fn is_retryable(&self) -> bool {
+    /// Whether **opening a new connection** could succeed where this one
+    /// failed: the question the pool asks about an error from connecting
+    /// (it is [`Manager::is_retryable`](tidepool::Manager::is_retryable)).
+    ///
+    /// `false` for what only a change of setup cures: a wrong password
+    /// (28P01), a refused login (28000), an unknown database (3D000), a
+    /// missing CONNECT privilege (42501), a bad startup setting (an
+    /// `options`/`statement_timeout` the server refuses, class 22 or 42),
+    /// a missing password, a TLS failure, a bad configuration — and for
+    /// every other caller's mistake ([`FailureKind::Client`]), which a new
+    /// connection would repeat. `true` for a refused or lost connection, a
+    /// server starting up or shutting down, too many connections.
+    ///
+    /// This says nothing about running a *statement* again: see
+    /// [`is_retryable_statement`](Self::is_retryable_statement).
+    ///
+    /// ```
+    /// use tidepool_postgres::PgError;
+    /// assert!(PgError::Closed.is_retryable_connect());
+    /// ```
+    pub fn is_retryable_connect(&self) -> bool {
         match self {
             PgError::Config(_) | PgError::Tls { .. } => false,
             PgError::Driver(e) => match self.sqlstate() {
-                Some(code) => classify::sqlstate_is_retryable_connect(code),
+                Some(code) => {
+                    classify::sqlstate_is_retryable_connect(code)
+                        && classify::sqlstate_kind(code) != FailureKind::Client
+                }
                 None => !classify::driver_error_is_permanent(e),
             },
-            _ => true,
+            PgError::Closed | PgError::Cancel { .. } => true,
+            PgError::Parameter { .. }
+            | PgError::ParameterCount { .. }
+            | PgError::Column { .. }
+            | PgError::RowCount { .. } => false,
+        }
+    }
+
+    /// Whether **running the same statement again** could succeed: the
+    /// failure was transient. `true` for a serialization failure (40001), a
+    /// deadlock (40P01), a lock timeout (55P03), the server out of memory
+    /// (53200) or connections (53300), a lost or closed connection (class
+    /// 08, 57P01-57P03, I/O) — run it again on a fresh connection when
+    /// [`is_fatal_for_connection`](Self::is_fatal_for_connection) says so.
+    /// `false` for a caller's mistake (a syntax error 42601, an unknown
+    /// column 42703, a constraint violation), a statement timeout or cancel
+    /// (57014: it would likely run as long again), and everything else.
+    ///
+    /// It does not say whether running it again is *safe*: a write whose
+    /// connection was lost may have committed. Inside a transaction, retry
+    /// the whole transaction ([`tidepool::transaction`] does so for
+    /// [`Classify::is_retryable_transaction`]), not the statement.
+    ///
+    /// ```
+    /// use tidepool_postgres::PgError;
+    /// assert!(PgError::Closed.is_retryable_statement());
+    /// assert!(!PgError::RowCount { expected: "exactly one", got: 0 }.is_retryable_statement());
+    /// ```
+    pub fn is_retryable_statement(&self) -> bool {
+        match self {
+            PgError::Driver(e) => match self.sqlstate() {
+                Some(code) => classify::sqlstate_is_transient(code),
+                None => classify::driver_error_is_fatal(e),
+            },
+            PgError::Closed => true,
+            PgError::Config(_)
+            | PgError::Tls { .. }
+            | PgError::Parameter { .. }
+            | PgError::ParameterCount { .. }
+            | PgError::Column { .. }
+            | PgError::RowCount { .. }
+            | PgError::Cancel { .. } => false,
         }
     }
 

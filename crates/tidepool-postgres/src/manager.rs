@@ -223,7 +223,7 @@ impl PgManagerBuilder {
             .into());
         }
         let ca_file = self.ca_file.or_else(|| self.config.ssl_root_cert.clone());
-        let tls = tls::connector(self.config.ssl_mode, ca_file.as_deref())?;
+        let tls = tls::connector(&self.config, ca_file.as_deref())?;
         Ok(PgManager {
             per_host: self.config.to_tokio_per_host(),
             described: self.config.redacted_url(),
@@ -275,7 +275,7 @@ impl Manager for PgManager {
     }
 
     fn is_retryable(&self, error: &PgError) -> bool {
-        error.is_retryable()
+        error.is_retryable_connect()
     }
 
     fn is_restarting(&self, error: &PgError) -> bool {

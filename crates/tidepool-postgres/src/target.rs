@@ -85,8 +85,8 @@ impl PgConfig {
         if let Some(a) = &self.application_name {
             c.application_name(a);
         }
-        if let Some(o) = &self.options {
-            c.options(o);
+        if let Some(o) = self.startup_options() {
+            c.options(&o);
         }
         if let Some(t) = self.connect_timeout {
             c.connect_timeout(t);
@@ -110,5 +110,24 @@ impl PgConfig {
             TargetSessionAttrs::ReadOnly => tokio_postgres::config::TargetSessionAttrs::ReadOnly,
         });
         c
+    }
+
+    /// The startup packet's `options`: the caller's, then
+    /// `-c statement_timeout=<ms>` so the explicit setting wins. The server
+    /// applies them while it opens the session, so they cost no round trip.
+    pub(crate) fn startup_options(&self) -> Option<String> {
+        let timeout = self.statement_timeout.map(|t| {
+            // Rounded up: a sub-millisecond timeout must not become 0, "off".
+            let ms = t.as_nanos().div_ceil(1_000_000);
+            format!("-c statement_timeout={ms}")
+        });
+        match (
+            self.options.as_deref().filter(|o| !o.trim().is_empty()),
+            timeout,
+        ) {
+            (Some(o), Some(t)) => Some(format!("{o} {t}")),
+            (Some(o), None) => Some(o.to_string()),
+            (None, t) => t,
+        }
     }
 }

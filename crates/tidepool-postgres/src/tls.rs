@@ -2,7 +2,9 @@
 //! `verify-full` checks the chain and the host name, `verify-ca` the chain
 //! only, `require`/`prefer` encrypt and check the chain only when a CA file
 //! is given. Trust comes from the webpki roots plus the optional CA file.
-//! This module builds the rustls config; tokio-postgres-rustls does the
+//! A client certificate (`sslcert` + `sslkey`) is presented when the server
+//! asks for one; both files are read once, when the manager is built, and
+//! the key's content never reaches an error. This module builds the rustls config; tokio-postgres-rustls does the
 //! handshake. It never downgrades: `require` and stricter map to
 //! tokio-postgres's `Require`, which fails when the server has no TLS.
 
@@ -12,12 +14,13 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::config::PgConfig;
 use crate::error::ConfigError;
 use crate::modes::SslMode;
 
@@ -45,11 +48,13 @@ where
     }
 }
 
-/// The connector for `mode`, or `None` for `disable`.
+/// The connector for `config`'s sslmode and client certificate, trusting
+/// `ca_file` besides the webpki roots; `None` for `disable`.
 pub(crate) fn connector(
-    mode: SslMode,
+    config: &PgConfig,
     ca_file: Option<&Path>,
 ) -> Result<Option<PgTls>, ConfigError> {
+    let mode = config.ssl_mode;
     if mode == SslMode::Disable {
         return Ok(None);
     }
@@ -73,16 +78,63 @@ pub(crate) fn connector(
         (SslMode::VerifyCa, _) | (_, Some(_)) => Arc::new(IgnoreHostname(webpki)),
         _ => Arc::new(EncryptOnly(provider.clone())),
     };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ConfigError::CaFile {
             path: "(TLS setup)".into(),
             reason: e.to_string(),
         })?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(Some(PgTls(MakeRustlsConnect::new(config))))
+        .with_custom_certificate_verifier(verifier);
+    let tls = match (&config.ssl_cert, &config.ssl_key) {
+        (Some(cert), Some(key)) => {
+            let chain = client_chain(cert)?;
+            let key_der = client_key(key)?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| ConfigError::ClientCert {
+                    path: cert.display().to_string(),
+                    reason: format!("the certificate and key cannot be used together: {e}"),
+                })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Some(PgTls(MakeRustlsConnect::new(tls))))
+}
+
+/// The client certificate chain from a PEM file (read once, at build time).
+fn client_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let fail = |reason: String| ConfigError::ClientCert {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let chain = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(format!("not PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(fail("no CERTIFICATE block found".into()));
+    }
+    Ok(chain)
+}
+
+/// The client's private key from a PEM file. Errors never quote the file.
+fn client_key(path: &Path) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    let fail = |reason: &str| ConfigError::ClientCert {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    };
+    let pem = std::fs::read(path).map_err(|e| ConfigError::ClientCert {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    match rustls_pemfile::private_key(&mut pem.as_slice()) {
+        Ok(Some(key)) => Ok(key),
+        Ok(None) => Err(fail(
+            "no unencrypted PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block found",
+        )),
+        Err(_) => Err(fail("the key file is not valid PEM")),
+    }
 }
 
 fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), ConfigError> {

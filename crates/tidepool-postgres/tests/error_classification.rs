@@ -206,3 +206,55 @@ async fn a_refused_connection_is_a_retryable_connect_error() {
     assert_eq!(manager.classify(&err), FailureKind::Connect);
     assert!(manager.is_retryable(&err));
 }
+
+#[tokio::test]
+async fn a_syntax_error_or_an_unknown_column_is_not_a_reason_to_reconnect() {
+    let Some(url) = support::url("classify_not_retryable") else {
+        return;
+    };
+    let url = support::plain(&url);
+    let manager = PgManager::from_url(&url).unwrap();
+    for (sql, code) in [
+        ("SELEC 1", "42601"),
+        ("SELECT tidepool_no_such_column FROM pg_class", "42703"),
+    ] {
+        let err = server_error(&url, sql).await;
+        assert_eq!(err.sqlstate(), Some(code), "{err}");
+        assert!(!manager.is_retryable(&err), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_setting_the_server_refuses_at_connect_is_not_worth_reconnecting() {
+    let Some(url) = support::url("classify_bad_option") else {
+        return;
+    };
+    let url = format!(
+        "{}&options=-c%20statement_timeout%3Dtidepool-bogus",
+        support::plain(&url)
+    );
+    let manager = PgManager::from_url(&url).unwrap();
+    let err = manager
+        .connect()
+        .await
+        .map(|_| ())
+        .expect_err("bad setting");
+    assert_eq!(err.sqlstate(), Some("22023"), "{err}");
+    assert_eq!(manager.classify(&err), FailureKind::Client);
+    assert!(!manager.is_retryable(&err), "{err}");
+    let pool = Pool::builder(manager)
+        .acquire_timeout(Duration::from_secs(20))
+        .build()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    match pool.get().await {
+        Err(tidepool::Error::Create(e)) => assert_eq!(e.sqlstate(), Some("22023"), "{e}"),
+        other => panic!("expected Create(22023), got {:?}", other.map(|_| ())),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "retried for {:?}",
+        started.elapsed()
+    );
+}

@@ -113,14 +113,12 @@ fn malformed_urls_are_refused_with_an_error_naming_the_fault() {
                 }
             )
         }),
-        (
-            "postgres://u@h/db?sslmode=sometimes",
-            |e| matches!(e, ConfigError::SslMode { value } if value == "sometimes"),
-        ),
-        (
-            "postgres://u@h/db?colour=blue",
-            |e| matches!(e, ConfigError::UnknownParameter { name } if name == "colour"),
-        ),
+        ("postgres://u@h/db?sslmode=sometimes", |e| {
+            matches!(e, ConfigError::SslMode)
+        }),
+        ("postgres://u@h/db?colour=blue", |e| {
+            matches!(e, ConfigError::UnknownParameter { position: 1 })
+        }),
         ("postgres://u@[::1/db", |e| {
             matches!(e, ConfigError::Host { .. })
         }),
