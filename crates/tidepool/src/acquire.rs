@@ -19,6 +19,7 @@ use crate::guard::Pooled;
 use crate::manager::Manager;
 use crate::metrics::CloseReason;
 use crate::shared::{Checkout, Shared};
+use crate::validation::Checked;
 use crate::waiters::{Grant, Outcome, Wait};
 
 /// How one attempt at opening a connection ended, when it did not succeed.
@@ -254,49 +255,42 @@ impl<M: Manager> Shared<M> {
         loop {
             match grant {
                 Grant::Conn(idle) => {
-                    let fresh = idle.fresh;
-                    // Broken until proven otherwise: if this future is
-                    // dropped mid-validation the guard discards it.
-                    let mut guard = self.guard(idle.conn, idle.meta, started, false);
-                    guard.broken = true;
-                    let healthy = self.breaker.is_healthy();
-                    let verdict = if guard.meta.expired(now) {
-                        Err(CloseReason::MaxLifetime)
-                    } else if guard
-                        .conn
-                        .as_ref()
-                        .is_some_and(|c| self.manager.is_broken(c))
-                    {
+                    let verdict = if idle.meta.expired(now) {
+                        Err((idle, CloseReason::MaxLifetime))
+                    } else if self.manager.is_broken(&idle.conn) {
                         // Died while idle (reset, server shutdown): the
                         // driver noticed, so no round trip is needed.
-                        Err(CloseReason::Broken)
-                    } else if fresh {
-                        Ok(())
-                    } else if !healthy
+                        Err((idle, CloseReason::Broken))
+                    } else if idle.fresh {
+                        Ok(idle)
+                    } else if !self.breaker.is_healthy()
                         || (self.config.test_on_borrow
-                            && guard.meta.quiet_for(self.epoch, now)
+                            && idle.meta.quiet_for(self.epoch, now)
                                 >= self.config.validation_interval)
                     {
-                        let valid = self.validate_guard(&mut guard, deadline).await;
+                        // Checked in a task that owns the connection, so a
+                        // caller dropped mid-check does not cost it.
+                        let answer = self.check_detached(idle, deadline).await;
                         now = Instant::now();
-                        if valid {
-                            Ok(())
-                        } else {
-                            Err(CloseReason::FailedValidation)
+                        match answer {
+                            Ok(Checked { idle, valid: true }) => Ok(idle),
+                            Ok(Checked { idle, valid: false }) => {
+                                Err((idle, CloseReason::FailedValidation))
+                            }
+                            // The task was dropped unrun (its runtime is
+                            // shutting down); it closed the connection.
+                            Err(_) => return Err(self.timed_out(started)),
                         }
                     } else {
-                        Ok(())
+                        Ok(idle)
                     };
                     match verdict {
-                        Ok(()) => {
-                            guard.broken = false;
+                        Ok(idle) => {
+                            let guard = self.guard(idle.conn, idle.meta, started, false);
                             return Ok(self.hand_out(guard, started, now, location));
                         }
-                        Err(reason) => {
-                            let Some(conn) = guard.conn.take() else {
-                                unreachable!("the guard holds its connection until here")
-                            };
-                            grant = self.discard_and_retake(conn, &guard.meta, reason);
+                        Err((idle, reason)) => {
+                            grant = self.discard_and_retake(idle.conn, &idle.meta, reason);
                             if now >= deadline {
                                 self.give_back(grant);
                                 return Err(self.timed_out(started));
@@ -338,31 +332,6 @@ impl<M: Manager> Shared<M> {
             checked_out: started,
             is_new,
             broken: false,
-        }
-    }
-
-    async fn validate_guard(&self, guard: &mut Pooled<M>, deadline: Instant) -> bool {
-        self.recorder.counters.validations.fetch_add(1, Relaxed);
-        let limit = self
-            .config
-            .validation_timeout
-            .min(deadline.saturating_duration_since(Instant::now()));
-        let Some(conn) = guard.conn.as_mut() else {
-            return false;
-        };
-        match tokio::time::timeout(limit, self.manager.validate(conn)).await {
-            Ok(Ok(())) => {
-                guard.meta.mark_validated(self.epoch, Instant::now());
-                true
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(target: "tidepool::pool", id = guard.meta.id, error = %e, "connection failed validation");
-                false
-            }
-            Err(_) => {
-                tracing::debug!(target: "tidepool::pool", id = guard.meta.id, ?limit, "connection validation timed out");
-                false
-            }
         }
     }
 
