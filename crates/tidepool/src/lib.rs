@@ -24,6 +24,7 @@ mod pool_query;
 mod query;
 mod shared;
 mod sync;
+mod validation;
 mod waiters;
 
 pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};
