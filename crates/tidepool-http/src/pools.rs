@@ -101,13 +101,13 @@ impl Pools {
         Self::default()
     }
 
-    /// A set of one pool, under its name made usable (a `/` or a control
-    /// character becomes `_`, an empty name `pool`).
+    /// A set of one pool, under its name made usable (a control character
+    /// becomes `_`, an empty name `pool`).
     pub(crate) fn one(pool: impl PoolView) -> Self {
         let mut name: String = pool
             .name()
             .chars()
-            .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+            .map(|c| if c.is_control() { '_' } else { c })
             .collect();
         if name.is_empty() {
             name = "pool".into();
@@ -132,8 +132,9 @@ impl Pools {
     }
 
     /// Adds a pool under `name`. Refused if another pool has that name, or
-    /// if the name is empty, longer than 200 bytes, or holds a `/` or a
-    /// control character.
+    /// if the name is empty, longer than 200 bytes, or holds a control
+    /// character. A name may hold `/`: `/pools/{name}` takes the rest of
+    /// the path, raw or percent-encoded.
     pub fn add_named(
         mut self,
         name: impl Into<String>,
@@ -150,8 +151,8 @@ impl Pools {
         if name.len() > 200 {
             return Err(bad("it is longer than 200 bytes"));
         }
-        if name.contains('/') || name.chars().any(char::is_control) {
-            return Err(bad("it holds a `/` or a control character"));
+        if name.chars().any(char::is_control) {
+            return Err(bad("it holds a control character"));
         }
         if self.entries.iter().any(|e| e.name == name) {
             return Err(HttpError::DuplicateName { name });

@@ -40,7 +40,9 @@ pub(crate) fn router(pools: Pools) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/pools", get(list))
-        .route("/pools/{name}", get(one))
+        // A catch-all, so a name holding `/` (a pool named by its target,
+        // `postgres://app@db:5432/orders`) works raw or percent-encoded.
+        .route("/pools/{*name}", get(one))
         .route("/dashboard", get(dashboard))
         .with_state(state)
 }

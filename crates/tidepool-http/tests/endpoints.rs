@@ -178,19 +178,30 @@ async fn two_pools_with_one_name_are_refused_by_name() {
     assert!(matches!(err, HttpError::DuplicateName { ref name } if name == "orders"));
     assert!(err.to_string().contains("two pools are named `orders`"));
     let c = Pool::builder(Fake::default()).build().await.unwrap();
-    let err = Pools::new().add_named("a/b", c).unwrap_err();
-    assert!(err.to_string().contains("`a/b` is not usable"), "{err}");
+    let err = Pools::new().add_named("a\nb", c).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not usable: it holds a control character"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
-async fn a_pool_named_with_a_slash_is_still_served_by_router() {
+async fn a_pool_named_by_its_target_url_is_served_raw_or_percent_encoded() {
     let pool = Pool::builder(Fake::default())
-        .name("db/primary")
+        .name("postgres://app@db:5432/orders")
         .build()
         .await
         .unwrap();
     let addr = serve(tidepool_http::router(pool)).await;
-    assert_eq!(get(addr, "/pools/db_primary").await.status, 200);
+    for path in [
+        "/pools/postgres://app@db:5432/orders",
+        "/pools/postgres%3A%2F%2Fapp%40db%3A5432%2Forders",
+    ] {
+        let r = get(addr, path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert_eq!(r.json()["name"], "postgres://app@db:5432/orders");
+    }
 }
 
 #[tokio::test]
