@@ -187,6 +187,13 @@ impl Manager for MysqlManager {
         error.is_retryable()
     }
 
+    /// `1040` ER_CON_COUNT_ERROR (`max_connections`), `1203`
+    /// ER_TOO_MANY_USER_CONNECTIONS (`max_user_connections`) and `1226`
+    /// ER_USER_LIMIT_REACHED (an account's `MAX_USER_CONNECTIONS`).
+    fn is_at_capacity(&self, error: &MysqlError) -> bool {
+        matches!(error.server_code(), Some(1040 | 1203 | 1226))
+    }
+
     fn describe(&self) -> String {
         self.config.describe()
     }

@@ -282,6 +282,12 @@ impl Manager for PgManager {
         error.is_server_restarting()
     }
 
+    /// `53300` too_many_connections: `max_connections` reached, or the
+    /// role's or database's `CONNECTION LIMIT`.
+    fn is_at_capacity(&self, error: &PgError) -> bool {
+        error.sqlstate() == Some("53300")
+    }
+
     fn describe(&self) -> String {
         self.described.clone()
     }

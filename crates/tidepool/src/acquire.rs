@@ -28,6 +28,9 @@ pub(crate) enum CreateFailure<E> {
     Error { error: E, retryable: bool },
     /// `connect_timeout` (or the acquire deadline) ran out.
     TimedOut(Duration),
+    /// The server is full ([`Manager::is_at_capacity`]); the ceiling has
+    /// been learned. `open` is how many connections the pool has open.
+    AtCapacity { open: usize },
 }
 
 impl<M: Manager> Shared<M> {
@@ -60,6 +63,29 @@ impl<M: Manager> Shared<M> {
                 self.recorder.counters.created.fetch_add(1, Relaxed);
                 self.breaker.record_success();
                 Ok(Box::new(conn))
+            }
+            Ok(Err(error)) if self.manager.is_at_capacity(&error) => {
+                let text = error.to_string();
+                self.recorder
+                    .counters
+                    .refused_at_capacity
+                    .fetch_add(1, Relaxed);
+                let (open, changed) = {
+                    let mut state = self.state.lock();
+                    let open = state.size() - state.creating;
+                    let changed = state.ceiling.refused(
+                        open,
+                        Instant::now(),
+                        self.config.retry_delay,
+                        self.config.max_retry_delay,
+                    );
+                    (open, changed)
+                };
+                if changed.is_some() {
+                    tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), open, error = %text, "the server is at its connection limit: the pool will not open more than {open} until it has room (callers queue for those)");
+                }
+                self.set_last_error(text);
+                Err(CreateFailure::AtCapacity { open })
             }
             Ok(Err(error)) => {
                 if let Some(failed) = failed {

@@ -28,6 +28,9 @@ pub(crate) struct Failed<M: Manager> {
     /// stopped because its caller's deadline passed.
     error: Option<M::Error>,
     room: Creating<M>,
+    /// The server refused for lack of room: not a failure, the caller
+    /// waits in the queue for the connections that exist.
+    at_capacity: bool,
 }
 
 /// An attempt's task, and whether its connect has just failed with an
@@ -98,6 +101,12 @@ impl<M: Manager> Shared<M> {
                     attempt = None;
                     match joined {
                         Ok(Ok(())) => {}
+                        Ok(Err(failed)) if failed.at_capacity => {
+                            // The server is full: wait in the queue for a
+                            // connection to come back (the sweeper ends the
+                            // wait at the deadline).
+                            drop(failed.room);
+                        }
                         Ok(Err(failed)) => {
                             let curable = failed
                                 .error
@@ -191,6 +200,7 @@ impl<M: Manager> Creating<M> {
                     return Err(Failed {
                         error: None,
                         room: self,
+                        at_capacity: false,
                     });
                 }
                 tokio::select! {
@@ -210,6 +220,7 @@ impl<M: Manager> Creating<M> {
                 return Err(Failed {
                     error: None,
                     room: self,
+                    at_capacity: false,
                 });
             }
             let failure = match shared
@@ -225,6 +236,33 @@ impl<M: Manager> Creating<M> {
                     }
                     return Ok(());
                 }
+                Err(CreateFailure::AtCapacity { open }) => {
+                    if open > 0 || shared.is_closed() {
+                        // Callers queue for the connections that exist;
+                        // the room is given up (under the ceiling it goes
+                        // to nobody).
+                        return Err(Failed {
+                            error: None,
+                            room: self,
+                            at_capacity: true,
+                        });
+                    }
+                    // Nothing is open, so nothing will come back: keep the
+                    // room and try again at the ceiling's pace while
+                    // anyone waits. Not a failure, not a retry.
+                    let next = shared.state.lock().ceiling.next_try();
+                    if Instant::now() >= deadline && !shared.has_waiters() {
+                        return Err(Failed {
+                            error: None,
+                            room: self,
+                            at_capacity: true,
+                        });
+                    }
+                    if let Some(next) = next {
+                        tokio::time::sleep_until(next).await;
+                    }
+                    continue;
+                }
                 Err(failure) => failure,
             };
             attempt += 1;
@@ -239,10 +277,11 @@ impl<M: Manager> Creating<M> {
                     return Err(Failed {
                         error: Some(error),
                         room: self,
+                        at_capacity: false,
                     })
                 }
                 CreateFailure::Error { error, .. } => Some(error),
-                CreateFailure::TimedOut(_) => None,
+                CreateFailure::TimedOut(_) | CreateFailure::AtCapacity { .. } => None,
             };
             let delay = crate::backoff::delay(
                 shared.config.retry_delay,
@@ -250,7 +289,11 @@ impl<M: Manager> Creating<M> {
                 attempt,
             );
             if !retries_left {
-                return Err(Failed { error, room: self });
+                return Err(Failed {
+                    error,
+                    room: self,
+                    at_capacity: false,
+                });
             }
             // Trying again later: this failure is no longer the news.
             failed.store(false, Ordering::Release);
@@ -262,6 +305,7 @@ impl<M: Manager> Creating<M> {
                 return Err(Failed {
                     error: None,
                     room: self,
+                    at_capacity: false,
                 });
             }
             tokio::time::sleep(delay).await;

@@ -8,6 +8,7 @@ mod backoff;
 mod blocking;
 mod breaker;
 mod builder;
+mod ceiling;
 mod config;
 mod conn;
 mod create;

@@ -98,6 +98,16 @@ pub trait Manager: Send + Sync + 'static {
         false
     }
 
+    /// Whether the server refused the connection because it has no room for
+    /// another (PostgreSQL's `53300` "too many connections", MySQL's `1040`
+    /// and `1203`). The pool treats such a refusal as capacity, not
+    /// failure: it stops opening connections past the number it has open,
+    /// queues callers on those, retries the ceiling now and then, and does
+    /// not tell the circuit breaker. Defaults to `false`.
+    fn is_at_capacity(&self, _error: &Self::Error) -> bool {
+        false
+    }
+
     /// A short description of the target for logs, without credentials
     /// (for example `postgres://app@db:5432/orders`). Defaults to the type
     /// name.

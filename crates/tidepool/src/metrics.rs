@@ -37,6 +37,7 @@ pub(crate) struct Counters {
     pub timed_out: AtomicU64,
     pub created: AtomicU64,
     pub create_failed: AtomicU64,
+    pub refused_at_capacity: AtomicU64,
     pub closed_idle: AtomicU64,
     pub closed_lifetime: AtomicU64,
     pub closed_broken: AtomicU64,
@@ -97,6 +98,7 @@ impl Recorder {
             acquires_timed_out: r(&c.timed_out),
             connections_created: r(&c.created),
             connection_attempts_failed: r(&c.create_failed),
+            connection_attempts_refused_at_capacity: r(&c.refused_at_capacity),
             connections_closed_idle_timeout: r(&c.closed_idle),
             connections_closed_max_lifetime: r(&c.closed_lifetime),
             connections_closed_broken: r(&c.closed_broken),
@@ -134,6 +136,10 @@ pub struct Metrics {
     pub connections_created: u64,
     /// Connection attempts that failed.
     pub connection_attempts_failed: u64,
+    /// Connection attempts the server refused for lack of room (see
+    /// [`Manager::is_at_capacity`](crate::Manager::is_at_capacity)); not
+    /// counted as failures.
+    pub connection_attempts_refused_at_capacity: u64,
     /// Connections closed for idling past `idle_timeout`.
     pub connections_closed_idle_timeout: u64,
     /// Connections retired past their lifetime.

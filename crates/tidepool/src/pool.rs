@@ -77,6 +77,10 @@ pub struct Status {
     pub min_size: usize,
     /// The configured limit.
     pub max_size: usize,
+    /// The server's own connection limit as the pool learned it from
+    /// "too many connections" refusals, while it holds the pool below
+    /// `max_size`; `None` when the server has not refused.
+    pub server_ceiling: Option<usize>,
 }
 
 /// What [`Pool::close`] did.
@@ -151,6 +155,7 @@ impl<M: Manager> Pool<M> {
             waiting: state.waiting,
             min_size: shared.config.min_size as usize,
             max_size: shared.config.max_size as usize,
+            server_ceiling: state.ceiling.known(),
         }
     }
 

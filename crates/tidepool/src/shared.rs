@@ -57,11 +57,19 @@ pub(crate) struct State<C> {
     /// Callers still waiting (tombstones excluded).
     pub waiting: usize,
     pub max_size: usize,
+    /// The server's own cap, when it has refused us for lack of room.
+    pub ceiling: crate::ceiling::Ceiling,
 }
 
 impl<C> State<C> {
     pub(crate) fn size(&self) -> usize {
         self.idle.len() + self.in_use + self.creating
+    }
+
+    /// How many connections the pool may have open now: `max_size`, or
+    /// less while the server says it is full.
+    pub(crate) fn limit(&self) -> usize {
+        self.ceiling.limit(self.max_size)
     }
 }
 
@@ -112,6 +120,7 @@ impl<M: Manager> Shared<M> {
                 waiters: VecDeque::new(),
                 waiting: 0,
                 max_size: config.max_size as usize,
+                ceiling: Default::default(),
             }),
             config,
             recorder: Recorder::new(),
@@ -172,7 +181,9 @@ impl<M: Manager> Shared<M> {
         }
         // Room is taken even past waiters: the connection is opened for the
         // queue (see `create`) and the caller queues behind them.
-        if state.size() < state.max_size {
+        if state.size() < state.limit()
+            || (state.size() < state.max_size && state.ceiling.take_try(Instant::now()))
+        {
             state.creating += 1;
             return Checkout::Now(Grant::Create);
         }
@@ -231,7 +242,7 @@ impl<M: Manager> Shared<M> {
     /// pool is below `target` (and `max_size`) and nobody waits.
     pub(crate) fn reserve_for_top_up(&self, target: usize) -> bool {
         let mut state = self.state.lock();
-        if state.has_waiters() || state.size() >= target.min(state.max_size) {
+        if state.has_waiters() || state.size() >= target.min(state.limit()) {
             return false;
         }
         state.creating += 1;
@@ -247,6 +258,11 @@ impl<M: Manager> Shared<M> {
         state.creating -= 1;
         state.in_use += 1;
         state.live.insert(id, meta.clone());
+        let open = state.size() - state.creating;
+        let max_size = state.max_size;
+        if state.ceiling.known().is_some() && state.ceiling.opened(open, max_size) {
+            tracing::info!(target: "tidepool::pool", target_db = %self.manager.describe(), open, "the server has room again: no connection ceiling");
+        }
         meta
     }
 
@@ -256,6 +272,7 @@ impl<M: Manager> Shared<M> {
         {
             let mut state = self.state.lock();
             state.creating -= 1;
+            state.ceiling.attempt_over();
             state.room_freed(&mut wakeups);
         }
         wakeups.wake();

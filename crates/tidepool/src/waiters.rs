@@ -129,7 +129,8 @@ impl<C> State<C> {
     /// Room for one more connection was freed: give it to the oldest
     /// waiter as the right to create one.
     pub(crate) fn room_freed(&mut self, wakeups: &mut Wakeups) {
-        if self.has_waiters() {
+        // Under a server's connection ceiling a close frees no room.
+        if self.has_waiters() && self.size() < self.limit() {
             self.creating += 1;
             if self.hand_to_waiter(Grant::Create, wakeups).is_some() {
                 self.creating -= 1;

@@ -40,6 +40,8 @@ pub enum FakeError {
     Validate,
     #[error("fake reset failure")]
     Reset,
+    #[error("fake: too many connections")]
+    TooMany,
 }
 
 pub struct Plan {
@@ -52,6 +54,9 @@ pub struct Plan {
     pub restarting: AtomicBool,
     /// Returned connections say they need a reset.
     pub dirty_on_return: AtomicBool,
+    /// The server's connection limit: connects past it are refused with
+    /// `TooMany`. Defaults to unlimited.
+    pub capacity: AtomicI64,
     /// Connections currently in existence.
     pub alive: AtomicI64,
     pub connects: AtomicU64,
@@ -72,6 +77,7 @@ impl Default for Plan {
             fatal: AtomicBool::new(false),
             restarting: AtomicBool::new(false),
             dirty_on_return: AtomicBool::new(false),
+            capacity: AtomicI64::new(i64::MAX),
             alive: AtomicI64::new(0),
             connects: AtomicU64::new(0),
             connecting: AtomicI64::new(0),
@@ -160,6 +166,9 @@ impl Manager for TestManager {
         if self.plan.restarting.load(SeqCst) {
             return Err(FakeError::Restarting);
         }
+        if self.plan.alive.load(SeqCst) >= self.plan.capacity.load(SeqCst) {
+            return Err(FakeError::TooMany);
+        }
         let b = *self.plan.create.lock();
         let now = self.plan.connecting.fetch_add(1, SeqCst) + 1;
         self.plan.most_connecting.fetch_max(now, SeqCst);
@@ -210,6 +219,10 @@ impl Manager for TestManager {
 
     fn is_restarting(&self, e: &FakeError) -> bool {
         matches!(e, FakeError::Restarting)
+    }
+
+    fn is_at_capacity(&self, e: &FakeError) -> bool {
+        matches!(e, FakeError::TooMany)
     }
 
     fn describe(&self) -> String {
