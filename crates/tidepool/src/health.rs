@@ -830,8 +830,10 @@ fn findings(w: &Window<'_>) -> Vec<Recommendation> {
     }
 
     // Too small: callers wait for connections that come back quickly.
-    let waits =
-        wait_p99 > QUIET_WAIT.max(hold_p99) || w.timeouts > 0 || share(w.waited, w.checkouts) > 0.1;
+    // Waits nobody notices (a connection handed over within microseconds)
+    // do not count, however many checkouts "waited".
+    let waits = w.timeouts > 0
+        || (wait_p99 > QUIET_WAIT && (wait_p99 > hold_p99 || share(w.waited, w.checkouts) > 0.1));
     let open = matches!(w.breaker(), BreakerState::Healthy | BreakerState::Degraded);
     if waits && open && !w.leaking() && w.utilization >= HIGH_UTILIZATION {
         let wanted = w.busy + w.waiting;

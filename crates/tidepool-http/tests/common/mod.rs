@@ -77,6 +77,22 @@ pub async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
+/// `GET path`, or `None` when nothing listens there (yet) or the answer
+/// does not come within 10 s.
+pub async fn try_get(addr: SocketAddr, path: &str) -> Option<Reply> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut s = TcpStream::connect(addr).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.ok()?;
+        Some(parse(&raw))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// One response: status, headers (lowercased names), body.
 #[derive(Debug)]
 pub struct Reply {
