@@ -45,7 +45,14 @@ impl<M: Manager> Shared<M> {
     ) -> Result<Box<M::Connection>, CreateFailure<M::Error>> {
         let started = Instant::now();
         let attempt = async {
-            let outcome = self.manager.connect().await;
+            let mut outcome = self.manager.connect().await;
+            if let (Ok(conn), Some(hook)) = (&mut outcome, &self.after_connect) {
+                // Inside the connect timeout: a hook that hangs is a
+                // connection that did not open.
+                if let Err(error) = hook(conn).await {
+                    outcome = Err(error);
+                }
+            }
             if let (Some(gate), Err(_)) = (gate, &outcome) {
                 // Keep the gate shut a little after a failure, so a
                 // database that refuses at once sees a trickle, not a loop.

@@ -22,6 +22,7 @@ pub struct Builder<M: Manager> {
     manager: M,
     config: Config,
     listeners: Vec<Listener>,
+    after_connect: Option<crate::shared::AfterConnect<M>>,
 }
 
 macro_rules! setter {
@@ -40,6 +41,7 @@ impl<M: Manager> Builder<M> {
             manager,
             config: Config::default(),
             listeners: Vec::new(),
+            after_connect: None,
         }
     }
 
@@ -159,6 +161,48 @@ impl<M: Manager> Builder<M> {
         self
     }
 
+    /// Runs `hook` on every new connection before it is handed out or
+    /// pooled — deadpool's `post_create`, sqlx's `after_connect`,
+    /// HikariCP's `connectionInitSql`: session settings, `SET ROLE`,
+    /// statements every borrower expects prepared. It runs inside
+    /// `connect_timeout`; an error fails the connection attempt like a
+    /// connect error (classified by the manager, so a bad statement in the
+    /// hook fails acquires at once with its cause). Defaults to none.
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Pool};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = Vec<&'static str>;
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<Vec<&'static str>> { Ok(Vec::new()) }
+    /// #     async fn validate(&self, _: &mut Vec<&'static str>) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(M)
+    ///     .after_connect(|conn| {
+    ///         Box::pin(async move {
+    ///             conn.push("SET statement_timeout = '5s'"); // a real driver runs it
+    ///             Ok(())
+    ///         })
+    ///     })
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(*pool.get().await?, ["SET statement_timeout = '5s'"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut M::Connection) -> crate::BoxFuture<'c, Result<(), M::Error>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.after_connect = Some(Arc::new(hook));
+        self
+    }
+
     /// Calls `listener` for every [`Event`]. It runs inline on the pool's
     /// paths: keep it quick. Defaults to none.
     pub fn on_event(mut self, listener: impl Fn(&Event) + Send + Sync + 'static) -> Self {
@@ -172,12 +216,9 @@ impl<M: Manager> Builder<M> {
         owned: Option<crate::blocking::OwnedRuntime>,
     ) -> Result<Pool<M>, BuildError> {
         self.config.validate()?;
-        let shared = Arc::new(Shared::new(
-            self.manager,
-            self.config,
-            self.listeners,
-            runtime,
-        ));
+        let mut shared = Shared::new(self.manager, self.config, self.listeners, runtime);
+        shared.after_connect = self.after_connect;
+        let shared = Arc::new(shared);
         crate::maintenance::spawn(&shared);
         crate::waiters::spawn_sweeper(&shared);
         Ok(Pool {

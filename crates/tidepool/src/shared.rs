@@ -100,7 +100,19 @@ pub(crate) struct Shared<M: Manager> {
     /// `background`).
     pub sweeper_alive: crate::background::Liveness,
     pub maintenance_alive: crate::background::Liveness,
+    /// Runs on every new connection before it is used (`Builder::after_connect`).
+    pub after_connect: Option<AfterConnect<M>>,
 }
+
+/// A hook run on each new connection: session settings, `SET ROLE`,
+/// prepared statements every borrower expects.
+pub(crate) type AfterConnect<M> = Arc<
+    dyn for<'c> Fn(
+            &'c mut <M as Manager>::Connection,
+        ) -> crate::BoxFuture<'c, Result<(), <M as Manager>::Error>>
+        + Send
+        + Sync,
+>;
 
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(
@@ -135,6 +147,7 @@ impl<M: Manager> Shared<M> {
             arrivals: Arc::new(Notify::new()),
             sweeper_alive: Default::default(),
             maintenance_alive: Default::default(),
+            after_connect: None,
         }
     }
 
