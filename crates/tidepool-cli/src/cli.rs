@@ -91,11 +91,11 @@ pub struct BenchArgs {
     #[arg(long, env = "TIDEPOOL_REPEAT", value_name = "N")]
     pub repeat: Option<u32>,
 
-    /// Operation mix as weights: read (half point selects by primary key,
-    /// half range selects of a user's latest orders), write (half event
-    /// inserts, half balance updates), txn (a transaction: read a user,
-    /// insert an order, update the balance, insert an event).
-    /// Default read=70,write=20,txn=10.
+    /// Operation mix in percent, adding up to 100 (an operation left out
+    /// is 0): read (half point selects by primary key, half range selects
+    /// of a user's latest orders), write (half event inserts, half balance
+    /// updates), txn (a transaction: read a user, insert an order, update
+    /// the balance, insert an event). Default read=70,write=20,txn=10.
     #[arg(long, env = "TIDEPOOL_MIX", value_name = "read=N,write=N,txn=N")]
     pub mix: Option<String>,
 
@@ -152,7 +152,8 @@ pub struct SizeArgs {
     #[arg(long, env = "TIDEPOOL_INSTANCES", value_name = "N")]
     pub instances: Option<u32>,
 
-    /// CPU cores of the database server. Default 4.
+    /// CPU cores of the database server. When not given, 4 is assumed and
+    /// the arithmetic says so.
     #[arg(long, env = "TIDEPOOL_DB_CORES", value_name = "N")]
     pub cores: Option<u32>,
 

@@ -76,7 +76,22 @@ pub enum CliError {
     },
 }
 
+/// Exit status of a malformed command line: an unknown flag, or a flag
+/// (or its environment variable) whose value is refused before anything
+/// runs. clap uses the same number for its own usage errors.
+pub const EXIT_USAGE: u8 = 2;
+
 impl CliError {
+    /// The process exit status for this error: [`EXIT_USAGE`] for a bad
+    /// value on the command line, 1 for everything else (a settings file, a
+    /// URL the drivers refuse, a server that cannot be reached).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::InvalidValue { .. } => EXIT_USAGE,
+            _ => 1,
+        }
+    }
+
     /// A helper for I/O failures.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         CliError::Io {

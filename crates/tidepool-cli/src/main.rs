@@ -9,6 +9,7 @@ mod html;
 mod server;
 mod settings;
 mod size;
+mod sqlite_file;
 mod svg;
 mod target;
 mod workload;
@@ -20,7 +21,7 @@ use clap::Parser;
 use tokio::sync::watch;
 
 use cli::{Cli, Command};
-use error::{one_line, CliError};
+use error::{one_line, CliError, EXIT_USAGE};
 
 /// A value as text, for figures read from a server.
 pub(crate) fn value_text(v: &tidepool::Value) -> String {
@@ -56,7 +57,10 @@ fn main() -> ExitCode {
             what.lines().next().unwrap_or("")
         );
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,7 +79,40 @@ fn main() -> ExitCode {
 
 fn fail(e: &CliError) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "error: {}", one_line(e));
-    ExitCode::FAILURE
+    ExitCode::from(e.exit_code())
+}
+
+/// clap's refusal of the command line, as one line like every other error
+/// (clap's own rendering spans several: the error, a tip, the usage).
+/// Help and version requests print as clap renders them.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(EXIT_USAGE));
+    }
+    let rendered = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")
+        {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        let line = line.strip_prefix("tip: ").unwrap_or(line);
+        parts.push(line.to_string());
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: {} (see --help)",
+        parts.join("; ")
+    );
+    ExitCode::from(EXIT_USAGE)
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {

@@ -2,6 +2,8 @@
 //! face: version, connection limit and use, TLS in use, and the server-side
 //! timeouts that close idle sessions. Each figure is optional: a query the
 //! server refuses (an old version, missing privilege) leaves it unknown.
+//! Only reads: every statement is a constant `SELECT` or `SHOW`, sent on a
+//! session first made read-only, and a test holds the list.
 
 use std::time::Duration;
 
@@ -35,17 +37,72 @@ pub struct ServerFacts {
     pub tls_in_use: Option<String>,
     /// Whether the server accepts TLS at all.
     pub tls_offered: Option<bool>,
-    /// Notes such as SQLite's journal mode.
-    pub notes: Vec<String>,
 }
 
-async fn one<C: Queryable>(conn: &mut C, sql: &str) -> Option<Vec<String>> {
-    let rows = conn.query(sql, &[]).await.ok()?;
-    let row = rows.into_iter().next()?;
-    Some(row.values().iter().map(value_text).collect())
+/// The only way `size` and `doctor` talk to a server: read statements, each
+/// a constant (`&'static str`, so no text is ever built from input), plus
+/// the session settings that make the session refuse writes. Nothing here
+/// writes, and [`tests`] checks every statement [`facts`] sends.
+pub trait Reader: Send {
+    /// Runs a read statement; each row as text.
+    fn read(
+        &mut self,
+        sql: &'static str,
+    ) -> impl std::future::Future<Output = Result<Vec<Vec<String>>, String>> + Send;
+
+    /// Changes a setting of this session only (never the server's).
+    fn set_session(
+        &mut self,
+        sql: &'static str,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
 }
 
-async fn number<C: Queryable>(conn: &mut C, sql: &str, column: usize) -> Option<u64> {
+impl<C: Queryable> Reader for C {
+    async fn read(&mut self, sql: &'static str) -> Result<Vec<Vec<String>>, String> {
+        let rows = self
+            .query_values(sql, &[])
+            .await
+            .map_err(|e| crate::error::one_line(&e))?;
+        Ok(rows
+            .iter()
+            .map(|row| row.values().iter().map(value_text).collect())
+            .collect())
+    }
+
+    async fn set_session(&mut self, sql: &'static str) -> Result<(), String> {
+        self.execute_values(sql, &[])
+            .await
+            .map(drop)
+            .map_err(|e| crate::error::one_line(&e))
+    }
+}
+
+/// The statement that makes every later transaction of this session
+/// read-only, so that even a mistake here could not write: PostgreSQL and
+/// MySQL/MariaDB then refuse INSERT, UPDATE, DELETE and DDL.
+fn read_only_session(dialect: Dialect) -> Option<&'static str> {
+    match dialect {
+        Dialect::Postgres => Some("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"),
+        Dialect::Mysql => Some("SET SESSION TRANSACTION READ ONLY"),
+        Dialect::Sqlite => None,
+    }
+}
+
+/// Makes the session read-only (see [`read_only_session`]); whether the
+/// server took it. An old server that refuses the statement still only
+/// gets reads from [`facts`].
+pub async fn make_read_only<R: Reader>(conn: &mut R, dialect: Dialect) -> bool {
+    match read_only_session(dialect) {
+        Some(sql) => conn.set_session(sql).await.is_ok(),
+        None => false,
+    }
+}
+
+async fn one<R: Reader>(conn: &mut R, sql: &'static str) -> Option<Vec<String>> {
+    conn.read(sql).await.ok()?.into_iter().next()
+}
+
+async fn number<R: Reader>(conn: &mut R, sql: &'static str, column: usize) -> Option<u64> {
     one(conn, sql)
         .await?
         .get(column)?
@@ -60,20 +117,15 @@ fn duration_from(setting: &str, unit_seconds: f64) -> Option<Option<Duration>> {
     Some((n > 0.0).then(|| Duration::from_secs_f64(n * unit_seconds)))
 }
 
-/// Reads what the server will tell.
-pub async fn facts<C: Queryable>(conn: &mut C, dialect: Dialect) -> ServerFacts {
+/// Reads what the server will tell. SQLite files are read by
+/// [`crate::sqlite_file`] instead, without a pool.
+pub async fn facts<R: Reader>(conn: &mut R, dialect: Dialect) -> ServerFacts {
     let mut f = ServerFacts::default();
     match dialect {
         Dialect::Sqlite => {
             f.version = one(conn, "SELECT sqlite_version()")
                 .await
                 .and_then(|r| r.into_iter().next());
-            if let Some(mode) = one(conn, "PRAGMA journal_mode")
-                .await
-                .and_then(|r| r.into_iter().next())
-            {
-                f.notes.push(format!("journal_mode = {mode}"));
-            }
         }
         Dialect::Postgres => {
             f.version = one(conn, "SHOW server_version")
@@ -88,14 +140,12 @@ pub async fn facts<C: Queryable>(conn: &mut C, dialect: Dialect) -> ServerFacts 
             )
             .await;
             if let Ok(rows) = conn
-                .query(
+                .read(
                     "SELECT name, setting, unit FROM pg_settings WHERE name IN ('idle_session_timeout', 'idle_in_transaction_session_timeout')",
-                    &[],
                 )
                 .await
             {
-                for row in rows {
-                    let cells: Vec<String> = row.values().iter().map(value_text).collect();
+                for cells in rows {
                     let [name, setting, unit] = cells.as_slice() else {
                         continue;
                     };
@@ -164,4 +214,62 @@ pub async fn facts<C: Queryable>(conn: &mut C, dialect: Dialect) -> ServerFacts 
         }
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records every statement, answering each read with one row of zeros.
+    #[derive(Default)]
+    struct Recorder {
+        reads: Vec<&'static str>,
+        settings: Vec<&'static str>,
+    }
+
+    impl Reader for Recorder {
+        async fn read(&mut self, sql: &'static str) -> Result<Vec<Vec<String>>, String> {
+            self.reads.push(sql);
+            Ok(vec![vec!["0".into(); 3]])
+        }
+
+        async fn set_session(&mut self, sql: &'static str) -> Result<(), String> {
+            self.settings.push(sql);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn size_and_doctor_send_only_reads_on_a_session_made_read_only() {
+        for dialect in [Dialect::Postgres, Dialect::Mysql, Dialect::Sqlite] {
+            let mut conn = Recorder::default();
+            make_read_only(&mut conn, dialect).await;
+            facts(&mut conn, dialect).await;
+            assert!(!conn.reads.is_empty());
+            for sql in &conn.reads {
+                let head = sql.trim_start().to_ascii_uppercase();
+                assert!(
+                    (head.starts_with("SELECT ") || head.starts_with("SHOW "))
+                        && !sql.contains(';'),
+                    "{dialect:?} sends a statement that is not a plain read: {sql}"
+                );
+                for word in [
+                    "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", " INTO ",
+                ] {
+                    assert!(!head.contains(word), "{dialect:?}: {sql}");
+                }
+            }
+            match dialect {
+                Dialect::Sqlite => assert!(conn.settings.is_empty()),
+                _ => {
+                    assert_eq!(conn.settings.len(), 1, "{:?}", conn.settings);
+                    assert!(
+                        conn.settings[0].ends_with("READ ONLY"),
+                        "{:?}",
+                        conn.settings
+                    );
+                }
+            }
+        }
+    }
 }

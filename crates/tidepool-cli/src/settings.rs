@@ -15,6 +15,9 @@ use crate::error::CliError;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
+    /// The file it was read from, for errors that refuse one of its values.
+    #[serde(skip)]
+    pub path: Option<String>,
     pub url: Option<String>,
     #[serde(default)]
     pub bench: BenchFile,
@@ -68,24 +71,42 @@ pub struct DoctorFile {
 
 const SECTIONS: [&str; 5] = ["url", "bench", "pool", "size", "doctor"];
 
-/// Reads the settings file; `None` gives empty settings.
+/// Reads the settings file; `None` gives empty settings. The `[pool]`
+/// table is validated here, once, so that every subcommand refuses the
+/// same bad configuration with the same message.
 pub fn load(path: Option<&Path>) -> Result<FileSettings, CliError> {
     let Some(path) = path else {
         return Ok(FileSettings::default());
     };
+    let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| CliError::ConfigFile {
-        path: path.display().to_string(),
+        path: shown.clone(),
         reason: e.to_string(),
     })?;
-    parse(&text).map_err(|reason| CliError::ConfigFile {
-        path: path.display().to_string(),
+    let mut settings = parse(&text).map_err(|reason| CliError::ConfigFile {
+        path: shown.clone(),
         reason,
+    })?;
+    if let Some(pool) = &settings.pool {
+        validate_pool(pool, &format!("settings file {shown}: the [pool] table"))?;
+    }
+    settings.path = Some(shown);
+    Ok(settings)
+}
+
+/// The one check every pool configuration passes, whichever subcommand
+/// reads it: the core's own validation (min <= max, non-zero timeouts).
+pub fn validate_pool(pool: &tidepool::Config, context: &str) -> Result<(), CliError> {
+    pool.validate().map_err(|e| CliError::Pool {
+        context: context.to_string(),
+        source: e,
     })
 }
 
 /// Parses settings text: a full settings file, or a bare pool table.
 pub fn parse(text: &str) -> Result<FileSettings, String> {
     let table: toml::Table = toml::from_str(text).map_err(one_line)?;
+    misspelled_section(&table)?;
     let sectioned = table.keys().any(|k| SECTIONS.contains(&k.as_str()));
     if sectioned || table.is_empty() {
         FileSettings::deserialize(toml::Value::Table(table)).map_err(one_line)
@@ -98,6 +119,53 @@ pub fn parse(text: &str) -> Result<FileSettings, String> {
     }
 }
 
+/// Refuses a top-level key that is one slip away from a section name
+/// (`[pools]`, `[Pool]`, `[bnech]`): read as a bare pool table it would be
+/// reported as an unknown pool field, with no hint of what was meant.
+fn misspelled_section(table: &toml::Table) -> Result<(), String> {
+    for (key, value) in table {
+        if SECTIONS.contains(&key.as_str()) {
+            continue;
+        }
+        let lower = key.to_ascii_lowercase();
+        let Some(meant) = SECTIONS
+            .iter()
+            .copied()
+            .filter(|s| *s != "url")
+            .find(|s| *s == lower || edit_distance(s, &lower) <= 2)
+        else {
+            continue;
+        };
+        let shown = if value.is_table() {
+            format!("[{key}]")
+        } else {
+            format!("`{key}`")
+        };
+        return Err(format!(
+            "unknown table {shown}: did you mean [{meant}]? (a settings file has `url` and the tables [bench], [pool], [size] and [doctor]; a file with none of them is read as a bare [pool] table)"
+        ));
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for "did you mean" hints on short names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 fn one_line(e: impl std::fmt::Display) -> String {
     e.to_string()
         .lines()
@@ -107,27 +175,91 @@ fn one_line(e: impl std::fmt::Display) -> String {
         .join("; ")
 }
 
-/// Parses a duration like `5s`, `300ms` or `1m 30s`.
-pub fn duration(flag: &'static str, text: &str) -> Result<Duration, CliError> {
-    humantime::parse_duration(text.trim()).map_err(|e| CliError::InvalidValue {
-        flag,
-        value: text.to_string(),
-        reason: format!("{e} (write durations like 300ms, 5s or 1m)"),
-    })
+/// Where a setting's value came from: the command line (a flag or its
+/// environment variable, which clap reads alike) or the settings file.
+/// A value refused from the command line is a usage error (exit 2); one
+/// refused from the file names the file, table and key (exit 1).
+#[derive(Debug, Clone, Copy)]
+pub enum Origin {
+    Flag(&'static str),
+    File {
+        table: &'static str,
+        key: &'static str,
+    },
 }
 
-fn positive(flag: &'static str, n: u32) -> Result<u32, CliError> {
+impl Origin {
+    /// The error that refuses `value` from this origin.
+    pub fn refuse(self, file: Option<&str>, value: &str, reason: String) -> CliError {
+        match self {
+            Origin::Flag(flag) => CliError::InvalidValue {
+                flag,
+                value: value.to_string(),
+                reason,
+            },
+            Origin::File { table, key } => CliError::ConfigFile {
+                path: file.unwrap_or("(settings file)").to_string(),
+                reason: if table.is_empty() {
+                    format!("{key} = {value:?}: {reason}")
+                } else {
+                    format!("[{table}] {key} = {value:?}: {reason}")
+                },
+            },
+        }
+    }
+}
+
+/// The flag's value if given, else the file's, with where it came from.
+fn pick<T>(
+    flag: &'static str,
+    arg: Option<T>,
+    table: &'static str,
+    key: &'static str,
+    file: Option<T>,
+) -> Option<(T, Origin)> {
+    match (arg, file) {
+        (Some(v), _) => Some((v, Origin::Flag(flag))),
+        (None, Some(v)) => Some((v, Origin::File { table, key })),
+        (None, None) => None,
+    }
+}
+
+/// Parses a duration like `5s`, `300ms` or `1m 30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{e} (write durations like 300ms, 5s or 1m)"))
+}
+
+fn at_least_one(n: u32) -> Result<u32, String> {
     if n == 0 {
-        return Err(CliError::InvalidValue {
-            flag,
-            value: "0".into(),
-            reason: "must be at least 1".into(),
-        });
+        return Err("must be at least 1".into());
     }
     Ok(n)
 }
 
-/// Operation weights of the workload.
+/// Resolves one setting: the flag, else the file, else `default`; parsed
+/// by `check`, whose refusal names where the value came from.
+struct Resolver<'a> {
+    file: Option<&'a str>,
+}
+
+impl Resolver<'_> {
+    fn get<T: ToString, U>(
+        &self,
+        picked: Option<(T, Origin)>,
+        default: U,
+        check: impl Fn(&T) -> Result<U, String>,
+    ) -> Result<U, CliError> {
+        match picked {
+            None => Ok(default),
+            Some((value, origin)) => {
+                check(&value).map_err(|reason| origin.refuse(self.file, &value.to_string(), reason))
+            }
+        }
+    }
+}
+
+/// Operation weights of the workload, in percent.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Mix {
     pub read: u32,
@@ -136,28 +268,28 @@ pub struct Mix {
 }
 
 impl Mix {
-    pub fn parse(text: &str) -> Result<Mix, CliError> {
-        let bad = |reason: String| CliError::InvalidValue {
-            flag: "--mix",
-            value: text.to_string(),
-            reason,
-        };
+    /// Parses `read=N,write=N,txn=N`: percentages that add up to 100. An
+    /// operation left out is 0, and a mix that does not add up is refused
+    /// with the sum, so a left-out operation is never dropped unnoticed.
+    pub fn parse(text: &str) -> Result<Mix, String> {
         let mut weights = BTreeMap::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part
                 .split_once('=')
-                .ok_or_else(|| bad(format!("`{part}` is not key=weight")))?;
+                .ok_or_else(|| format!("`{part}` is not key=percent"))?;
             let weight: u32 = value
                 .trim()
                 .parse()
-                .map_err(|_| bad(format!("weight `{}` is not a whole number", value.trim())))?;
+                .map_err(|_| format!("weight `{}` is not a whole number", value.trim()))?;
             let key = key.trim().to_ascii_lowercase();
             if !["read", "write", "txn"].contains(&key.as_str()) {
-                return Err(bad(format!(
+                return Err(format!(
                     "unknown operation `{key}`; use read, write and txn"
-                )));
+                ));
             }
-            weights.insert(key, weight);
+            if weights.insert(key.clone(), weight).is_some() {
+                return Err(format!("`{key}` is given twice"));
+            }
         }
         let get = |k: &str| weights.get(k).copied().unwrap_or(0);
         let mix = Mix {
@@ -165,8 +297,20 @@ impl Mix {
             write: get("write"),
             txn: get("txn"),
         };
-        if mix.total() == 0 {
-            return Err(bad("the weights add up to zero".into()));
+        if mix.total() != 100 {
+            let missing: Vec<&str> = ["read", "write", "txn"]
+                .into_iter()
+                .filter(|k| !weights.contains_key(*k))
+                .collect();
+            let note = match missing.as_slice() {
+                [] => String::new(),
+                [one] => format!("; {one} is not given, so it counts as 0"),
+                many => format!("; {} are not given, so they count as 0", many.join(" and ")),
+            };
+            return Err(format!(
+                "the percentages add up to {}, not 100{note}",
+                mix.total()
+            ));
         }
         Ok(mix)
     }
@@ -205,111 +349,166 @@ pub struct BenchSettings {
     pub tuned: Option<tidepool::Config>,
 }
 
-fn parse_levels(text: &str) -> Result<Vec<u32>, CliError> {
-    let bad = |reason: String| CliError::InvalidValue {
-        flag: "--concurrency",
-        value: text.to_string(),
-        reason,
-    };
+fn parse_levels(text: &str) -> Result<Vec<u32>, String> {
     let mut levels = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let n: u32 = part
             .parse()
-            .map_err(|_| bad(format!("`{part}` is not a whole number")))?;
+            .map_err(|_| format!("`{part}` is not a whole number"))?;
         if n == 0 || n > 10_000 {
-            return Err(bad(format!("{n} is outside 1..=10000")));
+            return Err(format!("{n} is outside 1..=10000"));
         }
         if !levels.contains(&n) {
             levels.push(n);
         }
     }
     if levels.is_empty() {
-        return Err(bad("name at least one level".into()));
+        return Err("name at least one level".into());
     }
     Ok(levels)
 }
 
+fn table_prefix(prefix: &str) -> Result<String, String> {
+    if prefix.is_empty()
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        || prefix.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err("use letters, digits and underscores, not starting with a digit".into());
+    }
+    Ok(prefix.to_string())
+}
+
+fn bench_url(url: &str) -> Result<String, String> {
+    let memory = url.starts_with("sqlite:")
+        && tidepool_sqlite::SqliteConfig::from_url(url)
+            .is_ok_and(|c| matches!(c.target(), tidepool_sqlite::Target::Memory));
+    if memory {
+        return Err("an in-memory SQLite database lives only as long as one pool, and bench builds a pool per run; leave --url out for a temporary database file".into());
+    }
+    Ok(url.to_string())
+}
+
 impl BenchSettings {
     pub fn resolve(args: BenchArgs, file: FileSettings) -> Result<Self, CliError> {
-        if let Some(pool) = &file.pool {
-            pool.validate().map_err(|e| CliError::Pool {
-                context: "the settings file's [pool] table".into(),
-                source: e,
-            })?;
-        }
+        let r = Resolver {
+            file: file.path.as_deref(),
+        };
         let f = file.bench;
-        let concurrency = match (args.concurrency, f.concurrency) {
-            (Some(text), _) => parse_levels(&text)?,
-            (None, Some(levels)) => parse_levels(
-                &levels
-                    .iter()
-                    .map(u32::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )?,
-            (None, None) => vec![10, 25, 50],
-        };
-        let dur = |flag, a: Option<String>, f: Option<String>, default: &str| {
-            duration(flag, a.or(f).as_deref().unwrap_or(default))
-        };
-        let duration_ = dur("--duration", args.duration, f.duration, "5s")?;
-        if duration_ < Duration::from_millis(100) {
-            return Err(CliError::InvalidValue {
-                flag: "--duration",
-                value: humantime::format_duration(duration_).to_string(),
-                reason: "must be at least 100ms".into(),
-            });
-        }
-        let acquire_timeout = dur(
-            "--acquire-timeout",
-            args.acquire_timeout,
-            f.acquire_timeout,
-            "5s",
+        let file_levels = f.concurrency.map(|levels| {
+            levels
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let concurrency = r.get(
+            pick(
+                "--concurrency",
+                args.concurrency,
+                "bench",
+                "concurrency",
+                file_levels,
+            ),
+            vec![10, 25, 50],
+            |t| parse_levels(t),
         )?;
-        if acquire_timeout.is_zero() {
-            return Err(CliError::InvalidValue {
-                flag: "--acquire-timeout",
-                value: "0s".into(),
-                reason: "must be greater than zero".into(),
-            });
-        }
-        let prefix = args
-            .table_prefix
-            .or(f.table_prefix)
-            .unwrap_or_else(|| "tidepool_bench_".into());
-        if prefix.is_empty()
-            || !prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            || prefix.starts_with(|c: char| c.is_ascii_digit())
-        {
-            return Err(CliError::InvalidValue {
-                flag: "--table-prefix",
-                value: prefix,
-                reason: "use letters, digits and underscores, not starting with a digit".into(),
-            });
-        }
+        let duration_ = r.get(
+            pick("--duration", args.duration, "bench", "duration", f.duration),
+            Duration::from_secs(5),
+            |t| {
+                let d = parse_duration(t)?;
+                if d < Duration::from_millis(100) {
+                    return Err("must be at least 100ms".into());
+                }
+                Ok(d)
+            },
+        )?;
+        let acquire_timeout = r.get(
+            pick(
+                "--acquire-timeout",
+                args.acquire_timeout,
+                "bench",
+                "acquire_timeout",
+                f.acquire_timeout,
+            ),
+            Duration::from_secs(5),
+            |t| {
+                let d = parse_duration(t)?;
+                if d.is_zero() {
+                    return Err("must be greater than zero".into());
+                }
+                Ok(d)
+            },
+        )?;
+        let url = match (args.url, file.url) {
+            (Some(u), _) => Some((u, Origin::Flag("--url"))),
+            (None, Some(u)) => Some((
+                u,
+                Origin::File {
+                    table: "",
+                    key: "url",
+                },
+            )),
+            (None, None) => None,
+        };
         Ok(BenchSettings {
-            url: args.url.or(file.url),
+            url: r.get(url, None, |u: &String| bench_url(u).map(Some))?,
             concurrency,
             duration: duration_,
-            warmup: dur("--warmup", args.warmup, f.warmup, "1s")?,
-            repeat: positive("--repeat", args.repeat.or(f.repeat).unwrap_or(1))?,
-            mix: Mix::parse(
-                args.mix
-                    .or(f.mix)
-                    .as_deref()
-                    .unwrap_or("read=70,write=20,txn=10"),
+            warmup: r.get(
+                pick("--warmup", args.warmup, "bench", "warmup", f.warmup),
+                Duration::from_secs(1),
+                |t| parse_duration(t),
             )?,
-            baseline_size: positive(
-                "--baseline-size",
-                args.baseline_size.or(f.baseline_size).unwrap_or(10),
+            repeat: r.get(
+                pick("--repeat", args.repeat, "bench", "repeat", f.repeat),
+                1,
+                |n| at_least_one(*n),
             )?,
-            seed_users: positive(
-                "--seed-users",
-                args.seed_users.or(f.seed_users).unwrap_or(2000),
+            mix: r.get(
+                pick("--mix", args.mix, "bench", "mix", f.mix),
+                Mix {
+                    read: 70,
+                    write: 20,
+                    txn: 10,
+                },
+                |t| Mix::parse(t),
             )?,
-            table_prefix: prefix,
+            baseline_size: r.get(
+                pick(
+                    "--baseline-size",
+                    args.baseline_size,
+                    "bench",
+                    "baseline_size",
+                    f.baseline_size,
+                ),
+                10,
+                |n| at_least_one(*n),
+            )?,
+            seed_users: r.get(
+                pick(
+                    "--seed-users",
+                    args.seed_users,
+                    "bench",
+                    "seed_users",
+                    f.seed_users,
+                ),
+                2000,
+                |n| at_least_one(*n),
+            )?,
+            table_prefix: r.get(
+                pick(
+                    "--table-prefix",
+                    args.table_prefix,
+                    "bench",
+                    "table_prefix",
+                    f.table_prefix,
+                ),
+                "tidepool_bench_".to_string(),
+                |p: &String| table_prefix(p),
+            )?,
             keep: args.keep || f.keep.unwrap_or(false),
             json: args.json.or(f.json),
             report: args.report.or(f.report),
@@ -327,51 +526,82 @@ pub struct SizeSettings {
     pub query_time: Duration,
     pub concurrent_requests: Option<u32>,
     pub instances: u32,
-    pub cores: u32,
+    /// `None` when neither the command line nor the file gives it: the
+    /// arithmetic then assumes [`ASSUMED_CORES`] and says so.
+    pub cores: Option<u32>,
     pub spindles: u32,
     pub max_connections: Option<u32>,
     pub reserved: Option<u32>,
 }
 
+/// The database server's cores assumed when none are given.
+pub const ASSUMED_CORES: u32 = 4;
+
 impl SizeSettings {
     pub fn resolve(args: SizeArgs, file: FileSettings) -> Result<Self, CliError> {
+        let r = Resolver {
+            file: file.path.as_deref(),
+        };
         let f = file.size;
-        let rate = args.rate.or(f.rate).unwrap_or(1000.0);
-        if !rate.is_finite() || rate <= 0.0 {
-            return Err(CliError::InvalidValue {
-                flag: "--rate",
-                value: rate.to_string(),
-                reason: "must be a positive number of queries per second".into(),
-            });
-        }
-        let query_time = duration(
-            "--query-time",
-            args.query_time.or(f.query_time).as_deref().unwrap_or("5ms"),
+        let rate = r.get(
+            pick("--rate", args.rate, "size", "rate", f.rate),
+            1000.0,
+            |&rate| {
+                if !rate.is_finite() || rate <= 0.0 {
+                    return Err("must be a positive number of queries per second".into());
+                }
+                Ok(rate)
+            },
         )?;
-        if query_time.is_zero() {
-            return Err(CliError::InvalidValue {
-                flag: "--query-time",
-                value: "0s".into(),
-                reason: "must be greater than zero".into(),
-            });
-        }
+        let query_time = r.get(
+            pick(
+                "--query-time",
+                args.query_time,
+                "size",
+                "query_time",
+                f.query_time,
+            ),
+            Duration::from_millis(5),
+            |t| {
+                let d = parse_duration(t)?;
+                if d.is_zero() {
+                    return Err("must be greater than zero".into());
+                }
+                Ok(d)
+            },
+        )?;
+        let optional = |p: Option<(u32, Origin)>| r.get(p, None, |n| at_least_one(*n).map(Some));
         Ok(SizeSettings {
             url: args.url.or(file.url),
             rate,
             query_time,
-            concurrent_requests: args
-                .concurrent_requests
-                .or(f.concurrent_requests)
-                .map(|n| positive("--concurrent-requests", n))
-                .transpose()?,
-            instances: positive("--instances", args.instances.or(f.instances).unwrap_or(1))?,
-            cores: positive("--cores", args.cores.or(f.cores).unwrap_or(4))?,
+            concurrent_requests: optional(pick(
+                "--concurrent-requests",
+                args.concurrent_requests,
+                "size",
+                "concurrent_requests",
+                f.concurrent_requests,
+            ))?,
+            instances: r.get(
+                pick(
+                    "--instances",
+                    args.instances,
+                    "size",
+                    "instances",
+                    f.instances,
+                ),
+                1,
+                |n| at_least_one(*n),
+            )?,
+            cores: optional(pick("--cores", args.cores, "size", "cores", f.cores))?,
             spindles: args.spindles.or(f.spindles).unwrap_or(1),
-            max_connections: args
-                .max_connections
-                .or(f.max_connections)
-                .map(|n| positive("--max-connections", n))
-                .transpose()?,
+            max_connections: optional(pick(
+                "--max-connections",
+                args.max_connections,
+                "size",
+                "max_connections",
+                f.max_connections,
+            ))?,
             reserved: args.reserved.or(f.reserved),
         })
     }
@@ -394,40 +624,86 @@ pub struct DoctorSettings {
 
 impl DoctorSettings {
     pub fn resolve(args: DoctorArgs, file: FileSettings) -> Result<Self, CliError> {
+        let r = Resolver {
+            file: file.path.as_deref(),
+        };
         let f = file.doctor;
-        let pool = file.pool.unwrap_or_default();
+        let mut pool = file.pool.unwrap_or_default();
         let url = args.url.or(file.url).ok_or(CliError::Missing {
             what: "a database URL: pass --url, set DATABASE_URL, or put url in the settings file",
         })?;
-        let opt_duration = |flag, a: Option<String>, f: Option<String>, default| match a.or(f) {
-            Some(text) if matches!(text.trim(), "off" | "none" | "never") => Ok(None),
-            Some(text) => duration(flag, &text).map(Some),
-            None => Ok(default),
+        let optional_duration = |t: &String| match t.trim() {
+            "off" | "none" | "never" => Ok(None),
+            text => parse_duration(text).map(Some),
         };
-        Ok(DoctorSettings {
-            url,
-            max_size: positive(
+        pool.max_size = r.get(
+            pick(
                 "--max-size",
-                args.max_size.or(f.max_size).unwrap_or(pool.max_size),
-            )?,
-            instances: positive("--instances", args.instances.or(f.instances).unwrap_or(1))?,
-            idle_timeout: opt_duration(
+                args.max_size,
+                "doctor",
+                "max_size",
+                f.max_size,
+            ),
+            pool.max_size,
+            |n| at_least_one(*n),
+        )?;
+        pool.idle_timeout = r.get(
+            pick(
                 "--idle-timeout",
                 args.idle_timeout,
+                "doctor",
+                "idle_timeout",
                 f.idle_timeout,
-                pool.idle_timeout,
-            )?,
-            max_lifetime: opt_duration(
+            ),
+            pool.idle_timeout,
+            optional_duration,
+        )?;
+        pool.max_lifetime = r.get(
+            pick(
                 "--max-lifetime",
                 args.max_lifetime,
+                "doctor",
+                "max_lifetime",
                 f.max_lifetime,
-                pool.max_lifetime,
+            ),
+            pool.max_lifetime,
+            optional_duration,
+        )?;
+        // The planned pool passes the same validation as bench's tuned
+        // pool, after the doctor's own overrides.
+        validate_pool(&pool, "the planned pool")?;
+        Ok(DoctorSettings {
+            url,
+            max_size: pool.max_size,
+            instances: r.get(
+                pick(
+                    "--instances",
+                    args.instances,
+                    "doctor",
+                    "instances",
+                    f.instances,
+                ),
+                1,
+                |n| at_least_one(*n),
             )?,
+            idle_timeout: pool.idle_timeout,
+            max_lifetime: pool.max_lifetime,
             health_check_interval: pool.health_check_interval,
-            pings: positive("--pings", args.pings.or(f.pings).unwrap_or(100))?,
-            timeout: duration(
-                "--timeout",
-                args.timeout.or(f.timeout).as_deref().unwrap_or("5s"),
+            pings: r.get(
+                pick("--pings", args.pings, "doctor", "pings", f.pings),
+                100,
+                |n| at_least_one(*n),
+            )?,
+            timeout: r.get(
+                pick("--timeout", args.timeout, "doctor", "timeout", f.timeout),
+                Duration::from_secs(5),
+                |t| {
+                    let d = parse_duration(t)?;
+                    if d.is_zero() {
+                        return Err("must be greater than zero".into());
+                    }
+                    Ok(d)
+                },
             )?,
         })
     }
@@ -446,13 +722,13 @@ mod tests {
     #[test]
     fn a_sectioned_file_fills_each_subcommand() {
         let s = parse(
-            "url = \"sqlite::memory:\"\n[bench]\nconcurrency = [2, 4]\nduration = \"1s\"\n[pool]\nmax_size = 3\n",
+            "url = \"sqlite://app.db\"\n[bench]\nconcurrency = [2, 4]\nduration = \"1s\"\n[pool]\nmax_size = 3\n",
         )
         .unwrap();
         let b = BenchSettings::resolve(BenchArgs::default(), s).unwrap();
         assert_eq!(b.concurrency, vec![2, 4]);
         assert_eq!(b.duration, Duration::from_secs(1));
-        assert_eq!(b.url.as_deref(), Some("sqlite::memory:"));
+        assert_eq!(b.url.as_deref(), Some("sqlite://app.db"));
         assert_eq!(b.tuned.map(|p| p.max_size), Some(3));
     }
 
@@ -487,9 +763,86 @@ mod tests {
         );
         assert!(Mix::parse("read=1,delete=2")
             .unwrap_err()
-            .to_string()
             .contains("delete"));
         assert!(Mix::parse("read=0").is_err());
+        assert_eq!(
+            Mix::parse("read=90,write=10").unwrap(),
+            Mix {
+                read: 90,
+                write: 10,
+                txn: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_mix_that_does_not_add_up_to_100_is_refused_with_the_sum_and_what_was_left_out() {
+        let err = Mix::parse("read=70,write=20").unwrap_err();
+        assert!(err.contains("add up to 90, not 100"), "{err}");
+        assert!(err.contains("txn is not given, so it counts as 0"), "{err}");
+        let err = Mix::parse("read=70,write=20,txn=20").unwrap_err();
+        assert!(err.contains("add up to 110"), "{err}");
+        assert!(Mix::parse("read=50,read=50").unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn a_misspelled_table_is_named_with_the_one_meant() {
+        for (text, shown, meant) in [
+            ("[pools]\nmax_size = 5\n", "[pools]", "[pool]"),
+            ("[Pool]\nmax_size = 5\n", "[Pool]", "[pool]"),
+            (
+                "[bench]\nrepeat = 2\n[doctr]\npings = 3\n",
+                "[doctr]",
+                "[doctor]",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(&format!("unknown table {shown}")), "{err}");
+            assert!(err.contains(&format!("did you mean {meant}?")), "{err}");
+        }
+        // A bare pool table with its own nested table is still a pool.
+        let s = parse("max_size = 4\n[breaker]\n").unwrap();
+        assert_eq!(s.pool.map(|p| p.max_size), Some(4));
+    }
+
+    #[test]
+    fn a_bad_value_in_the_file_names_the_file_table_and_key_not_a_flag() {
+        let mut file = parse("[bench]\nduration = \"soon\"\n").unwrap();
+        file.path = Some("t.toml".into());
+        let err = BenchSettings::resolve(BenchArgs::default(), file).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        let text = err.to_string();
+        assert!(
+            text.contains("t.toml") && text.contains("[bench] duration"),
+            "{text}"
+        );
+        assert!(!text.contains("--duration"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_flag_value_is_a_usage_error() {
+        let args = BenchArgs {
+            concurrency: Some("10,abc".into()),
+            ..BenchArgs::default()
+        };
+        let err = BenchSettings::resolve(args, FileSettings::default()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--concurrency"), "{err}");
+    }
+
+    #[test]
+    fn the_doctors_planned_pool_is_validated_after_its_overrides() {
+        let file = parse("[pool]\nmin_size = 8\nmax_size = 20\n").unwrap();
+        let args = DoctorArgs {
+            url: Some("sqlite://x.db".into()),
+            max_size: Some(5),
+            ..DoctorArgs::default()
+        };
+        let err = DoctorSettings::resolve(args, file).unwrap_err().to_string();
+        assert!(
+            err.contains("planned pool") && err.contains("min_size"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,8 +20,9 @@ use std::time::Duration;
 use tidepool::{Manager, Pool, Queryable};
 
 use crate::error::{one_line, CliError};
-use crate::server::{facts, ServerFacts};
-use crate::settings::SizeSettings;
+use crate::server::{facts, make_read_only, ServerFacts};
+use crate::settings::{SizeSettings, ASSUMED_CORES};
+use crate::sqlite_file;
 use crate::target::{with_manager, Dialect, Target};
 
 /// The inputs of the arithmetic.
@@ -31,7 +32,8 @@ pub struct Inputs {
     pub query_time: Duration,
     pub concurrent_requests: Option<u32>,
     pub instances: u32,
-    pub cores: u32,
+    /// `None`: not given, so [`ASSUMED_CORES`] is used and said to be a guess.
+    pub cores: Option<u32>,
     pub spindles: u32,
     pub max_connections: Option<u64>,
     pub reserved: Option<u64>,
@@ -57,7 +59,8 @@ fn ceil_u32(x: f64) -> u32 {
     }
 }
 
-/// Does the arithmetic.
+/// Does the arithmetic. Every number in the final line comes from a
+/// printed step, and the final line names the step (or the cap) that set it.
 pub fn plan(i: &Inputs) -> Plan {
     let mut lines = Vec::new();
     let mut warnings = Vec::new();
@@ -76,8 +79,11 @@ pub fn plan(i: &Inputs) -> Plan {
             String::new()
         }
     ));
+
+    // max_size, and the step that set it.
     let burst = per + 3.0 * per.sqrt();
     let mut max = ceil_u32(burst).max(1);
+    let mut max_why = "step 2's burst figure".to_string();
     lines.push(format!(
         "2. Bursts: with random arrivals the busy count stays under L + 3*sqrt(L) = {:.2} + 3*{:.2} = {:.2} about 99.9% of the time -> max {} per instance",
         per,
@@ -91,31 +97,63 @@ pub fn plan(i: &Inputs) -> Plan {
                 "   capped at {c}: an instance serving at most {c} concurrent requests never needs more connections"
             ));
             max = c;
+            max_why = format!("step 2, capped at --concurrent-requests {c}");
         }
     }
-    let useful = i.cores * 2 + i.spindles;
+
+    let (cores, cores_text) = match i.cores {
+        Some(c) => (c, c.to_string()),
+        None => (
+            ASSUMED_CORES,
+            format!("{ASSUMED_CORES} (assumed: pass --cores)"),
+        ),
+    };
+    let useful = cores * 2 + i.spindles;
     let useful_per = ceil_u32(f64::from(useful) / n).max(1);
     lines.push(format!(
-        "3. Database concurrency: cores x 2 + spindles = {} x 2 + {} = {} active connections in total{}",
-        i.cores,
+        "3. Database concurrency: cores x 2 + spindles = {cores_text} x 2 + {} = {useful} active connections in total{}",
         i.spindles,
-        useful,
         if i.instances > 1 {
-            format!(", {useful_per} per instance")
+            format!(", {useful} / {} = {useful_per} per instance (rounded up)", i.instances)
         } else {
             String::new()
         }
     ));
     if load > f64::from(useful) {
-        warnings.push(format!(
+        let finding = format!(
             "the load ({load:.1} busy connections) exceeds what the database runs well at once ({useful}): queries will queue on the server; more connections will not raise throughput, faster queries or a bigger server will"
-        ));
+        );
+        if i.cores.is_some() {
+            warnings.push(finding);
+        } else {
+            // A finding drawn from a guessed core count is a question to
+            // check, not a warning.
+            lines.push(format!(
+                "   the load ({load:.1}) is above {useful}; if the server really has {ASSUMED_CORES} cores, queries will queue on it (pass --cores to check)"
+            ));
+        }
+        if max > useful_per {
+            lines.push(format!(
+                "   max stays {max}, above {useful_per}: the load itself needs more than the database runs well at once, so a smaller pool would only move the queue from the server into the pool"
+            ));
+        }
     } else if max < useful_per {
+        let raised = useful_per.min(i.concurrent_requests.unwrap_or(u32::MAX));
         lines.push(format!(
-            "   the load needs fewer than the database could serve; max raised to {useful_per} for headroom at no cost"
+            "   the load needs fewer than the database could serve; max raised to {raised} for headroom at no cost"
         ));
-        max = useful_per.min(i.concurrent_requests.unwrap_or(u32::MAX));
+        max = raised;
+        max_why = if raised < useful_per {
+            "step 3's headroom, capped at --concurrent-requests".to_string()
+        } else {
+            "step 3's headroom".to_string()
+        };
+    } else if max > useful_per {
+        lines.push(format!(
+            "   max stays {max}, above {useful_per}: only bursts pass what the database runs well at once, and only briefly"
+        ));
     }
+
     if let Some(mc) = i.max_connections {
         let reserved = i.reserved.unwrap_or_else(|| (mc / 10).max(3));
         let budget = mc.saturating_sub(reserved);
@@ -137,6 +175,7 @@ pub fn plan(i: &Inputs) -> Plan {
                 i.instances
             ));
             max = budget_per;
+            max_why = "capped at step 4's budget".to_string();
         }
         if let Some(c) = i.current_connections {
             if c + u64::from(max) * u64::from(i.instances) > mc {
@@ -150,9 +189,22 @@ pub fn plan(i: &Inputs) -> Plan {
         lines.push("4. Server limit: unknown (pass --max-connections or --url)".into());
     }
     let max = max.max(1);
-    let min = ceil_u32(per).clamp(1, max);
+
+    // min_size: the average load, kept warm, never above max_size.
+    let average = ceil_u32(per).max(1);
+    let min = average.min(max);
+    let min_why = if average > max {
+        if let Some(c) = i.concurrent_requests.filter(|c| f64::from(*c) < per) {
+            warnings.push(format!(
+                "the average load per instance ({per:.2} busy connections) exceeds --concurrent-requests {c}: an instance cannot keep more queries in flight than requests; check --rate and --query-time"
+            ));
+        }
+        format!("step 1's average load of {per:.2}, capped at max_size")
+    } else {
+        format!("step 1's average load of {per:.2}, rounded up, kept warm")
+    };
     lines.push(format!(
-        "=> min_size {min} (the average load, kept warm), max_size {max} per instance; {} connections at most across {} instance(s)",
+        "=> min_size {min} ({min_why}), max_size {max} ({max_why}) per instance; {} connections at most across {} instance(s)",
         u64::from(max) * u64::from(i.instances),
         i.instances
     ));
@@ -186,10 +238,31 @@ where
         target,
         reason: one_line(&e),
     })?;
+    make_read_only(&mut *conn, dialect).await;
     let f = facts(&mut *conn, dialect).await;
     drop(conn);
     pool.close(Duration::from_secs(1)).await;
     Ok(f)
+}
+
+/// SQLite's version, read without creating or changing the database (a
+/// pool would create a missing file and switch it to WAL).
+fn sqlite_facts(config: &tidepool_sqlite::SqliteConfig) -> Result<ServerFacts, CliError> {
+    let refused = |reason: String| CliError::Connect {
+        target: config.describe(),
+        reason,
+    };
+    let conn = match config.target() {
+        tidepool_sqlite::Target::File(path) => {
+            let file = sqlite_file::examine(path).map_err(refused)?;
+            sqlite_file::open_read_only(&file).map_err(refused)?
+        }
+        _ => sqlite_file::open_memory().map_err(refused)?,
+    };
+    Ok(ServerFacts {
+        version: sqlite_file::version(&conn),
+        ..ServerFacts::default()
+    })
 }
 
 /// Runs `tidepool size`.
@@ -208,7 +281,10 @@ pub async fn run(s: &SizeSettings) -> Result<ExitCode, CliError> {
     };
     if let Some(url) = &s.url {
         let target = Target::parse(url)?;
-        let f = with_manager!(&target, |make, dialect| read_facts(make, dialect).await)?;
+        let f = match &target {
+            Target::Sqlite(config) => sqlite_facts(config)?,
+            _ => with_manager!(&target, |make, dialect| read_facts(make, dialect).await)?,
+        };
         let _ = writeln!(
             out,
             "server: {} {}",
@@ -264,7 +340,7 @@ mod tests {
             query_time: Duration::from_millis(5),
             concurrent_requests: None,
             instances: 1,
-            cores: 4,
+            cores: Some(4),
             spindles: 1,
             max_connections: Some(100),
             reserved: None,
@@ -294,7 +370,7 @@ mod tests {
         let p = plan(&Inputs {
             rate: 20_000.0,
             instances: 10,
-            cores: 64,
+            cores: Some(64),
             ..inputs()
         });
         // 100 - 10 reserved = 90, 9 per instance.

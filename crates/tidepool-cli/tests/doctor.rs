@@ -2,12 +2,44 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+
 use common::{assert_clean_failure, stderr, stdout, tidepool, CANARY};
+
+/// A SQLite database file made with `journal_mode`, holding one table.
+fn sqlite_db(dir: &Path, journal_mode: &str) -> PathBuf {
+    let path = dir.join("d.db");
+    let c = tidepool_sqlite::rusqlite::Connection::open(&path).unwrap();
+    c.query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |_| {
+        Ok(())
+    })
+    .unwrap();
+    c.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+    path
+}
+
+/// The file names in `dir`, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The journal mode a fresh connection finds the file in.
+fn journal_mode(path: &Path) -> String {
+    let c = tidepool_sqlite::rusqlite::Connection::open(path).unwrap();
+    c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap()
+}
 
 #[test]
 fn doctor_on_a_healthy_sqlite_file_reports_all_good_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("d.db").display());
+    let db = sqlite_db(dir.path(), "wal");
+    let url = format!("sqlite://{}", db.display());
     let out = tidepool()
         .args(["doctor", "--url", &url, "--pings", "20"])
         .output()
@@ -15,23 +47,56 @@ fn doctor_on_a_healthy_sqlite_file_reports_all_good_and_exits_zero() {
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("ok    connect"), "{text}");
-    assert!(text.contains("20 pings of SELECT 1: p50"), "{text}");
+    assert!(text.contains("opened read-only"), "{text}");
+    assert!(text.contains("1 table(s)"), "{text}");
+    assert!(text.contains("20 runs of SELECT 1"), "{text}");
     assert!(text.contains("journal_mode = wal"), "{text}");
     assert!(text.ends_with("all good\n"), "{text}");
 }
 
 #[test]
-fn doctor_flags_a_rollback_journal_and_exits_one() {
+fn doctor_reports_a_rollback_journal_and_leaves_the_database_as_it_found_it() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?journal_mode=delete",
-        dir.path().join("d.db").display()
-    );
+    let db = sqlite_db(dir.path(), "delete");
+    let before = listing(dir.path());
+    let url = format!("sqlite://{}", db.display());
     let out = tidepool().args(["doctor", "--url", &url]).output().unwrap();
     let text = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("warn  sqlite"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("warn  journal"), "{text}");
     assert!(text.contains("-> use journal_mode=wal"), "{text}");
+    assert_eq!(
+        journal_mode(&db),
+        "delete",
+        "the doctor switched the database to WAL"
+    );
+    assert_eq!(listing(dir.path()), before, "the doctor left files behind");
+}
+
+#[test]
+fn doctor_reads_a_wal_database_without_leaving_side_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlite_db(dir.path(), "wal");
+    let before = listing(dir.path());
+    let url = format!("sqlite://{}", db.display());
+    let out = tidepool().args(["doctor", "--url", &url]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(listing(dir.path()), before);
+}
+
+#[test]
+fn doctor_on_a_mistyped_sqlite_path_fails_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("missing.db");
+    let url = format!("sqlite://{}", typo.display());
+    let out = tidepool().args(["doctor", "--url", &url]).output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("FAIL  file"), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(!text.contains("all good"), "{text}");
+    assert!(!typo.exists(), "the doctor created {}", typo.display());
+    assert!(listing(dir.path()).is_empty());
 }
 
 #[test]
@@ -86,6 +151,7 @@ fn doctor_checks_postgres_end_to_end() {
         );
     }
     assert!(text.contains("PostgreSQL"), "{text}");
+    assert!(text.contains("session set read-only"), "{text}");
 }
 
 #[test]
@@ -140,6 +206,30 @@ fn doctor_checks_mariadb_end_to_end() {
     }
     assert!(text.contains("wait_timeout = "), "{text}");
     assert!(text.contains("MySQL/MariaDB"), "{text}");
+    assert!(text.contains("session set read-only"), "{text}");
+}
+
+#[test]
+fn a_refused_mariadb_login_gets_mysql_advice_not_postgresql_advice() {
+    let Some(url) = tidepool_testkit::mysql_url(
+        "a_refused_mariadb_login_gets_mysql_advice_not_postgresql_advice",
+    ) else {
+        return;
+    };
+    let (host, port) = tidepool_testkit::host_port(&url, 3306).unwrap();
+    let url = format!("mysql://tidepool_nobody:c4n%40ry%3Ap%25ss@{host}:{port}/test");
+    let out = tidepool()
+        .args(["doctor", "--url", &url, "--timeout", "5s"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(text.contains("FAIL  connect"), "{text}");
+    assert!(text.contains("ssl-mode"), "{text}");
+    assert!(text.contains("'user'@'host'"), "{text}");
+    assert!(!text.contains("pg_hba"), "{text}");
+    assert!(!text.contains("sslmode"), "{text}");
+    assert!(!text.contains("c4n"), "{text}");
 }
 
 #[test]

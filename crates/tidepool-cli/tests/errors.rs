@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_clean_failure, stderr, tidepool, CANARY};
+use common::{assert_clean_failure, stderr, stdout, tidepool, CANARY};
 
 fn one_line(out: &std::process::Output) -> String {
     let err = stderr(out);
@@ -14,23 +14,65 @@ fn one_line(out: &std::process::Output) -> String {
 }
 
 #[test]
-fn an_unknown_flag_is_a_usage_error_with_exit_code_2() {
+fn an_unknown_flag_is_a_usage_error_in_one_line_with_exit_code_2() {
     let out = tidepool()
         .args(["bench", "--concurency", "5"])
         .output()
         .unwrap();
     assert_clean_failure(&out, 2);
-    assert!(stderr(&out).contains("--concurency"));
+    let line = one_line(&out);
+    assert!(line.contains("--concurency"), "{line}");
+    assert!(line.contains("--concurrency"), "the tip survives: {line}");
 }
 
 #[test]
-fn a_bad_duration_names_the_flag() {
+fn a_malformed_flag_value_is_a_usage_error_with_exit_code_2() {
+    for args in [
+        ["bench", "-c", "10,abc"],
+        ["bench", "--duration", "soon"],
+        ["size", "--query-time", "fast"],
+        ["doctor", "--pings", "0"],
+    ] {
+        let out = tidepool()
+            .args(args)
+            .args(["--url", "sqlite://never-opened.db"])
+            .output()
+            .unwrap();
+        assert_clean_failure(&out, 2);
+        let line = one_line(&out);
+        assert!(line.contains(args[1]), "{args:?}: {line}");
+    }
+    assert!(!std::path::Path::new("never-opened.db").exists());
+}
+
+#[test]
+fn a_bad_value_from_the_environment_is_refused_like_the_flag() {
     let out = tidepool()
-        .args(["bench", "--duration", "soon"])
+        .arg("bench")
+        .env("TIDEPOOL_CONCURRENCY", "10,abc")
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, 2);
+    assert!(one_line(&out).contains("--concurrency"));
+}
+
+#[test]
+fn a_bad_value_in_the_settings_file_names_the_file_and_key_with_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(&file, "[bench]\nconcurrency = [10]\nduration = \"soon\"\n").unwrap();
+    let out = tidepool()
+        .arg("bench")
+        .arg("--config")
+        .arg(&file)
         .output()
         .unwrap();
     assert_clean_failure(&out, 1);
-    assert!(one_line(&out).contains("--duration"));
+    let line = one_line(&out);
+    assert!(
+        line.contains("t.toml") && line.contains("[bench] duration"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -39,8 +81,61 @@ fn a_bad_mix_names_the_operation() {
         .args(["bench", "--mix", "read=5,delete=5"])
         .output()
         .unwrap();
-    assert_clean_failure(&out, 1);
+    assert_clean_failure(&out, 2);
     assert!(one_line(&out).contains("delete"));
+}
+
+#[test]
+fn a_mix_that_leaves_an_operation_out_and_does_not_add_up_is_refused() {
+    let out = tidepool()
+        .args(["bench", "--mix", "read=70,write=20"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, 2);
+    let line = one_line(&out);
+    assert!(line.contains("add up to 90, not 100"), "{line}");
+    assert!(line.contains("txn is not given"), "{line}");
+}
+
+#[test]
+fn every_subcommand_refuses_a_pool_with_min_size_above_max_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pool.toml");
+    std::fs::write(&file, "min_size = 10\nmax_size = 5\n").unwrap();
+    let db = dir.path().join("d.db");
+    let url = format!("sqlite://{}", db.display());
+    for sub in ["bench", "size", "doctor"] {
+        let out = tidepool()
+            .args([sub, "--url", &url, "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_clean_failure(&out, 1);
+        let line = one_line(&out);
+        assert!(
+            line.contains("pool.toml") && line.contains("[pool]"),
+            "{sub}: {line}"
+        );
+        assert!(line.contains("min_size"), "{sub}: {line}");
+        assert!(!stdout(&out).contains("all good"), "{sub}");
+    }
+    assert!(!db.exists());
+}
+
+#[test]
+fn a_misspelled_table_in_the_settings_file_is_named_with_the_one_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.toml");
+    std::fs::write(&file, "[pools]\nmax_size = 5\n").unwrap();
+    let out = tidepool()
+        .args(["size", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, 1);
+    let line = one_line(&out);
+    assert!(line.contains("unknown table [pools]"), "{line}");
+    assert!(line.contains("did you mean [pool]?"), "{line}");
 }
 
 #[test]

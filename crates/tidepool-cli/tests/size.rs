@@ -90,3 +90,61 @@ fn size_reads_max_connections_from_mariadb() {
     assert!(text.contains("server: MySQL/MariaDB"), "{text}");
     assert!(text.contains("4. Server limit: max_connections "), "{text}");
 }
+
+fn size(args: &[&str]) -> String {
+    let out = tidepool().arg("size").args(args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn size_says_when_it_assumes_the_core_count_and_does_not_warn_on_the_guess() {
+    let guessed = size(&["--rate", "10000", "--query-time", "5ms"]);
+    assert!(
+        guessed.contains("cores x 2 + spindles = 4 (assumed: pass --cores) x 2 + 1 = 9"),
+        "{guessed}"
+    );
+    assert!(!guessed.contains("warning: the load"), "{guessed}");
+    assert!(guessed.contains("pass --cores to check"), "{guessed}");
+    let known = size(&["--rate", "10000", "--query-time", "5ms", "--cores", "4"]);
+    assert!(!known.contains("assumed"), "{known}");
+    assert!(
+        known.contains("warning: the load (50.0 busy connections) exceeds"),
+        "{known}"
+    );
+}
+
+#[test]
+fn a_max_size_above_the_databases_concurrency_is_explained() {
+    // 3000/s x 4ms = 12 busy, 4 per instance; bursts need 10 per instance,
+    // while 4 cores x 2 + 1 = 9 in total is 3 per instance.
+    let text = size(&["--rate", "3000", "--query-time", "4ms", "--instances", "3"]);
+    assert!(text.contains("9 / 3 = 3 per instance"), "{text}");
+    assert!(text.contains("max stays 10, above 3"), "{text}");
+    assert!(
+        text.contains("max_size 10 (step 2's burst figure)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("min_size 4 (step 1's average load of 4.00, rounded up, kept warm)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_min_size_capped_by_concurrent_requests_says_so_and_warns() {
+    // 3000/s x 5ms = 15 busy on average, but at most 8 concurrent requests.
+    let text = size(&["--rate", "3000", "--concurrent-requests", "8"]);
+    assert!(
+        text.contains("min_size 8 (step 1's average load of 15.00, capped at max_size)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("max_size 8 (step 2, capped at --concurrent-requests 8)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: the average load per instance (15.00 busy connections) exceeds --concurrent-requests 8"),
+        "{text}"
+    );
+}
