@@ -23,6 +23,11 @@ fn bench_with_no_url_runs_both_configurations_per_level_and_removes_its_database
         2,
         "{text}"
     );
+    assert_eq!(
+        text.matches("(higher is better), latency p50").count(),
+        2,
+        "each ratio line says which way is better: {text}"
+    );
     let target = text
         .lines()
         .find_map(|l| l.strip_prefix("target:   sqlite://"))
@@ -31,6 +36,68 @@ fn bench_with_no_url_runs_both_configurations_per_level_and_removes_its_database
         !std::path::Path::new(target.trim()).exists(),
         "the temporary database {target} was left behind"
     );
+}
+
+#[test]
+fn the_report_ends_with_who_won_at_each_level_by_how_much_and_why() {
+    let out = tidepool().arg("bench").args(QUICK).output().unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    let conclusion = text
+        .split_once("\nConclusion\n")
+        .map(|(_, c)| c)
+        .unwrap_or_else(|| panic!("no conclusion in\n{text}"));
+    assert!(conclusion.contains("Throughput: "), "{conclusion}");
+    for level in ["    2 clients: ", "    4 clients: "] {
+        let line = conclusion
+            .lines()
+            .find(|l| l.starts_with(level))
+            .unwrap_or_else(|| panic!("no verdict for {level:?} in\n{conclusion}"));
+        assert!(
+            line.contains("tuned won: ")
+                || line.contains("baseline won: ")
+                || line.contains("a draw on throughput"),
+            "{line}"
+        );
+    }
+    assert!(conclusion.contains("Where the time went"), "{conclusion}");
+    assert!(conclusion.contains("Why: "), "{conclusion}");
+    assert!(conclusion.contains("\nWhat to try next\n"), "{conclusion}");
+    assert!(
+        conclusion.contains("--repeat 3") || conclusion.contains("--url"),
+        "{conclusion}"
+    );
+}
+
+#[test]
+fn json_carries_the_same_conclusion() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = tidepool()
+        .arg("bench")
+        .args(QUICK)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let levels = v["conclusion"]["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    // The text wraps long lines; compare word for word.
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = words(&stdout(&out));
+    for l in levels {
+        assert!(
+            ["tuned", "baseline", "neither"].contains(&l["throughput"].as_str().unwrap()),
+            "{l}"
+        );
+        assert!(
+            text.contains(&words(l["headline"].as_str().unwrap())),
+            "{l}"
+        );
+    }
 }
 
 #[test]
@@ -282,7 +349,8 @@ fn an_in_memory_sqlite_url_is_refused_with_the_reason() {
         .args(["bench", "--url", "sqlite::memory:"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // A flag value refused before anything runs: a usage error.
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
         err.starts_with("error: invalid value `sqlite::memory:` for --url"),

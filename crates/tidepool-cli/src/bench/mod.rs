@@ -9,6 +9,7 @@ pub mod configs;
 pub mod progress;
 pub mod results;
 pub mod text;
+pub mod verdict;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -34,19 +35,8 @@ pub async fn run(
     progress: &Progress,
 ) -> Result<BenchReport, CliError> {
     let (target, temp) = match &settings.url {
-        Some(url) => {
-            let target = Target::parse(url)?;
-            if let Target::Sqlite(config) = &target {
-                if matches!(config.target(), tidepool_sqlite::Target::Memory) {
-                    return Err(CliError::InvalidValue {
-                        flag: "--url",
-                        value: url.clone(),
-                        reason: "an in-memory SQLite database lives only as long as one pool, and bench builds a pool per run; leave --url out for a temporary database file".into(),
-                    });
-                }
-            }
-            (target, None)
-        }
+        // An in-memory SQLite URL is refused when the settings resolve.
+        Some(url) => (Target::parse(url)?, None),
         None => {
             let dir = tempfile::Builder::new()
                 .prefix("tidepool-bench-")
@@ -90,7 +80,7 @@ pub async fn server_version<C: Queryable>(conn: &mut C, dialect: Dialect) -> Opt
         Dialect::Postgres => "SHOW server_version",
         Dialect::Mysql => "SELECT VERSION()",
     };
-    let row = conn.query_one(sql, &[]).await.ok()?;
+    let row = conn.query_one_values(sql, &[]).await.ok()?;
     row.get(0).map(crate::value_text)
 }
 
@@ -198,7 +188,7 @@ where
     admin.close(Duration::from_secs(2)).await;
 
     let levels = results::summarize(&settings.concurrency, &runs);
-    Ok(BenchReport {
+    let mut report = BenchReport {
         tool: "tidepool bench".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         started_unix_s,
@@ -218,7 +208,10 @@ where
         levels,
         runs,
         interrupted,
-    })
+        conclusion: None,
+    };
+    report.conclusion = Some(verdict::conclude(&report));
+    Ok(report)
 }
 
 fn run_label(name: &str, level: u32, repeat: u32, repeats: u32) -> String {

@@ -157,7 +157,8 @@ pub struct Aggregate {
     pub interrupted: bool,
 }
 
-/// Tuned divided by baseline.
+/// Tuned divided by baseline: above 1 is better for throughput, below 1
+/// is better for the latencies.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Ratio {
     pub throughput: f64,
@@ -207,6 +208,9 @@ pub struct BenchReport {
     pub levels: Vec<LevelSummary>,
     pub runs: Vec<RunResult>,
     pub interrupted: bool,
+    /// Who won at each level, by how much and why, and what to try next
+    /// (see [`super::verdict`]).
+    pub conclusion: Option<super::verdict::Verdict>,
 }
 
 impl BenchReport {

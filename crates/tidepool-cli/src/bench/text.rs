@@ -1,10 +1,13 @@
 //! The report printed on stdout: what ran, both configurations in words,
-//! and one table row per level and configuration with the tuned/baseline
-//! ratio under each level.
+//! one table row per level and configuration with the tuned/baseline
+//! ratio under each level (saying which way is better), then the
+//! conclusion: who won at each level, by how much and why, and what to try
+//! next (see [`super::verdict`]).
 
 use std::fmt::Write;
 
 use super::results::{Aggregate, BenchReport};
+use super::verdict::Verdict;
 
 fn errors_cell(a: &Aggregate) -> String {
     let total: u64 = a.errors.values().sum();
@@ -89,13 +92,16 @@ pub fn render(r: &BenchReport) -> String {
         if let Some(ratio) = &level.tuned_over_baseline {
             let _ = writeln!(
                 out,
-                "{:>5}  tuned/baseline: throughput {:.2}x, p50 latency {:.2}x, p99 latency {:.2}x",
+                "{:>5}  tuned/baseline: throughput {:.2}x (higher is better), latency p50 {:.2}x and p99 {:.2}x (lower is better)",
                 "", ratio.throughput, ratio.p50_latency, ratio.p99_latency
             );
         }
     }
     if r.levels.is_empty() {
         let _ = writeln!(out, "(nothing was measured)");
+    }
+    if let Some(v) = &r.conclusion {
+        conclusion(&mut out, v);
     }
     if r.interrupted {
         let _ = writeln!(
@@ -104,4 +110,44 @@ pub fn render(r: &BenchReport) -> String {
         );
     }
     out
+}
+
+const WIDTH: usize = 100;
+
+/// Writes `text` wrapped at [`WIDTH`]: the first line after `first`, the
+/// rest indented by `rest` spaces.
+fn wrapped(out: &mut String, first: &str, rest: usize, text: &str) {
+    let mut line = first.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            let _ = writeln!(out, "{line}");
+            line = " ".repeat(rest);
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    let _ = writeln!(out, "{line}");
+}
+
+fn conclusion(out: &mut String, v: &Verdict) {
+    let _ = writeln!(out, "\nConclusion");
+    wrapped(out, " ", 1, &v.summary);
+    for l in &v.levels {
+        let head = format!("{:>5} clients: ", l.concurrency);
+        wrapped(out, &head, head.len(), &l.headline);
+        for d in &l.details {
+            wrapped(out, &" ".repeat(head.len()), head.len(), d);
+        }
+    }
+    if !v.next.is_empty() {
+        let _ = writeln!(out, "\nWhat to try next");
+        for n in &v.next {
+            wrapped(out, " - ", 3, n);
+        }
+    }
 }
