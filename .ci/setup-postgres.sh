@@ -22,8 +22,13 @@
 #     lines, before every other line, that let `tidepool_cert` in over TLS
 #     with `cert` authentication only and refuse it without TLS. No other
 #     role's authentication changes. These changes need a reload only;
-#   * restarts the cluster when its TLS configuration changed (else reloads
-#     it when only the client-certificate setup changed) and waits for it.
+#   * for the fingerprint oracle test (tidepool-sql): adds pg_stat_statements
+#     to shared_preload_libraries (ALTER SYSTEM, keeping whatever else is
+#     listed) when it is not there yet — that alone needs a restart — and
+#     creates the extension in the `test` database;
+#   * restarts the cluster when its TLS configuration or preloaded libraries
+#     changed (else reloads it when only the client-certificate setup
+#     changed) and waits for it.
 #
 # Tests find the CA at $TIDEPOOL_PG_CA, default
 # /var/lib/postgresql/tidepool-tls/ca.crt (this script prints the export line).
@@ -165,6 +170,24 @@ if ! grep -qF "$MARKER" "$HBA"; then
     changed=1
 fi
 
+# --- pg_stat_statements: the oracle for tidepool-sql's fingerprints ----------
+# The server must be up to read the setting; ALTER SYSTEM only when the
+# library is missing, so a second run changes nothing and restarts nothing.
+for _ in $(seq 1 60); do
+    if as_postgres pg_isready -q; then break; fi
+    sleep 0.5
+done
+preload="$(psql_admin -Atc "SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'")"
+if ! printf '%s' "$preload" | tr ',' '\n' | sed 's/^ *//; s/ *$//' | grep -qx 'pg_stat_statements'; then
+    if [ -n "$preload" ]; then
+        want_preload="$preload,pg_stat_statements"
+    else
+        want_preload="pg_stat_statements"
+    fi
+    psql_admin -c "ALTER SYSTEM SET shared_preload_libraries = '$want_preload'"
+    changed=1
+fi
+
 if [ "$changed" = 1 ]; then
     pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main restart
 elif [ "$reload" = 1 ]; then
@@ -201,6 +224,7 @@ if ! psql_admin -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -
     psql_admin -c "CREATE DATABASE test"
 fi
 psql_admin -d test -c "GRANT ALL ON SCHEMA public TO $ROLE" >/dev/null
+psql_admin -d test -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 
 echo "setup-postgres.sh: PostgreSQL $PG_VERSION ready (roles $ROLE and $CERT_ROLE, TLS in $TLS_DIR)"
 echo "export TIDEPOOL_PG_CA=$TLS_DIR/ca.crt"
