@@ -76,8 +76,8 @@ impl Entry {
 /// let orders = Pool::builder(M).name("orders").build().await?;
 /// let reports = Pool::builder(M).name("reports").build().await?;
 /// let router = tidepool_http::Pools::new()
-///     .add(orders)?
-///     .add(reports)?
+///     .add_pool(orders)?
+///     .add_pool(reports)?
 ///     .router();
 /// # let _: axum::Router = router;
 /// # Ok(()) }
@@ -126,7 +126,7 @@ impl Pools {
     }
 
     /// Adds a pool under its own [`name`](tidepool::Pool::name).
-    pub fn add(self, pool: impl PoolView) -> Result<Self, HttpError> {
+    pub fn add_pool(self, pool: impl PoolView) -> Result<Self, HttpError> {
         let name = pool.name();
         self.add_named(name, pool)
     }

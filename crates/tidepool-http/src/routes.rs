@@ -73,8 +73,17 @@ struct Parsed {
     connections: bool,
 }
 
-fn parse(query: Result<Query<Params>, QueryRejection>) -> Result<Parsed, Response> {
-    let bad = |m: String| error(StatusCode::BAD_REQUEST, m, None);
+/// A 400, with what was wrong.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, self.0, None)
+    }
+}
+
+fn parse(query: Result<Query<Params>, QueryRejection>) -> Result<Parsed, BadRequest> {
+    let bad = BadRequest;
     let Query(p) = query.map_err(|e| {
         bad(format!(
             "{}; the parameters are window (a duration such as 30s, 1s to 10m) and connections (true or false)",
@@ -126,7 +135,7 @@ async fn health(
 ) -> Response {
     let p = match parse(query) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let pools: Vec<PoolHealth> = state
         .pools
@@ -228,7 +237,7 @@ async fn list(
 ) -> Response {
     let p = match parse(query) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let reports: Vec<PoolReport> = state
         .pools
@@ -246,7 +255,7 @@ async fn one(
 ) -> Response {
     let p = match parse(query) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.pools.get(&name) {
         Some(e) => Json(PoolReport::of(e, p.window, p.connections)).into_response(),

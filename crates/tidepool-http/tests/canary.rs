@@ -76,7 +76,11 @@ async fn no_endpoint_and_no_log_line_shows_the_password() {
     );
 
     let working_name = working.name();
-    let pools = Pools::new().add(working).unwrap().add(dead).unwrap();
+    let pools = Pools::new()
+        .add_pool(working)
+        .unwrap()
+        .add_pool(dead)
+        .unwrap();
     let addr = serve(pools.router()).await;
     let encoded: String = working_name
         .bytes()

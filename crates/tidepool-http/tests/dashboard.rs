@@ -110,7 +110,11 @@ async fn the_dashboard_updates_itself_and_shows_the_figures_of_pools() {
             }
         })
     };
-    let pools = Pools::new().add(steady.clone()).unwrap().add(busy).unwrap();
+    let pools = Pools::new()
+        .add_pool(steady.clone())
+        .unwrap()
+        .add_pool(busy)
+        .unwrap();
     let addr = serve(pools.router()).await;
     let url = format!("http://{addr}/dashboard");
     let dir = tempfile::tempdir().unwrap();

@@ -62,9 +62,9 @@ async fn pools_shows_status_metrics_breaker_health_and_each_connection() {
 async fn an_unknown_pool_is_a_404_naming_the_known_pools() {
     let dir = tempfile::tempdir().unwrap();
     let pools = Pools::new()
-        .add(sqlite_pool("orders", dir.path()).await)
+        .add_pool(sqlite_pool("orders", dir.path()).await)
         .unwrap()
-        .add(sqlite_pool("reports", dir.path()).await)
+        .add_pool(sqlite_pool("reports", dir.path()).await)
         .unwrap();
     let addr = serve(pools.router()).await;
     let r = get(addr, "/pools/billing").await;
@@ -174,7 +174,7 @@ async fn two_pools_with_one_name_are_refused_by_name() {
         .build()
         .await
         .unwrap();
-    let err = Pools::new().add(a).unwrap().add(b).unwrap_err();
+    let err = Pools::new().add_pool(a).unwrap().add_pool(b).unwrap_err();
     assert!(matches!(err, HttpError::DuplicateName { ref name } if name == "orders"));
     assert!(err.to_string().contains("two pools are named `orders`"));
     let c = Pool::builder(Fake::default()).build().await.unwrap();

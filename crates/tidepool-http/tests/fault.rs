@@ -50,7 +50,6 @@ async fn health_is_503_within_a_second_of_the_circuit_opening_and_200_after_reco
     let opened_at = loop {
         if let Ok(mut conn) = pool.get().await {
             // A reset connection fails its query and is marked broken.
-            use tidepool::Queryable;
             if conn.query("SELECT 1", &[]).await.is_err() {
                 tidepool::Pooled::mark_broken(&mut conn);
             }

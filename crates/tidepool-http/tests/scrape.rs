@@ -18,9 +18,9 @@ const PROMETHEUS_ACCEPT: &str = "Accept: application/openmetrics-text;version=1.
 async fn scrape_both() -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let pools = Pools::new()
-        .add(sqlite_pool("orders", dir.path()).await)
+        .add_pool(sqlite_pool("orders", dir.path()).await)
         .unwrap()
-        .add(sqlite_pool("reports", dir.path()).await)
+        .add_pool(sqlite_pool("reports", dir.path()).await)
         .unwrap();
     let addr = serve(pools.router()).await;
     let open = get_with(addr, "/metrics", PROMETHEUS_ACCEPT).await;
