@@ -180,7 +180,7 @@ pub struct Seeded {
 pub async fn setup<C: Queryable>(conn: &mut C, s: &Statements) -> Result<Seeded, C::Error> {
     let started = Instant::now();
     for sql in s.drop_all().iter().chain(s.create().iter()) {
-        conn.execute(sql, &[]).await?;
+        conn.execute_values(sql, &[]).await?;
     }
     let mut rng = fastrand::Rng::with_seed(42);
     let now = now_ms();
@@ -269,7 +269,7 @@ async fn insert_rows<C: Queryable>(
             "INSERT INTO {table} ({columns}) VALUES {}",
             values.join(", ")
         );
-        conn.execute(&sql, &[]).await?;
+        conn.execute_values(&sql, &[]).await?;
         i = end;
     }
     Ok(())
@@ -278,7 +278,7 @@ async fn insert_rows<C: Queryable>(
 /// Drops the benchmark's tables.
 pub async fn teardown<C: Queryable>(conn: &mut C, s: &Statements) -> Result<(), C::Error> {
     for sql in s.drop_all() {
-        conn.execute(&sql, &[]).await?;
+        conn.execute_values(&sql, &[]).await?;
     }
     Ok(())
 }
@@ -292,8 +292,14 @@ pub async fn run<C: Queryable>(
 ) -> Result<(), C::Error> {
     let user = s.random_user(rng);
     match op {
-        Op::PointSelect => conn.query(&s.point, &[Value::Int(user)]).await.map(drop),
-        Op::RangeSelect => conn.query(&s.range, &[Value::Int(user)]).await.map(drop),
+        Op::PointSelect => conn
+            .query_values(&s.point, &[Value::Int(user)])
+            .await
+            .map(drop),
+        Op::RangeSelect => conn
+            .query_values(&s.range, &[Value::Int(user)])
+            .await
+            .map(drop),
         Op::Insert => {
             let kind = EVENT_KINDS[rng.usize(0..EVENT_KINDS.len())];
             let params = [
@@ -302,11 +308,15 @@ pub async fn run<C: Queryable>(
                 Value::Text(format!("bench {}", rng.u32(..))),
                 Value::Int(now_ms()),
             ];
-            conn.execute(&s.insert_event, &params).await.map(drop)
+            conn.execute_values(&s.insert_event, &params)
+                .await
+                .map(drop)
         }
         Op::Update => {
             let params = [Value::Int(rng.i64(-500..500)), Value::Int(user)];
-            conn.execute(&s.update_balance, &params).await.map(drop)
+            conn.execute_values(&s.update_balance, &params)
+                .await
+                .map(drop)
         }
         Op::Transaction => {
             let amount = rng.i64(100..10_000);
@@ -315,9 +325,9 @@ pub async fn run<C: Queryable>(
             tidepool::transaction(conn, RetryPolicy::default(), move |tx| {
                 let s = s.clone();
                 Box::pin(async move {
-                    tx.query(&s.point, &[Value::Int(user)]).await?;
+                    tx.query_values(&s.point, &[Value::Int(user)]).await?;
                     let now = now_ms();
-                    tx.execute(
+                    tx.execute_values(
                         &s.insert_order,
                         &[
                             Value::Int(user),
@@ -327,9 +337,9 @@ pub async fn run<C: Queryable>(
                         ],
                     )
                     .await?;
-                    tx.execute(&s.update_balance, &[Value::Int(-amount), Value::Int(user)])
+                    tx.execute_values(&s.update_balance, &[Value::Int(-amount), Value::Int(user)])
                         .await?;
-                    tx.execute(
+                    tx.execute_values(
                         &s.insert_event,
                         &[
                             Value::Int(user),

@@ -10,7 +10,7 @@ async fn bench_tables(url: &str, prefix: &str) -> i64 {
     let manager = tidepool_mysql::MysqlManager::from_url(url).unwrap();
     let mut conn = tidepool::Manager::connect(&manager).await.unwrap();
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE ?",
             &[format!("{prefix}%").into()],
         )

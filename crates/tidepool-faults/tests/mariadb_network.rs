@@ -33,7 +33,7 @@ async fn rig(test: &str) -> Option<Rig> {
     );
     let mut admin = admin(&direct_url).await;
     admin
-        .execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"), &[])
+        .execute_values(&format!("CREATE DATABASE IF NOT EXISTS {db}"), &[])
         .await
         .expect("create database");
     let url = format!("mysql://root@127.0.0.1:{}/{db}", proxy.port());
@@ -62,7 +62,7 @@ impl Rig {
     async fn server_sessions(&self) -> i64 {
         let mut a = admin(&self.direct_url).await;
         let row = a
-            .query_one(
+            .query_one_values(
                 "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
                 &[Value::Text(self.db.clone())],
             )
@@ -93,7 +93,7 @@ impl Rig {
     async fn drop_database(&self) {
         let mut a = admin(&self.direct_url).await;
         let _ = a
-            .execute(&format!("DROP DATABASE IF EXISTS {}", self.db), &[])
+            .execute_values(&format!("DROP DATABASE IF EXISTS {}", self.db), &[])
             .await;
     }
 }
@@ -136,7 +136,7 @@ async fn mariadb_down_at_start_fails_in_time_with_the_cause_and_recovers() {
         .get()
         .await
         .expect("the first acquire after the server is back succeeds");
-    conn.query_one("SELECT 1", &[]).await.expect("query");
+    conn.query_one_values("SELECT 1", &[]).await.expect("query");
     drop(conn);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(
@@ -168,7 +168,7 @@ async fn a_reset_of_every_mariadb_connection_is_seen_and_the_pool_reconnects() {
             .get()
             .await
             .expect("a live connection after the resets");
-        conn.query_one("SELECT 1", &[])
+        conn.query_one_values("SELECT 1", &[])
             .await
             .expect("query on a live connection");
     }
@@ -212,7 +212,7 @@ async fn a_black_hole_in_front_of_mariadb_bounds_every_acquire_and_holds_no_slot
     rig.proxy.set(Fault::PassThrough);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut conn = pool.get().await.expect("healed");
-    conn.query_one("SELECT 1", &[])
+    conn.query_one_values("SELECT 1", &[])
         .await
         .expect("query after the heal");
     drop(conn);

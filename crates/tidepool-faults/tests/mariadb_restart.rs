@@ -219,7 +219,7 @@ fn load(pool: &Pool<MysqlManager>) -> (Arc<Tally>, Vec<tokio::task::JoinHandle<(
                         let mut conn = pool.get().await.map_err(|e| acquire_failure(&e))?;
                         match tokio::time::timeout(
                             Duration::from_secs(2),
-                            conn.query_one("SELECT 1", &[]),
+                            conn.query_one_values("SELECT 1", &[]),
                         )
                         .await
                         {
@@ -267,7 +267,7 @@ async fn stop(tally: &Tally, handles: Vec<tokio::task::JoinHandle<()>>) {
 async fn server_uptime(direct_url: &str) -> u64 {
     let mut admin = connect(direct_url).await.expect("admin connection");
     let row = admin
-        .query_one("SHOW GLOBAL STATUS LIKE 'Uptime'", &[])
+        .query_one_values("SHOW GLOBAL STATUS LIKE 'Uptime'", &[])
         .await
         .expect("uptime");
     match row.get(1) {
@@ -283,7 +283,7 @@ async fn server_uptime(direct_url: &str) -> u64 {
 async fn server_sessions(direct_url: &str, db: &str) -> i64 {
     let mut admin = connect(direct_url).await.expect("admin connection");
     let row = admin
-        .query_one(
+        .query_one_values(
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ?",
             &[Value::Text(db.to_string())],
         )
@@ -331,7 +331,7 @@ async fn a_mariadb_restart_under_load_fails_only_what_was_in_flight_and_the_pool
     let db = format!("tp_restart_{}", std::process::id());
     let mut admin = connect(&direct_url).await.expect("admin connection");
     admin
-        .execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"), &[])
+        .execute_values(&format!("CREATE DATABASE IF NOT EXISTS {db}"), &[])
         .await
         .expect("create database");
     drop(admin);
@@ -446,6 +446,6 @@ async fn a_mariadb_restart_under_load_fails_only_what_was_in_flight_and_the_pool
     drop(pool);
     let mut admin = connect(&direct_url).await.expect("admin connection");
     let _ = admin
-        .execute(&format!("DROP DATABASE IF EXISTS {db}"), &[])
+        .execute_values(&format!("DROP DATABASE IF EXISTS {db}"), &[])
         .await;
 }

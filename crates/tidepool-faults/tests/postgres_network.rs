@@ -97,7 +97,7 @@ async fn a_black_hole_never_holds_an_acquire_past_its_timeout_nor_a_slot_after_i
     rig.proxy.set(Fault::PassThrough);
     tokio::time::sleep(Duration::from_secs(3)).await; // past the breaker's recovery
     let mut conn = pool.get().await.expect("healed");
-    tidepool::Queryable::query_one(&mut *conn, "SELECT 1", &[])
+    tidepool::Queryable::query_one_values(&mut *conn, "SELECT 1", &[])
         .await
         .unwrap();
     drop(conn);
@@ -125,7 +125,7 @@ async fn a_reset_is_seen_at_once_and_the_pool_reconnects() {
         .get()
         .await
         .expect("a fresh connection after the resets");
-    tidepool::Queryable::query_one(&mut *conn, "SELECT 1", &[])
+    tidepool::Queryable::query_one_values(&mut *conn, "SELECT 1", &[])
         .await
         .expect("query on the new connection");
     assert!(

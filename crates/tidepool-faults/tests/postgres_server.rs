@@ -97,7 +97,7 @@ async fn killed_idle_backends_are_replaced_without_a_user_visible_error() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..20 {
         let mut conn = pool.get().await.expect("no user-visible error");
-        conn.query_one("SELECT 1", &[])
+        conn.query_one_values("SELECT 1", &[])
             .await
             .expect("the query runs on a live connection");
     }
@@ -115,12 +115,12 @@ async fn a_backend_killed_while_in_use_gives_its_holder_a_typed_error_and_never_
         .await
         .unwrap();
     let mut conn = pool.get().await.unwrap();
-    conn.query_one("SELECT 1", &[]).await.unwrap();
+    conn.query_one_values("SELECT 1", &[]).await.unwrap();
     let id = Pooled::id(&conn);
     assert_eq!(rig.terminate_sessions(None).await, 1);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let err = conn
-        .query_one("SELECT 1", &[])
+        .query_one_values("SELECT 1", &[])
         .await
         .expect_err("the backend is gone");
     assert_eq!(
@@ -146,13 +146,13 @@ async fn a_role_at_its_connection_limit_stops_the_pool_at_what_the_server_allows
         return;
     };
     let mut a = admin(&rig.direct_url).await;
-    a.execute(
+    a.execute_values(
         "DO $$ BEGIN CREATE ROLE tidepool_limited LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
         &[],
     )
     .await
     .unwrap();
-    a.execute("ALTER ROLE tidepool_limited CONNECTION LIMIT 3", &[])
+    a.execute_values("ALTER ROLE tidepool_limited CONNECTION LIMIT 3", &[])
         .await
         .unwrap();
     let url = rig
@@ -211,13 +211,13 @@ async fn a_query_dropped_at_any_point_never_leaks_into_the_next_borrowers_result
                 let mut conn = pool.get().await.unwrap();
                 if trial % 500 == 0 {
                     // Now and then a slow query, so cancelling a long one is covered.
-                    conn.query_one(
+                    conn.query_one_values(
                         "SELECT pg_sleep(5)::text, $1::bigint",
                         &[Value::Int(-trial)],
                     )
                     .await
                 } else {
-                    conn.query_one("SELECT 'x', $1::bigint", &[Value::Int(-trial)])
+                    conn.query_one_values("SELECT 'x', $1::bigint", &[Value::Int(-trial)])
                         .await
                 }
             }
@@ -228,7 +228,7 @@ async fn a_query_dropped_at_any_point_never_leaks_into_the_next_borrowers_result
             .await
             .expect("the next borrower gets a connection");
         let row = conn
-            .query_one("SELECT $1::bigint", &[Value::Int(trial)])
+            .query_one_values("SELECT $1::bigint", &[Value::Int(trial)])
             .await
             .unwrap();
         assert_eq!(
@@ -241,7 +241,7 @@ async fn a_query_dropped_at_any_point_never_leaks_into_the_next_borrowers_result
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let mut a = admin(&rig.direct_url).await;
     let row = a
-        .query_one(
+        .query_one_values(
             "SELECT count(*)::bigint FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND now() - query_start > interval '1 second'",
             &[rig.app.clone().into()],
         )

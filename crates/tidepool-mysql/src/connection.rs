@@ -423,7 +423,7 @@ fn prepare_params(sql: &str, params: &[Value]) -> Result<(String, Params), Mysql
 impl Queryable for MysqlConnection {
     type Error = MysqlError;
 
-    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, MysqlError> {
+    async fn execute_values(&mut self, sql: &str, params: &[Value]) -> Result<u64, MysqlError> {
         let (sql, params) = prepare_params(sql, params)?;
         tracked!(self, c => match params {
             Params::Empty => c.query_drop(sql).await,
@@ -432,7 +432,7 @@ impl Queryable for MysqlConnection {
         .map(|()| c.affected_rows()))
     }
 
-    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, MysqlError> {
+    async fn query_values(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, MysqlError> {
         let (sql, params) = prepare_params(sql, params)?;
         let rows: Vec<mysql_async::Row> = tracked!(self, c => match params {
             // Prepared (and cached per connection) even without
@@ -450,8 +450,8 @@ impl Queryable for MysqlConnection {
         Ok(convert_rows(rows))
     }
 
-    async fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Row, MysqlError> {
-        let mut rows = self.query(sql, params).await?;
+    async fn query_one_values(&mut self, sql: &str, params: &[Value]) -> Result<Row, MysqlError> {
+        let mut rows = self.query_values(sql, params).await?;
         match rows.len() {
             1 => rows.pop().ok_or(MysqlError::RowCount { rows: 0 }),
             n => Err(MysqlError::RowCount { rows: n }),

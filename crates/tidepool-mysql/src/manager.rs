@@ -50,7 +50,7 @@ pub enum ResetPolicy {
 ///     .with_reset_policy(ResetPolicy::Clean);
 /// let pool = tidepool::Pool::builder(manager).max_size(8).build().await?;
 /// let mut conn = pool.get().await?;
-/// let row = conn.query_one("SELECT $1 + 1 AS n", &[41.into()]).await?;
+/// let row = conn.query_one_values("SELECT $1 + 1 AS n", &[41.into()]).await?;
 /// assert_eq!(row.get("n").and_then(|v| v.as_i64()), Some(42));
 /// # Ok(()) }
 /// ```

@@ -31,7 +31,7 @@ async fn the_next_borrower_is_never_inside_a_transaction_1000_trials() {
             // BEGIN through the uniform face, then the guard is dropped.
             0 => {
                 conn.begin().await.unwrap();
-                conn.execute("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
+                conn.execute_values("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
                     .await
                     .unwrap();
             }
@@ -47,7 +47,7 @@ async fn the_next_borrower_is_never_inside_a_transaction_1000_trials() {
             2 => {
                 let fut = transaction(&mut *conn, RetryPolicy::default(), move |tx| {
                     Box::pin(async move {
-                        tx.execute("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
+                        tx.execute_values("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
                             .await?;
                         std::future::pending::<Result<(), _>>().await
                     })
@@ -60,9 +60,9 @@ async fn the_next_borrower_is_never_inside_a_transaction_1000_trials() {
             _ => {
                 let fut = transaction(&mut *conn, RetryPolicy::default(), move |tx| {
                     Box::pin(async move {
-                        tx.execute("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
+                        tx.execute_values("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
                             .await?;
-                        tx.execute("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
+                        tx.execute_values("INSERT INTO tp_my_clean VALUES ($1)", &[trial.into()])
                             .await?;
                         std::future::pending::<Result<(), _>>().await
                     })
@@ -79,7 +79,7 @@ async fn the_next_borrower_is_never_inside_a_transaction_1000_trials() {
         }
     }
     let row = setup
-        .query_one("SELECT count(*) FROM tp_my_clean", &[])
+        .query_one_values("SELECT count(*) FROM tp_my_clean", &[])
         .await
         .unwrap();
     assert_eq!(
@@ -87,7 +87,10 @@ async fn the_next_borrower_is_never_inside_a_transaction_1000_trials() {
         Some(&Value::Int(0)),
         "every abandoned transaction was rolled back"
     );
-    setup.execute("DROP TABLE tp_my_clean", &[]).await.unwrap();
+    setup
+        .execute_values("DROP TABLE tp_my_clean", &[])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -99,7 +102,7 @@ async fn a_connection_returned_with_a_query_in_flight_is_discarded() {
     let first = {
         let mut conn = pool.get().await.unwrap();
         let id = Pooled::id(&conn);
-        let slow = conn.query("SELECT SLEEP(5)", &[]);
+        let slow = conn.query_values("SELECT SLEEP(5)", &[]);
         assert!(tokio::time::timeout(Duration::from_millis(50), slow)
             .await
             .is_err());
@@ -113,7 +116,7 @@ async fn a_connection_returned_with_a_query_in_flight_is_discarded() {
         "the dirty connection was not reused"
     );
     assert_eq!(
-        conn.query_one("SELECT 1", &[]).await.unwrap().get(0),
+        conn.query_one_values("SELECT 1", &[]).await.unwrap().get(0),
         Some(&Value::Int(1))
     );
 }

@@ -17,7 +17,7 @@ async fn crud_works_through_the_uniform_face() {
     )
     .await;
     let inserted = conn
-        .execute(
+        .execute_values(
             "INSERT INTO tp_my_crud (name, age) VALUES (?, ?), (?, ?)",
             &["ada".into(), 36.into(), "alan".into(), 41.into()],
         )
@@ -25,7 +25,7 @@ async fn crud_works_through_the_uniform_face() {
         .unwrap();
     assert_eq!(inserted, 2);
     let rows = conn
-        .query("SELECT id, name, age FROM tp_my_crud ORDER BY id", &[])
+        .query_values("SELECT id, name, age FROM tp_my_crud ORDER BY id", &[])
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);
@@ -34,7 +34,7 @@ async fn crud_works_through_the_uniform_face() {
     assert_eq!(rows[1].get("age"), Some(&Value::Int(41)));
 
     let updated = conn
-        .execute(
+        .execute_values(
             "UPDATE tp_my_crud SET age = age + 1 WHERE name = $1",
             &["ada".into()],
         )
@@ -42,7 +42,7 @@ async fn crud_works_through_the_uniform_face() {
         .unwrap();
     assert_eq!(updated, 1);
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT age FROM tp_my_crud WHERE name = $1",
             &["ada".into()],
         )
@@ -51,18 +51,20 @@ async fn crud_works_through_the_uniform_face() {
     assert_eq!(row.get("age"), Some(&Value::Int(37)));
 
     let deleted = conn
-        .execute("DELETE FROM tp_my_crud WHERE age > $1", &[40.into()])
+        .execute_values("DELETE FROM tp_my_crud WHERE age > $1", &[40.into()])
         .await
         .unwrap();
     assert_eq!(deleted, 1);
     assert_eq!(
-        conn.query("SELECT * FROM tp_my_crud", &[])
+        conn.query_values("SELECT * FROM tp_my_crud", &[])
             .await
             .unwrap()
             .len(),
         1
     );
-    conn.execute("DROP TABLE tp_my_crud", &[]).await.unwrap();
+    conn.execute_values("DROP TABLE tp_my_crud", &[])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -72,7 +74,7 @@ async fn dollar_placeholders_bind_by_number_and_ignore_quoted_text() {
     };
     let mut conn = support::connect(&url).await;
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT $2 AS b, '$1' AS lit, $1 AS a, $2 AS b2 -- $9 in a comment",
             &["a".into(), "b".into()],
         )
@@ -87,7 +89,10 @@ async fn dollar_placeholders_bind_by_number_and_ignore_quoted_text() {
             Value::Text("b".into())
         ]
     );
-    let err = conn.query("SELECT $1, $2", &[1.into()]).await.unwrap_err();
+    let err = conn
+        .query_values("SELECT $1, $2", &[1.into()])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("$2"), "{err}");
 }
 
@@ -98,12 +103,12 @@ async fn query_one_insists_on_exactly_one_row() {
     };
     let mut conn = support::connect(&url).await;
     let err = conn
-        .query_one("SELECT 1 FROM DUAL WHERE 1 = 0", &[])
+        .query_one_values("SELECT 1 FROM DUAL WHERE 1 = 0", &[])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("got 0"), "{err}");
     let err = conn
-        .query_one("SELECT 1 UNION ALL SELECT 2", &[])
+        .query_one_values("SELECT 1 UNION ALL SELECT 2", &[])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("got 2"), "{err}");
@@ -129,12 +134,18 @@ async fn a_statement_the_server_cannot_prepare_runs_as_text() {
         return;
     };
     let mut conn = support::connect(&url).await;
-    conn.execute("PREPARE tp_answer FROM 'SELECT 42 AS answer'", &[])
+    conn.execute_values("PREPARE tp_answer FROM 'SELECT 42 AS answer'", &[])
         .await
         .unwrap();
-    let row = conn.query_one("EXECUTE tp_answer", &[]).await.unwrap();
+    let row = conn
+        .query_one_values("EXECUTE tp_answer", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get("answer"), Some(&Value::Int(42)));
-    let row = conn.query_one("SELECT 7 AS seven", &[]).await.unwrap();
+    let row = conn
+        .query_one_values("SELECT 7 AS seven", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get("seven"), Some(&Value::Int(7)));
 }
 
@@ -150,7 +161,7 @@ async fn a_clean_return_needs_no_reset_under_the_fast_policy() {
     let pool = support::pool(&url, 1, tidepool_mysql::ResetPolicy::Fast).await;
     for _ in 0..10 {
         let mut conn = pool.get().await.unwrap();
-        conn.query_one("SELECT 1 AS one", &[]).await.unwrap();
+        conn.query_one_values("SELECT 1 AS one", &[]).await.unwrap();
     }
     for _ in 0..10 {
         let mut conn = pool.get().await.unwrap();

@@ -23,7 +23,9 @@ async fn caller_mistakes_are_client_errors() {
     };
     let mut c = support::connect(&url).await;
     support::fresh_table(&mut c, "tp_my_err_child", "id INT").await;
-    c.execute("DROP TABLE tp_my_err_child", &[]).await.unwrap();
+    c.execute_values("DROP TABLE tp_my_err_child", &[])
+        .await
+        .unwrap();
     support::fresh_table(&mut c, "tp_my_err_parent", "id INT PRIMARY KEY").await;
     support::fresh_table(
         &mut c,
@@ -31,36 +33,36 @@ async fn caller_mistakes_are_client_errors() {
         "id INT PRIMARY KEY, parent INT, FOREIGN KEY (parent) REFERENCES tp_my_err_parent(id)",
     )
     .await;
-    c.execute("INSERT INTO tp_my_err_parent VALUES (1)", &[])
+    c.execute_values("INSERT INTO tp_my_err_parent VALUES (1)", &[])
         .await
         .unwrap();
-    c.execute("INSERT INTO tp_my_err_child VALUES (1, 1)", &[])
+    c.execute_values("INSERT INTO tp_my_err_child VALUES (1, 1)", &[])
         .await
         .unwrap();
 
     assert_class(
-        &c.execute("SELEC 1", &[]).await.unwrap_err(),
+        &c.execute_values("SELEC 1", &[]).await.unwrap_err(),
         1064,
         FailureKind::Client,
         false,
     );
     let dup = c
-        .execute("INSERT INTO tp_my_err_parent VALUES (1)", &[])
+        .execute_values("INSERT INTO tp_my_err_parent VALUES (1)", &[])
         .await
         .unwrap_err();
     assert_class(&dup, 1062, FailureKind::Client, false);
     let fk_child = c
-        .execute("INSERT INTO tp_my_err_child VALUES (2, 99)", &[])
+        .execute_values("INSERT INTO tp_my_err_child VALUES (2, 99)", &[])
         .await
         .unwrap_err();
     assert_class(&fk_child, 1452, FailureKind::Client, false);
     let fk_parent = c
-        .execute("DELETE FROM tp_my_err_parent WHERE id = 1", &[])
+        .execute_values("DELETE FROM tp_my_err_parent WHERE id = 1", &[])
         .await
         .unwrap_err();
     assert_class(&fk_parent, 1451, FailureKind::Client, false);
     assert_class(
-        &c.query("SELECT * FROM tp_my_missing", &[])
+        &c.query_values("SELECT * FROM tp_my_missing", &[])
             .await
             .unwrap_err(),
         1146,
@@ -68,7 +70,7 @@ async fn caller_mistakes_are_client_errors() {
         false,
     );
     assert_class(
-        &c.query("SELECT nope FROM tp_my_err_parent", &[])
+        &c.query_values("SELECT nope FROM tp_my_err_parent", &[])
             .await
             .unwrap_err(),
         1054,
@@ -77,8 +79,12 @@ async fn caller_mistakes_are_client_errors() {
     );
     // The connection is still fine after all of that.
     assert!(!c.is_broken());
-    c.execute("DROP TABLE tp_my_err_child", &[]).await.unwrap();
-    c.execute("DROP TABLE tp_my_err_parent", &[]).await.unwrap();
+    c.execute_values("DROP TABLE tp_my_err_child", &[])
+        .await
+        .unwrap();
+    c.execute_values("DROP TABLE tp_my_err_parent", &[])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -89,25 +95,27 @@ async fn a_lock_wait_timeout_is_a_retryable_transaction_failure() {
     let mut a = support::connect(&url).await;
     let mut b = support::connect(&url).await;
     support::fresh_table(&mut a, "tp_my_lockwait", "id INT PRIMARY KEY").await;
-    a.execute("INSERT INTO tp_my_lockwait VALUES (1)", &[])
+    a.execute_values("INSERT INTO tp_my_lockwait VALUES (1)", &[])
         .await
         .unwrap();
     a.begin().await.unwrap();
-    a.execute("UPDATE tp_my_lockwait SET id = 1 WHERE id = 1", &[])
+    a.execute_values("UPDATE tp_my_lockwait SET id = 1 WHERE id = 1", &[])
         .await
         .unwrap();
-    b.execute("SET SESSION innodb_lock_wait_timeout = 1", &[])
+    b.execute_values("SET SESSION innodb_lock_wait_timeout = 1", &[])
         .await
         .unwrap();
     b.begin().await.unwrap();
     let err = b
-        .execute("UPDATE tp_my_lockwait SET id = 1 WHERE id = 1", &[])
+        .execute_values("UPDATE tp_my_lockwait SET id = 1 WHERE id = 1", &[])
         .await
         .unwrap_err();
     assert_class(&err, 1205, FailureKind::Transaction, true);
     b.rollback().await.unwrap();
     a.rollback().await.unwrap();
-    a.execute("DROP TABLE tp_my_lockwait", &[]).await.unwrap();
+    a.execute_values("DROP TABLE tp_my_lockwait", &[])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -139,7 +147,7 @@ async fn a_wrong_password_is_a_non_retryable_connect_error_that_names_no_passwor
         .connect()
         .await
         .expect("run .ci/setup-mariadb.sh to create tidepool_pw");
-    conn.query_one("SELECT 1", &[]).await.unwrap();
+    conn.query_one_values("SELECT 1", &[]).await.unwrap();
 
     // The pool fails the acquire at once instead of retrying to the timeout.
     let pool = Pool::builder(manager)

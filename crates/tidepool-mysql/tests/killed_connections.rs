@@ -10,11 +10,14 @@ use tidepool_mysql::{MysqlConnection, MysqlManager};
 mod support;
 
 async fn kill(admin: &mut MysqlConnection, id: u32) {
-    admin.execute(&format!("KILL {id}"), &[]).await.unwrap();
+    admin
+        .execute_values(&format!("KILL {id}"), &[])
+        .await
+        .unwrap();
     // Wait until the server has let go of it, so the test does not race.
     for _ in 0..200 {
         let row = admin
-            .query_one(
+            .query_one_values(
                 "SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID = $1",
                 &[i64::from(id).into()],
             )
@@ -48,7 +51,7 @@ async fn an_idle_connection_killed_on_the_server_is_replaced_without_a_visible_e
     let mut admin = support::connect(&url).await;
     let (pool_id, server_id) = {
         let mut conn = pool.get().await.unwrap();
-        conn.query_one("SELECT 1", &[]).await.unwrap();
+        conn.query_one_values("SELECT 1", &[]).await.unwrap();
         (Pooled::id(&conn), conn.connection_id())
     };
     kill(&mut admin, server_id).await;
@@ -59,7 +62,7 @@ async fn an_idle_connection_killed_on_the_server_is_replaced_without_a_visible_e
     assert_ne!(Pooled::id(&conn), pool_id);
     assert_ne!(conn.connection_id(), server_id);
     assert_eq!(
-        conn.query_one("SELECT 1", &[]).await.unwrap().get(0),
+        conn.query_one_values("SELECT 1", &[]).await.unwrap().get(0),
         Some(&Value::Int(1))
     );
 }
@@ -74,7 +77,7 @@ async fn a_connection_killed_while_in_use_gives_a_typed_error_and_is_never_retur
     let mut conn = pool.get().await.unwrap();
     let (pool_id, server_id) = (Pooled::id(&conn), conn.connection_id());
     kill(&mut admin, server_id).await;
-    let err = conn.query("SELECT 1", &[]).await.unwrap_err();
+    let err = conn.query_values("SELECT 1", &[]).await.unwrap_err();
     assert_eq!(err.failure_kind(), FailureKind::Connect, "{err} ({err:?})");
     assert!(err.is_fatal(), "{err:?}");
     assert!(conn.is_broken());
@@ -96,7 +99,11 @@ async fn a_connection_killed_while_in_use_gives_a_typed_error_and_is_never_retur
     assert_ne!(Pooled::id(&fresh), pool_id);
     assert!(Pooled::is_new(&fresh));
     assert_eq!(
-        fresh.query_one("SELECT 1", &[]).await.unwrap().get(0),
+        fresh
+            .query_one_values("SELECT 1", &[])
+            .await
+            .unwrap()
+            .get(0),
         Some(&Value::Int(1))
     );
 }

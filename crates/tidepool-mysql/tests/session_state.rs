@@ -15,15 +15,15 @@ async fn session_state_does_not_leak_to_the_next_borrower_under_clean() {
     let pool = support::pool(&url, 1, ResetPolicy::Clean).await;
     let (id, server_id) = {
         let mut conn = pool.get().await.unwrap();
-        conn.execute("SET @tp_leak = 42", &[]).await.unwrap();
-        conn.execute("SET SESSION sql_mode = 'ANSI_QUOTES'", &[])
+        conn.execute_values("SET @tp_leak = 42", &[]).await.unwrap();
+        conn.execute_values("SET SESSION sql_mode = 'ANSI_QUOTES'", &[])
             .await
             .unwrap();
-        conn.execute("CREATE TEMPORARY TABLE tp_my_tmp (x INT)", &[])
+        conn.execute_values("CREATE TEMPORARY TABLE tp_my_tmp (x INT)", &[])
             .await
             .unwrap();
         let lock = conn
-            .query_one("SELECT GET_LOCK('tp_my_lock', 0) AS got", &[])
+            .query_one_values("SELECT GET_LOCK('tp_my_lock', 0) AS got", &[])
             .await
             .unwrap();
         assert_eq!(lock.get("got"), Some(&Value::Int(1)));
@@ -39,7 +39,7 @@ async fn session_state_does_not_leak_to_the_next_borrower_under_clean() {
     assert_eq!(conn.connection_id(), server_id);
     assert!(!support::server_in_transaction(&mut conn).await);
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT @tp_leak IS NULL AS var_gone, @@SESSION.sql_mode = @@GLOBAL.sql_mode AS mode_reset, IS_USED_LOCK('tp_my_lock') IS NULL AS lock_free",
             &[],
         )
@@ -51,7 +51,7 @@ async fn session_state_does_not_leak_to_the_next_borrower_under_clean() {
         "{row:?}"
     );
     let err = conn
-        .query("SELECT * FROM tp_my_tmp", &[])
+        .query_values("SELECT * FROM tp_my_tmp", &[])
         .await
         .unwrap_err();
     assert_eq!(
@@ -69,12 +69,15 @@ async fn under_fast_session_state_is_kept_but_transactions_are_still_rolled_back
     let pool = support::pool(&url, 1, ResetPolicy::Fast).await;
     {
         let mut conn = pool.get().await.unwrap();
-        conn.execute("SET @tp_kept = 7", &[]).await.unwrap();
+        conn.execute_values("SET @tp_kept = 7", &[]).await.unwrap();
         conn.begin().await.unwrap();
     }
     let mut conn = pool.get().await.unwrap();
     assert!(!support::server_in_transaction(&mut conn).await);
-    let row = conn.query_one("SELECT @tp_kept AS v", &[]).await.unwrap();
+    let row = conn
+        .query_one_values("SELECT @tp_kept AS v", &[])
+        .await
+        .unwrap();
     assert_eq!(
         row.get("v"),
         Some(&Value::Int(7)),
@@ -113,7 +116,7 @@ async fn under_clean_a_checkout_that_ran_nothing_needs_no_reset() {
         !manager.needs_reset(&conn),
         "a validation ping is not use of the session"
     );
-    conn.execute("SET @tp_x = 1", &[]).await.unwrap();
+    conn.execute_values("SET @tp_x = 1", &[]).await.unwrap();
     assert!(manager.needs_reset(&conn));
     manager.reset(&mut conn).await.unwrap();
     assert!(!manager.needs_reset(&conn));

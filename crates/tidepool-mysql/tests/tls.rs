@@ -71,7 +71,7 @@ fn manager(base: &MysqlConfig, host: &str, mode: SslMode, ca: Option<&Path>) -> 
 /// The session's cipher; empty when the session is not encrypted.
 async fn cipher(conn: &mut MysqlConnection) -> String {
     let row = conn
-        .query_one("SHOW SESSION STATUS LIKE 'Ssl_cipher'", &[])
+        .query_one_values("SHOW SESSION STATUS LIKE 'Ssl_cipher'", &[])
         .await
         .unwrap();
     row.get(1)

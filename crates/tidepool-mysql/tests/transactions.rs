@@ -11,7 +11,7 @@ use tidepool_mysql::MysqlConnection;
 mod support;
 
 async fn balances(conn: &mut MysqlConnection, table: &str) -> Vec<i64> {
-    conn.query(&format!("SELECT balance FROM {table} ORDER BY id"), &[])
+    conn.query_values(&format!("SELECT balance FROM {table} ORDER BY id"), &[])
         .await
         .unwrap()
         .iter()
@@ -31,18 +31,18 @@ async fn commit_on_ok_and_rollback_on_err() {
         "id INT PRIMARY KEY, balance INT NOT NULL",
     )
     .await;
-    conn.execute("INSERT INTO tp_my_tx VALUES (1, 100), (2, 0)", &[])
+    conn.execute_values("INSERT INTO tp_my_tx VALUES (1, 100), (2, 0)", &[])
         .await
         .unwrap();
 
     transaction(&mut conn, RetryPolicy::default(), |tx| {
         Box::pin(async move {
-            tx.execute(
+            tx.execute_values(
                 "UPDATE tp_my_tx SET balance = balance - 10 WHERE id = $1",
                 &[1.into()],
             )
             .await?;
-            tx.execute(
+            tx.execute_values(
                 "UPDATE tp_my_tx SET balance = balance + 10 WHERE id = $1",
                 &[2.into()],
             )
@@ -56,9 +56,10 @@ async fn commit_on_ok_and_rollback_on_err() {
 
     let err = transaction(&mut conn, RetryPolicy::default(), |tx| {
         Box::pin(async move {
-            tx.execute("UPDATE tp_my_tx SET balance = 0 WHERE id = 1", &[])
+            tx.execute_values("UPDATE tp_my_tx SET balance = 0 WHERE id = 1", &[])
                 .await?;
-            tx.execute("INSERT INTO tp_my_tx VALUES (2, 0)", &[]).await // duplicate key
+            tx.execute_values("INSERT INTO tp_my_tx VALUES (2, 0)", &[])
+                .await // duplicate key
         })
     })
     .await
@@ -67,7 +68,9 @@ async fn commit_on_ok_and_rollback_on_err() {
     assert!(!conn.in_transaction());
     assert!(!support::server_in_transaction(&mut conn).await);
     assert_eq!(balances(&mut conn, "tp_my_tx").await, [90, 10]);
-    conn.execute("DROP TABLE tp_my_tx", &[]).await.unwrap();
+    conn.execute_values("DROP TABLE tp_my_tx", &[])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -81,7 +84,7 @@ async fn a_raw_begin_is_tracked_from_the_servers_status_flags() {
     assert!(conn.in_transaction(), "a native START TRANSACTION is seen");
     conn.query_drop("COMMIT").await.unwrap();
     assert!(!conn.in_transaction());
-    conn.execute("BEGIN", &[]).await.unwrap();
+    conn.execute_values("BEGIN", &[]).await.unwrap();
     assert!(conn.in_transaction(), "BEGIN through execute is seen");
     conn.rollback().await.unwrap();
     assert!(!conn.in_transaction());
@@ -100,7 +103,7 @@ async fn a_deadlock_between_two_connections_is_retried_until_both_commit() {
     )
     .await;
     setup
-        .execute("INSERT INTO tp_my_deadlock VALUES (1, 0), (2, 0)", &[])
+        .execute_values("INSERT INTO tp_my_deadlock VALUES (1, 0), (2, 0)", &[])
         .await
         .unwrap();
 
@@ -126,7 +129,7 @@ async fn a_deadlock_between_two_connections_is_retried_until_both_commit() {
                 let (barrier, deadlocks, meet) =
                     (barrier.clone(), deadlocks.clone(), my_attempt == 1);
                 Box::pin(async move {
-                    tx.execute(
+                    tx.execute_values(
                         "UPDATE tp_my_deadlock SET balance = balance + 1 WHERE id = $1",
                         &[first.into()],
                     )
@@ -135,7 +138,7 @@ async fn a_deadlock_between_two_connections_is_retried_until_both_commit() {
                         barrier.wait().await;
                     }
                     let second = tx
-                        .execute(
+                        .execute_values(
                             "UPDATE tp_my_deadlock SET balance = balance + 1 WHERE id = $1",
                             &[second.into()],
                         )
@@ -168,7 +171,7 @@ async fn a_deadlock_between_two_connections_is_retried_until_both_commit() {
     assert_eq!(attempts.load(Ordering::SeqCst), 3, "the victim ran twice");
     assert_eq!(balances(&mut setup, "tp_my_deadlock").await, [2, 2]);
     setup
-        .execute("DROP TABLE tp_my_deadlock", &[])
+        .execute_values("DROP TABLE tp_my_deadlock", &[])
         .await
         .unwrap();
 }

@@ -36,7 +36,7 @@ async fn every_value_kind_round_trips_through_typed_columns() {
         Value::Timestamp(at),
         Value::Timestamp(day),
     ];
-    conn.execute(
+    conn.execute_values(
         "INSERT INTO tp_my_values VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &values,
     )
@@ -44,17 +44,19 @@ async fn every_value_kind_round_trips_through_typed_columns() {
     .unwrap();
     // Text protocol (no parameters) and binary protocol (a parameter).
     let text = conn
-        .query_one("SELECT * FROM tp_my_values", &[])
+        .query_one_values("SELECT * FROM tp_my_values", &[])
         .await
         .unwrap();
     let binary = conn
-        .query_one("SELECT * FROM tp_my_values WHERE 1 = ?", &[1.into()])
+        .query_one_values("SELECT * FROM tp_my_values WHERE 1 = ?", &[1.into()])
         .await
         .unwrap();
     assert_eq!(text.values(), values.as_slice());
     assert_eq!(binary.values(), values.as_slice());
     assert_eq!(text.columns(), ["n", "i", "f", "t", "b", "flag", "at", "d"]);
-    conn.execute("DROP TABLE tp_my_values", &[]).await.unwrap();
+    conn.execute_values("DROP TABLE tp_my_values", &[])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -64,7 +66,7 @@ async fn unsigned_decimal_and_time_values_read_back_without_loss() {
     };
     let mut conn = support::connect(&url).await;
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT CAST(18446744073709551615 AS UNSIGNED) AS big, CAST(1.25 AS DECIMAL(10,3)) AS num, TIME '-838:59:59' AS t, 7 AS small",
             &[],
         )

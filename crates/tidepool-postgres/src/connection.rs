@@ -1,24 +1,26 @@
 //! [`PgConnection`]: a tokio-postgres `Client` plus what the pool needs to
-//! return it clean. It tracks transaction state itself (tokio-postgres does
-//! not expose it), marks a query "in flight" before sending and clears the
-//! mark after the reply — so a future dropped mid-query leaves the mark
-//! set — keeps a bounded cache of prepared statements, and knows how to
-//! reset itself under a [`ResetPolicy`]. It never hides the driver: it
-//! derefs to `Client`.
+//! return it clean. Its [`Tracker`] follows the transaction state
+//! (tokio-postgres does not expose it), marks a query "in flight" before
+//! sending and clears the mark after the reply — so a future dropped
+//! mid-query leaves the mark set — and keeps a bounded cache of prepared
+//! statements. This file holds the connection, the `*_native` methods and
+//! the reset under a [`ResetPolicy`]; the tokio-postgres-shaped methods are
+//! in `native`, transactions in `transaction`. It never hides the driver:
+//! it derefs to `Client`.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, SimpleQueryMessage, Statement};
+use tokio_postgres::{Client, Statement};
 
-use crate::cache::StatementCache;
 use crate::cancel::cancel_and_wait;
 use crate::error::PgError;
+use crate::native::Tracked;
 use crate::reset::{ResetPolicy, CLEAN_SQL};
 use crate::target::CancelTarget;
 use crate::tls::PgTls;
-use crate::txstate::{batch_effect, statement_effect, Effect, TxState};
+use crate::track::{Round, Tracker};
+use crate::txstate::{statement_effect, Effect, TxState};
 
 /// How long a reset waits for an abandoned query to end before cancelling
 /// it again.
@@ -26,26 +28,29 @@ const ABANDONED_QUERY_RECHECK: std::time::Duration = std::time::Duration::from_m
 
 /// A PostgreSQL connection as the pool hands it out.
 ///
-/// Use it through [`tidepool::Queryable`] (portable, [`tidepool::Value`]
-/// parameters), through its tracked native methods
-/// ([`query_native`](Self::query_native), [`execute_native`](Self::execute_native),
-/// [`batch_execute`](Self::batch_execute), [`prepare_cached`](Self::prepare_cached)),
-/// or through `Deref` to [`tokio_postgres::Client`] for anything else.
+/// Three ways in, all tracked:
 ///
-/// What it tracks: a transaction opened by [`tidepool::transaction`], by
-/// `begin`, or by a raw `BEGIN` sent through any of its own methods; an
-/// aborted transaction; a query whose future was dropped before the reply
-/// came. What it cannot see: statements sent through the `Deref`'d
-/// `Client`. Any `Deref` use therefore marks the connection as touched, and
-/// it is rolled back on return (one round trip) whatever the policy.
+/// - tokio-postgres' own methods, with its signatures: [`prepare_cached`](Self::prepare_cached),
+///   [`query`](Self::query), [`query_one`](Self::query_one), [`query_opt`](Self::query_opt),
+///   [`execute`](Self::execute), [`batch_execute`](Self::batch_execute),
+///   [`transaction`](Self::transaction) (with savepoints), ... — code written
+///   for a deadpool-postgres client works unchanged;
+/// - [`tidepool::Queryable`] (portable, [`tidepool::Value`] parameters):
+///   `execute_values`, `query_values`, `query_one_values`, `begin`, ...;
+/// - the `*_native` methods ([`query_one_native`](Self::query_one_native),
+///   ...), which return [`PgError`].
+///
+/// What it tracks: a transaction opened by [`transaction`](Self::transaction),
+/// [`tidepool::run_in_transaction`], `begin`, or a raw `BEGIN` sent through
+/// any of its own methods; an aborted transaction; a query whose future
+/// was dropped before the reply came. A clean return costs nothing. What it
+/// cannot see: statements sent through the `Deref`'d `Client` (methods it
+/// does not wrap, such as `query_raw` or `copy_in`). Any `Deref` use
+/// therefore marks the connection as touched, and it is rolled back on
+/// return (one round trip) whatever the policy.
 pub struct PgConnection {
     client: Client,
-    cache: StatementCache,
-    state: TxState,
-    in_flight: bool,
-    session_touched: bool,
-    native_used: AtomicBool,
-    broken: bool,
+    track: Tracker,
     pooler: bool,
     cancel_tls: Option<PgTls>,
     cancel_target: CancelTarget,
@@ -54,9 +59,9 @@ pub struct PgConnection {
 impl std::fmt::Debug for PgConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgConnection")
-            .field("tx_state", &self.state)
-            .field("query_in_flight", &self.in_flight)
-            .field("cached_statements", &self.cache.len())
+            .field("tx_state", &self.track.state())
+            .field("query_in_flight", &self.track.in_flight())
+            .field("cached_statements", &self.track.cache().len())
             .field("transaction_pooler", &self.pooler)
             .field("closed", &self.client.is_closed())
             .finish_non_exhaustive()
@@ -69,7 +74,7 @@ impl Deref for PgConnection {
     /// The native client. The wrapper cannot see what is sent through it,
     /// so using it marks the connection for a ROLLBACK on return.
     fn deref(&self) -> &Client {
-        self.native_used.store(true, Ordering::Relaxed);
+        self.track.mark_native_used();
         &self.client
     }
 }
@@ -84,12 +89,7 @@ impl PgConnection {
     ) -> Self {
         PgConnection {
             client,
-            cache: StatementCache::new(if pooler { 0 } else { cache_capacity }),
-            state: TxState::Idle,
-            in_flight: false,
-            session_touched: false,
-            native_used: AtomicBool::new(false),
-            broken: false,
+            track: Tracker::new(if pooler { 0 } else { cache_capacity }),
             pooler,
             cancel_tls,
             cancel_target,
@@ -103,13 +103,13 @@ impl PgConnection {
 
     /// The transaction state as tracked by the wrapper.
     pub fn tx_state(&self) -> TxState {
-        self.state
+        self.track.state()
     }
 
     /// Whether a query was sent and its reply never read (its future was
     /// dropped).
     pub fn has_query_in_flight(&self) -> bool {
-        self.in_flight
+        self.track.in_flight()
     }
 
     /// Whether this connection runs in transaction-pooler mode (no named
@@ -120,151 +120,113 @@ impl PgConnection {
 
     /// How many prepared statements the cache holds.
     pub fn cached_statements(&self) -> usize {
-        self.cache.len()
+        self.track.cache().len()
     }
 
     /// Whether `sql` is in the prepared-statement cache.
     pub fn is_statement_cached(&self, sql: &str) -> bool {
-        self.cache.contains(sql)
-    }
-
-    /// Prepares `sql`, or returns the cached statement. In pooler mode
-    /// nothing is cached and the statement is closed when dropped.
-    pub async fn prepare_cached(&mut self, sql: &str) -> Result<Statement, PgError> {
-        self.start()?;
-        let result = self.statement(sql).await;
-        self.finish(Effect::None, sql, result)
+        self.track.cache().contains(sql)
     }
 
     /// Runs a query with native parameters through the statement cache, and
-    /// tracks it.
+    /// tracks it. The same as [`query`](Self::query) with SQL text, with
+    /// this crate's error.
     pub async fn query_native(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, PgError> {
-        self.start()?;
-        let result = match self.statement(sql).await {
-            Ok(stmt) => self
-                .client
-                .query(&stmt, params)
-                .await
-                .map_err(PgError::from),
+        let round = self.start()?;
+        let result = match self.tracked().statement(sql).await {
+            Ok(stmt) => self.client.query(&stmt, params).await,
             Err(e) => Err(e),
         };
-        self.finish(statement_effect(sql), sql, result)
+        self.finish(
+            round,
+            statement_effect(sql),
+            sql,
+            result.map_err(PgError::from),
+        )
     }
 
     /// Runs a query that must return exactly one row, with native
-    /// parameters, through the statement cache, tracked.
+    /// parameters, through the statement cache, tracked. The same as
+    /// [`query_one`](Self::query_one) with SQL text, with this crate's
+    /// error.
     pub async fn query_one_native(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<tokio_postgres::Row, PgError> {
-        self.start()?;
-        let result = match self.statement(sql).await {
+        let round = self.start()?;
+        let result = match self.tracked().statement(sql).await {
             Ok(stmt) => exactly_one_row(&self.client, &stmt, params).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
-        self.finish(statement_effect(sql), sql, result)
+        self.finish(round, statement_effect(sql), sql, result)
     }
 
     /// Runs a statement with native parameters through the statement cache,
-    /// and tracks it. Returns the number of rows affected.
+    /// and tracks it. Returns the number of rows affected. The same as
+    /// [`execute`](Self::execute) with SQL text, with this crate's error.
     pub async fn execute_native(
         &mut self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, PgError> {
-        self.start()?;
-        let result = match self.statement(sql).await {
-            Ok(stmt) => self
-                .client
-                .execute(&stmt, params)
-                .await
-                .map_err(PgError::from),
+        let round = self.start()?;
+        let result = match self.tracked().statement(sql).await {
+            Ok(stmt) => self.client.execute(&stmt, params).await,
             Err(e) => Err(e),
         };
-        self.finish(statement_effect(sql), sql, result)
+        self.finish(
+            round,
+            statement_effect(sql),
+            sql,
+            result.map_err(PgError::from),
+        )
     }
 
-    /// Runs one or more statements with the simple protocol (no
-    /// parameters), tracked. A batch that mentions transaction control in
-    /// any way the wrapper cannot follow makes the state `Unknown`, so the
-    /// connection is rolled back on return.
-    pub async fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
-        self.start()?;
-        let result = self.client.batch_execute(sql).await.map_err(PgError::from);
-        self.finish(batch_effect(sql), sql, result)
-    }
-
-    /// Like [`batch_execute`](Self::batch_execute), returning the rows as
-    /// text (tracked).
-    pub async fn simple_query(&mut self, sql: &str) -> Result<Vec<SimpleQueryMessage>, PgError> {
-        self.start()?;
-        let result = self.client.simple_query(sql).await.map_err(PgError::from);
-        self.finish(batch_effect(sql), sql, result)
-    }
-
-    /// Marks the start of a round trip: from here until [`finish`], the
-    /// connection counts as having a query in flight.
-    pub(crate) fn start(&mut self) -> Result<(), PgError> {
-        if self.broken || self.client.is_closed() {
-            self.broken = true;
+    /// Marks the start of a round trip (see [`Tracker::start`]), refusing a
+    /// connection known to be closed.
+    pub(crate) fn start(&self) -> Result<Round, PgError> {
+        if self.is_broken() {
+            self.track.mark_broken();
             return Err(PgError::Closed);
         }
-        self.in_flight = true;
-        self.session_touched = true;
-        Ok(())
+        Ok(self.track.start())
     }
 
-    /// Records the outcome of a round trip started with [`start`].
+    /// Records the outcome of a round trip started with [`start`](Self::start).
     pub(crate) fn finish<T>(
-        &mut self,
+        &self,
+        round: Round,
         effect: Effect,
         sql: &str,
         result: Result<T, PgError>,
     ) -> Result<T, PgError> {
-        self.in_flight = false;
-        match &result {
-            Ok(_) => self.state = effect.after_success(self.state),
-            Err(e) => {
-                if e.is_fatal_for_connection() {
-                    self.broken = true;
-                }
-                if let Some(code) = e.sqlstate() {
-                    self.state = effect.after_error(self.state);
-                    // A statement the server forgot (DISCARD ALL, DEALLOCATE)
-                    // or whose plan no longer fits (schema change) is dropped
-                    // from the cache, so the next call prepares it again.
-                    if matches!(code, "26000" | "0A000") {
-                        self.cache.remove(sql);
-                        if code == "26000" {
-                            self.cache.clear();
-                        }
-                    }
-                }
-            }
-        }
-        result
+        self.track.finish(round, effect, Some(sql), result)
     }
 
-    pub(crate) async fn statement(&mut self, sql: &str) -> Result<Statement, PgError> {
-        if let Some(stmt) = self.cache.get(sql) {
-            return Ok(stmt);
+    pub(crate) fn tracked(&self) -> Tracked<'_> {
+        Tracked {
+            client: &self.client,
+            track: &self.track,
         }
-        let stmt = self.client.prepare(sql).await?;
-        self.cache.insert(sql, stmt.clone());
-        Ok(stmt)
+    }
+
+    /// The client and the tracker, borrowed apart: a transaction holds the
+    /// first mutably and the second shared.
+    pub(crate) fn parts_mut(&mut self) -> (&mut Client, &Tracker) {
+        (&mut self.client, &self.track)
     }
 
     pub(crate) fn raw(&self) -> &Client {
         &self.client
     }
 
-    pub(crate) fn set_state(&mut self, state: TxState) {
-        self.state = state;
+    pub(crate) fn set_state(&self, state: TxState) {
+        self.track.set_state(state);
     }
 
     /// Runs a query the tracked way with pooler-mode typed parameters.
@@ -278,19 +240,19 @@ impl PgConnection {
 
     /// Whether the connection is closed or saw a fatal error.
     pub fn is_broken(&self) -> bool {
-        self.broken || self.client.is_closed()
+        self.track.is_broken() || self.client.is_closed()
     }
 
     /// Whether returning this connection needs [`reset`](Self::reset)
     /// under `policy`.
     pub fn needs_reset(&self, policy: ResetPolicy) -> bool {
-        if self.in_flight || self.state.is_dirty() || self.native_used.load(Ordering::Relaxed) {
+        if self.track.in_flight() || self.track.state().is_dirty() || self.track.native_used() {
             return true;
         }
         match policy {
             ResetPolicy::Fast => false,
             ResetPolicy::Verified => true,
-            ResetPolicy::Clean => self.session_touched && !self.pooler,
+            ResetPolicy::Clean => self.track.session_touched() && !self.pooler,
         }
     }
 
@@ -302,19 +264,21 @@ impl PgConnection {
         if self.is_broken() {
             return Err(PgError::Closed);
         }
-        let native = self.native_used.swap(false, Ordering::Relaxed);
-        let in_flight = self.in_flight;
+        let native = self.track.take_native_used();
+        let in_flight = self.track.in_flight();
         let mut round_trip = false;
         if in_flight {
             self.rollback_abandoned().await?;
             round_trip = true;
-        } else if native || self.state.is_dirty() {
+        } else if native || self.track.state().is_dirty() {
             self.run_reset_sql("ROLLBACK").await?;
             round_trip = true;
         }
         match policy {
-            ResetPolicy::Clean if !self.pooler && (self.session_touched || native || in_flight) => {
-                self.run_reset_sql(CLEAN_SQL).await?;
+            ResetPolicy::Clean
+                if !self.pooler && (self.track.session_touched() || native || in_flight) =>
+            {
+                self.clean_session().await?;
             }
             ResetPolicy::Verified if !round_trip => {
                 let checked = if self.pooler {
@@ -323,16 +287,40 @@ impl PgConnection {
                     self.client.check_connection().await
                 };
                 if let Err(e) = checked {
-                    self.broken = true;
+                    self.track.mark_broken();
                     return Err(e.into());
                 }
             }
             _ => {}
         }
-        self.state = TxState::Idle;
-        self.in_flight = false;
-        self.session_touched = false;
+        self.track.reset();
         Ok(())
+    }
+
+    /// Runs [`CLEAN_SQL`], whose last statement lists the statements the
+    /// borrower prepared in SQL (`PREPARE p AS ...`), and deallocates them
+    /// by name: a second round trip, only when there are any. The
+    /// protocol-level statements of the cache are not listed, so the cache
+    /// stays valid (`DEALLOCATE ALL` would empty it under the wrapper).
+    async fn clean_session(&mut self) -> Result<(), PgError> {
+        self.track.set_in_flight(true);
+        let listed = self.client.simple_query(CLEAN_SQL).await;
+        let names = match listed {
+            Ok(messages) => last_statements_first_column(&messages),
+            Err(e) => {
+                self.track.mark_broken();
+                return Err(e.into());
+            }
+        };
+        self.track.set_in_flight(false);
+        if names.is_empty() {
+            return Ok(());
+        }
+        let deallocate: String = names
+            .iter()
+            .map(|name| format!("DEALLOCATE {};", quote_ident(name)))
+            .collect();
+        self.run_reset_sql(&deallocate).await
     }
 
     /// A query was left in flight: it may not have reached the server yet,
@@ -357,7 +345,7 @@ impl PgConnection {
                 }
             }
         };
-        self.in_flight = true;
+        self.track.set_in_flight(true);
         let client = &self.client;
         let rollback = client.batch_execute("ROLLBACK");
         tokio::pin!(rollback);
@@ -378,22 +366,45 @@ impl PgConnection {
                 _ => break,
             }
         }
-        self.in_flight = false;
+        self.track.set_in_flight(false);
         result.map_err(|e| {
-            self.broken = true;
+            self.track.mark_broken();
             PgError::from(e)
         })
     }
 
     async fn run_reset_sql(&mut self, sql: &str) -> Result<(), PgError> {
-        self.in_flight = true;
+        self.track.set_in_flight(true);
         let result = self.client.batch_execute(sql).await;
-        self.in_flight = false;
+        self.track.set_in_flight(false);
         result.map_err(|e| {
-            self.broken = true;
+            self.track.mark_broken();
             PgError::from(e)
         })
     }
+}
+
+/// The first column of the rows of a batch's last statement (the batch's
+/// earlier statements may return rows too).
+fn last_statements_first_column(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
+    let (mut current, mut last) = (Vec::new(), Vec::new());
+    for m in messages {
+        match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                current.push(row.get(0).unwrap_or_default().to_string());
+            }
+            tokio_postgres::SimpleQueryMessage::CommandComplete(_) => {
+                last = std::mem::take(&mut current);
+            }
+            _ => {}
+        }
+    }
+    last
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Runs `stmt` and reads its rows as a stream, keeping the first: no

@@ -10,6 +10,7 @@ mod connection;
 mod error;
 mod manager;
 mod modes;
+mod native;
 mod params;
 mod parse;
 mod queryable;
@@ -17,6 +18,8 @@ mod reset;
 mod rows;
 mod target;
 mod tls;
+mod track;
+mod transaction;
 mod txstate;
 
 pub use classify::sqlstate_kind;
@@ -25,7 +28,9 @@ pub use connection::PgConnection;
 pub use error::{ConfigError, PgError};
 pub use manager::{PgManager, PgManagerBuilder};
 pub use modes::{SslMode, TargetSessionAttrs};
+pub use native::AsStatement;
 pub use reset::{ResetPolicy, CLEAN_SQL};
+pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use txstate::TxState;
 
 /// The pool type for PostgreSQL.

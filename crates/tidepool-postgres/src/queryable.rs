@@ -15,7 +15,7 @@ use crate::txstate::{statement_effect, Effect};
 
 impl PgConnection {
     async fn rows_inner(
-        &mut self,
+        &self,
         sql: &str,
         values: &[Value],
     ) -> Result<Vec<tokio_postgres::Row>, PgError> {
@@ -27,13 +27,13 @@ impl PgConnection {
                 .collect();
             return self.typed_rows(sql, &refs).await;
         }
-        let stmt = self.statement(sql).await?;
+        let stmt = self.tracked().statement(sql).await?;
         let ps = params::for_declared(values, stmt.params())?;
         let refs: Vec<&(dyn ToSql + Sync)> = ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         Ok(self.raw().query(&stmt, &refs).await?)
     }
 
-    async fn execute_inner(&mut self, sql: &str, values: &[Value]) -> Result<u64, PgError> {
+    async fn execute_inner(&self, sql: &str, values: &[Value]) -> Result<u64, PgError> {
         if self.is_transaction_pooler() {
             let typed = params::self_typed(values)?;
             let refs: Vec<(&(dyn ToSql + Sync), Type)> = typed
@@ -42,37 +42,37 @@ impl PgConnection {
                 .collect();
             return Ok(self.raw().execute_typed(sql, &refs).await?);
         }
-        let stmt = self.statement(sql).await?;
+        let stmt = self.tracked().statement(sql).await?;
         let ps = params::for_declared(values, stmt.params())?;
         let refs: Vec<&(dyn ToSql + Sync)> = ps.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         Ok(self.raw().execute(&stmt, &refs).await?)
     }
 
-    async fn control(&mut self, sql: &'static str, effect: Effect) -> Result<(), PgError> {
-        self.start()?;
+    async fn control(&self, sql: &'static str, effect: Effect) -> Result<(), PgError> {
+        let round = self.start()?;
         let result = self.raw().batch_execute(sql).await.map_err(PgError::from);
-        self.finish(effect, sql, result)
+        self.finish(round, effect, sql, result)
     }
 }
 
 impl Queryable for PgConnection {
     type Error = PgError;
 
-    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, PgError> {
-        self.start()?;
+    async fn execute_values(&mut self, sql: &str, params: &[Value]) -> Result<u64, PgError> {
+        let round = self.start()?;
         let result = self.execute_inner(sql, params).await;
-        self.finish(statement_effect(sql), sql, result)
+        self.finish(round, statement_effect(sql), sql, result)
     }
 
-    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, PgError> {
-        self.start()?;
+    async fn query_values(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, PgError> {
+        let round = self.start()?;
         let result = self.rows_inner(sql, params).await;
-        let rows = self.finish(statement_effect(sql), sql, result)?;
+        let rows = self.finish(round, statement_effect(sql), sql, result)?;
         rows::convert(rows)
     }
 
-    async fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Row, PgError> {
-        let mut rows = Queryable::query(self, sql, params).await?;
+    async fn query_one_values(&mut self, sql: &str, params: &[Value]) -> Result<Row, PgError> {
+        let mut rows = self.query_values(sql, params).await?;
         match rows.len() {
             1 => rows.pop().ok_or(PgError::RowCount {
                 expected: "exactly one",

@@ -17,8 +17,9 @@
 /// `Fast` is the default: it guarantees the next borrower is never inside a
 /// transaction (tracked state, rollback when dirty) at no cost on the
 /// common clean return. Use `Clean` when code changes session state (`SET`,
-/// temporary tables, advisory locks, `LISTEN`): it runs
-/// [`CLEAN_SQL`] after the rollback. In transaction-pooler mode `Clean`
+/// `SET ROLE` or `SET SESSION AUTHORIZATION`, temporary tables, advisory
+/// locks, `LISTEN`, cursors `WITH HOLD`, sequences' `currval`, `PREPARE`):
+/// it runs [`CLEAN_SQL`] after the rollback. In transaction-pooler mode `Clean`
 /// does only the rollback: the next statement may run on another backend,
 /// so there is no session to clean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,7 +37,13 @@ pub enum ResetPolicy {
 }
 
 /// The session reset run by [`ResetPolicy::Clean`], after the rollback and
-/// never inside a transaction. It is `DISCARD ALL` minus `DEALLOCATE ALL`
-/// and `DISCARD PLANS`, so the statement cache stays valid.
+/// never inside a transaction. It is `DISCARD ALL` minus `DISCARD PLANS`,
+/// with `DEALLOCATE ALL` narrowed to the statements the borrower prepared
+/// in SQL (`PREPARE p AS ...`): its last statement lists them
+/// (`pg_prepared_statements.from_sql`), and the reset deallocates each by
+/// name — a second round trip, only when there are any. The statement
+/// cache's own (protocol-level) statements are kept, so the cache stays
+/// valid.
 pub const CLEAN_SQL: &str = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; \
-SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES";
+SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES; \
+SELECT name FROM pg_prepared_statements WHERE from_sql";

@@ -8,21 +8,33 @@
 
 /// The tracked transaction state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum TxState {
     /// No transaction open.
-    Idle,
+    Idle = 0,
     /// A transaction is open.
-    Active,
+    Active = 1,
     /// A transaction is open and aborted by an error: only ROLLBACK works.
-    Failed,
+    Failed = 2,
     /// A transaction may be open; treated as dirty.
-    Unknown,
+    Unknown = 3,
 }
 
 impl TxState {
     /// Whether a transaction is (or may be) open.
     pub fn is_dirty(self) -> bool {
         self != TxState::Idle
+    }
+
+    /// The state stored as `self as u8`; anything else reads as `Unknown`
+    /// (dirty), never as clean.
+    pub(crate) fn from_u8(v: u8) -> TxState {
+        match v {
+            0 => TxState::Idle,
+            1 => TxState::Active,
+            2 => TxState::Failed,
+            _ => TxState::Unknown,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ const TRIALS: usize = 1_000;
 /// Borrows the connection, checks it is outside any transaction, and
 /// returns it with its id.
 async fn borrow_clean(pool: &Pool<PgManager>) -> Pooled<PgManager> {
-    let mut conn = pool.get().await.unwrap();
+    let conn = pool.get().await.unwrap();
     // The simple protocol, so the statement and its implicit transaction
     // start together (the extended protocol's Bind and Execute differ).
     let messages = conn
@@ -70,7 +70,7 @@ async fn the_next_borrower_is_clean_after_the_transaction_helper_is_dropped_mid_
             let helper = transaction(&mut **conn, RetryPolicy::none(), move |tx| {
                 let signal = signal.clone();
                 Box::pin(async move {
-                    tx.execute("SELECT 1", &[]).await?;
+                    tx.execute_values("SELECT 1", &[]).await?;
                     signal.notify_one();
                     std::future::pending::<()>().await;
                     Ok(())
@@ -92,7 +92,7 @@ async fn the_next_borrower_is_clean_after_a_raw_begin() {
     run_trials("clean_after_raw_begin", |conn, trial| {
         Box::pin(async move {
             match trial % 4 {
-                0 => drop(conn.execute("BEGIN", &[]).await.unwrap()),
+                0 => drop(conn.execute_values("BEGIN", &[]).await.unwrap()),
                 1 => conn
                     .batch_execute("SELECT 1; START TRANSACTION; SELECT 2")
                     .await
@@ -115,7 +115,7 @@ async fn the_next_borrower_is_clean_after_an_aborted_transaction() {
     run_trials("clean_after_aborted_tx", |conn, _| {
         Box::pin(async move {
             conn.begin().await.unwrap();
-            let err = conn.execute("SELECT 1 / 0", &[]).await.unwrap_err();
+            let err = conn.execute_values("SELECT 1 / 0", &[]).await.unwrap_err();
             assert_eq!(err.sqlstate(), Some("22012"));
             assert_eq!(conn.tx_state(), tidepool_postgres::TxState::Failed);
         })
@@ -128,13 +128,13 @@ async fn the_next_borrower_is_clean_after_a_query_future_is_dropped_mid_flight()
     run_trials("clean_after_dropped_query", |conn, trial| {
         Box::pin(async move {
             // Prepared once, so each trial's single poll sends the execution.
-            conn.execute("SELECT pg_sleep($1)", &[Value::Float(0.0)])
+            conn.execute_values("SELECT pg_sleep($1)", &[Value::Float(0.0)])
                 .await
                 .unwrap();
             if trial % 2 == 0 {
                 conn.begin().await.unwrap();
             }
-            let sleeping = conn.execute("SELECT pg_sleep($1)", &[Value::Float(30.0)]);
+            let sleeping = conn.execute_values("SELECT pg_sleep($1)", &[Value::Float(30.0)]);
             tokio::select! {
                 biased;
                 _ = sleeping => panic!("a 30 s sleep finished"),

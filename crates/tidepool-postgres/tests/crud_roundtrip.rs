@@ -20,14 +20,14 @@ async fn rows_written_through_the_pool_read_back_updated_and_deleted() {
     let insert = format!("INSERT INTO {table} (id, name) VALUES ($1, $2)");
     for (id, name) in [(1, "ada"), (2, "grace"), (3, "edsger")] {
         assert_eq!(
-            conn.execute(&insert, &[Value::Int(id), name.into()])
+            conn.execute_values(&insert, &[Value::Int(id), name.into()])
                 .await
                 .unwrap(),
             1
         );
     }
     let rows = conn
-        .query(&format!("SELECT id, name FROM {table} ORDER BY id"), &[])
+        .query_values(&format!("SELECT id, name FROM {table} ORDER BY id"), &[])
         .await
         .unwrap();
     assert_eq!(rows.len(), 3);
@@ -35,7 +35,7 @@ async fn rows_written_through_the_pool_read_back_updated_and_deleted() {
     assert_eq!(rows[2].get(0), Some(&Value::Int(3)));
 
     let updated = conn
-        .execute(
+        .execute_values(
             &format!("UPDATE {table} SET name = $1 WHERE id = $2"),
             &["alan".into(), Value::Int(2)],
         )
@@ -43,7 +43,7 @@ async fn rows_written_through_the_pool_read_back_updated_and_deleted() {
         .unwrap();
     assert_eq!(updated, 1);
     let row = conn
-        .query_one(
+        .query_one_values(
             &format!("SELECT name FROM {table} WHERE id = $1"),
             &[Value::Int(2)],
         )
@@ -52,7 +52,7 @@ async fn rows_written_through_the_pool_read_back_updated_and_deleted() {
     assert_eq!(row.get("name").and_then(Value::as_str), Some("alan"));
 
     assert_eq!(
-        conn.execute(
+        conn.execute_values(
             &format!("DELETE FROM {table} WHERE id <> $1"),
             &[Value::Int(1)]
         )
@@ -61,13 +61,13 @@ async fn rows_written_through_the_pool_read_back_updated_and_deleted() {
         2
     );
     let count = conn
-        .query_one(&format!("SELECT count(*) AS n FROM {table}"), &[])
+        .query_one_values(&format!("SELECT count(*) AS n FROM {table}"), &[])
         .await
         .unwrap();
     assert_eq!(count.get("n"), Some(&Value::Int(1)));
 
     let err = conn
-        .query_one(&format!("SELECT id FROM {table} WHERE id = 99"), &[])
+        .query_one_values(&format!("SELECT id FROM {table} WHERE id = 99"), &[])
         .await
         .unwrap_err();
     assert!(
@@ -95,14 +95,14 @@ async fn the_statement_cache_reuses_statements_and_stays_bounded() {
     let mut conn = manager.connect_one().await.unwrap();
     for i in 0..10 {
         let sql = format!("SELECT {i}::int8 AS n");
-        let row = conn.query_one(&sql, &[]).await.unwrap();
+        let row = conn.query_one_values(&sql, &[]).await.unwrap();
         assert_eq!(row.get("n"), Some(&Value::Int(i)));
         assert!(conn.is_statement_cached(&sql));
     }
     assert_eq!(conn.cached_statements(), 4);
     // Evicted statements are closed on the server too.
     let prepared = conn
-        .query_one("SELECT count(*) AS n FROM pg_prepared_statements", &[])
+        .query_one_values("SELECT count(*) AS n FROM pg_prepared_statements", &[])
         .await
         .unwrap();
     assert!(
@@ -130,7 +130,7 @@ async fn transaction_pooler_mode_uses_no_named_prepared_statements() {
         .unwrap()
         .and_hms_micro_opt(12, 30, 1, 5)
         .unwrap();
-    conn.execute(
+    conn.execute_values(
         &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)"),
         &[
             Value::Int(7),
@@ -143,7 +143,7 @@ async fn transaction_pooler_mode_uses_no_named_prepared_statements() {
     .await
     .unwrap();
     let row = conn
-        .query_one(
+        .query_one_values(
             &format!("SELECT id, n, at, ok, t FROM {table} WHERE id = $1"),
             &[Value::Int(7)],
         )
@@ -160,7 +160,7 @@ async fn transaction_pooler_mode_uses_no_named_prepared_statements() {
         ]
     );
     let row = conn
-        .query_one("SELECT count(*) AS n FROM pg_prepared_statements", &[])
+        .query_one_values("SELECT count(*) AS n FROM pg_prepared_statements", &[])
         .await
         .unwrap();
     assert_eq!(row.get("n"), Some(&Value::Int(0)));

@@ -12,12 +12,12 @@ const CANARY_ENCODED: &str = "p%40ss%3Aw%25rd";
 const CANARY_PIECES: [&str; 4] = ["p@ss:w%rd", "p%40ss%3Aw%25rd", "w%rd", "p@ss"];
 
 async fn server_error(url: &str, sql: &str) -> PgError {
-    let mut conn = PgManager::from_url(url)
+    let conn = PgManager::from_url(url)
         .unwrap()
         .connect_one()
         .await
         .unwrap();
-    conn.batch_execute(sql).await.expect_err(sql)
+    PgError::from(conn.batch_execute(sql).await.expect_err(sql))
 }
 
 #[tokio::test]
@@ -103,7 +103,7 @@ async fn a_wrong_password_is_a_non_retryable_connect_error_that_never_shows_the_
         .await
         .unwrap();
     let has_role = admin
-        .query_one(
+        .query_one_values(
             "SELECT count(*) AS n FROM pg_roles WHERE rolname = 'tidepool_pw'",
             &[],
         )
@@ -168,7 +168,7 @@ async fn too_many_connections_is_a_retryable_connect_error() {
     };
     let url = support::plain(&url);
     let role = format!("tidepool_limited_{}", std::process::id());
-    let mut admin = PgManager::from_url(&url)
+    let admin = PgManager::from_url(&url)
         .unwrap()
         .connect_one()
         .await

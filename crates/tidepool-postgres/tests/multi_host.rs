@@ -23,7 +23,10 @@ async fn a_multi_host_url_skips_a_dead_host_and_connects_to_the_next() {
         .connect_one()
         .await
         .unwrap();
-    let row = conn.query_one("SELECT 1::int4 AS one", &[]).await.unwrap();
+    let row = conn
+        .query_one_values("SELECT 1::int4 AS one", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get("one"), Some(&Value::Int(1)));
 
     let kv = format!("host=127.0.0.1,{host} port=1,{port} user=postgres dbname=test sslmode=disable target_session_attrs=read-write");
@@ -75,7 +78,7 @@ async fn a_unix_socket_host_connects() {
             .await
             .unwrap();
         let row = conn
-            .query_one("SELECT inet_server_addr() IS NULL AS via_socket", &[])
+            .query_one_values("SELECT inet_server_addr() IS NULL AS via_socket", &[])
             .await
             .unwrap();
         assert_eq!(row.get("via_socket"), Some(&Value::Bool(true)), "{url}");

@@ -10,7 +10,7 @@ use tidepool_postgres::PgManager;
 mod support;
 
 async fn pid_of(conn: &mut Pooled<PgManager>) -> i64 {
-    conn.query_one("SELECT pg_backend_pid()::int8 AS pid", &[])
+    conn.query_one_values("SELECT pg_backend_pid()::int8 AS pid", &[])
         .await
         .unwrap()
         .get("pid")
@@ -22,7 +22,7 @@ async fn terminate(url: &str, pid: i64) {
     let manager = PgManager::from_url(url).unwrap();
     let mut admin = manager.connect_one().await.unwrap();
     let row = admin
-        .query_one(
+        .query_one_values(
             "SELECT pg_terminate_backend($1::int4) AS ok",
             &[Value::Int(pid)],
         )
@@ -32,7 +32,7 @@ async fn terminate(url: &str, pid: i64) {
     // Wait until the backend is gone, so the test does not race its exit.
     for _ in 0..200 {
         let row = admin
-            .query_one(
+            .query_one_values(
                 "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1",
                 &[Value::Int(pid)],
             )
@@ -87,7 +87,7 @@ async fn a_connection_killed_while_in_use_gives_its_holder_a_typed_error_and_nev
     terminate(&url, pid).await;
 
     let err = conn
-        .query("SELECT 1", &[])
+        .query_values("SELECT 1", &[])
         .await
         .expect_err("the backend is gone");
     assert_eq!(err.failure_kind(), FailureKind::Connect, "{err:?}");

@@ -41,7 +41,7 @@ fn target(test: &str) -> Option<(String, u16)> {
 async fn encrypted(manager: &PgManager) -> bool {
     let mut conn = manager.connect_one().await.unwrap();
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
             &[],
         )

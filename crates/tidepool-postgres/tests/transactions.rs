@@ -1,10 +1,14 @@
-//! Transactions through `tidepool::transaction`: commit on Ok, rollback on
-//! Err, and a retry after a real serialization failure (40001).
+//! Transactions through `tidepool::transaction` and
+//! `tidepool::run_in_transaction`: commit on Ok, rollback on Err, a retry
+//! after a real serialization failure (40001), and bodies that borrow and
+//! move ordinary data.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use tidepool::{transaction, Classify, FailureKind, Queryable, RetryPolicy, Value};
+use tidepool::{
+    run_in_transaction, transaction, Classify, FailureKind, Queryable, RetryPolicy, Value,
+};
 use tidepool_postgres::{PgError, ResetPolicy};
 
 mod support;
@@ -27,7 +31,7 @@ async fn a_transaction_commits_on_ok_and_rolls_back_on_err() {
     let ins = insert.clone();
     transaction(&mut *conn, RetryPolicy::none(), move |tx| {
         let ins = ins.clone();
-        Box::pin(async move { tx.execute(&ins, &[Value::Int(1)]).await })
+        Box::pin(async move { tx.execute_values(&ins, &[Value::Int(1)]).await })
     })
     .await
     .unwrap();
@@ -37,8 +41,8 @@ async fn a_transaction_commits_on_ok_and_rolls_back_on_err() {
     let err = transaction(&mut *conn, RetryPolicy::none(), move |tx| {
         let ins = ins.clone();
         Box::pin(async move {
-            tx.execute(&ins, &[Value::Int(2)]).await?;
-            tx.execute(&ins, &[Value::Int(1)]).await // duplicate key
+            tx.execute_values(&ins, &[Value::Int(2)]).await?;
+            tx.execute_values(&ins, &[Value::Int(1)]).await // duplicate key
         })
     })
     .await
@@ -47,7 +51,7 @@ async fn a_transaction_commits_on_ok_and_rolls_back_on_err() {
     assert!(!conn.in_transaction());
 
     let rows = conn
-        .query(&format!("SELECT id FROM {table} ORDER BY id"), &[])
+        .query_values(&format!("SELECT id FROM {table} ORDER BY id"), &[])
         .await
         .unwrap();
     assert_eq!(
@@ -68,7 +72,7 @@ async fn a_serialization_failure_is_retried_until_the_transaction_commits() {
     };
     let pool = support::pool(&url, 2, ResetPolicy::Fast).await;
     let table = support::table("serial");
-    let mut setup = pool.get().await.unwrap();
+    let setup = pool.get().await.unwrap();
     setup
         .batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int4 PRIMARY KEY, v int4); INSERT INTO {table} VALUES (1, 0)"))
         .await
@@ -87,25 +91,25 @@ async fn a_serialization_failure_is_retried_until_the_transaction_commits() {
         let a = a.clone();
         let other_cell = o.clone();
         Box::pin(async move {
-            tx.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]).await?;
+            tx.execute_values("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[]).await?;
             let n = a.fetch_add(1, Ordering::SeqCst);
-            let v = tx.query_one(&format!("SELECT v FROM {t} WHERE id = 1"), &[]).await?;
+            let v = tx.query_one_values(&format!("SELECT v FROM {t} WHERE id = 1"), &[]).await?;
             if n == 0 {
-                let mut other = other_cell.lock().await;
+                let other = other_cell.lock().await;
                 other.batch_execute(&format!(
                     "BEGIN ISOLATION LEVEL SERIALIZABLE; UPDATE {t} SET v = v + 100 WHERE id = 1; COMMIT"
                 ))
                 .await?;
             }
             let v = v.get("v").and_then(Value::as_i64).unwrap_or_default();
-            tx.execute(&format!("UPDATE {t} SET v = $1 WHERE id = 1"), &[Value::Int(v + 1)]).await
+            tx.execute_values(&format!("UPDATE {t} SET v = $1 WHERE id = 1"), &[Value::Int(v + 1)]).await
         })
     })
     .await;
     assert_eq!(result.unwrap(), 1);
     assert_eq!(attempts.load(Ordering::SeqCst), 2);
     let row = conn
-        .query_one(&format!("SELECT v FROM {table} WHERE id = 1"), &[])
+        .query_one_values(&format!("SELECT v FROM {table} WHERE id = 1"), &[])
         .await
         .unwrap();
     assert_eq!(row.get("v"), Some(&Value::Int(101)));
@@ -130,19 +134,19 @@ async fn two_conflicting_serializable_transactions_give_a_retryable_40001() {
         .await
         .unwrap();
     for c in [&mut a, &mut b] {
-        c.execute("BEGIN ISOLATION LEVEL SERIALIZABLE", &[])
+        c.execute_values("BEGIN ISOLATION LEVEL SERIALIZABLE", &[])
             .await
             .unwrap();
-        c.query(&format!("SELECT v FROM {table}"), &[])
+        c.query_values(&format!("SELECT v FROM {table}"), &[])
             .await
             .unwrap();
     }
-    a.execute(&format!("UPDATE {table} SET v = 1 WHERE id = 1"), &[])
+    a.execute_values(&format!("UPDATE {table} SET v = 1 WHERE id = 1"), &[])
         .await
         .unwrap();
     a.commit().await.unwrap();
     let err: PgError = b
-        .execute(&format!("UPDATE {table} SET v = 2 WHERE id = 1"), &[])
+        .execute_values(&format!("UPDATE {table} SET v = 2 WHERE id = 1"), &[])
         .await
         .unwrap_err();
     assert_eq!(err.sqlstate(), Some("40001"));
@@ -151,6 +155,117 @@ async fn two_conflicting_serializable_transactions_give_a_retryable_40001() {
     assert_eq!(b.tx_state(), tidepool_postgres::TxState::Failed);
     b.rollback().await.unwrap();
     a.batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn run_in_transaction_takes_a_body_that_moves_a_string_and_borrows_a_local() {
+    let Some(url) = support::url("tx_async_closure") else {
+        return;
+    };
+    let pool = support::pool(&url, 1, ResetPolicy::Fast).await;
+    let table = support::table("txclosure");
+    let mut conn = pool.get().await.unwrap();
+    conn.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int8 PRIMARY KEY, name text)"
+    ))
+    .await
+    .unwrap();
+
+    // With `transaction`, moving `name` into the body fails (E0507: it is
+    // moved out of an FnMut closure) and borrowing `insert` fails (it must
+    // outlive 'static). An async closure takes both as they are.
+    let insert = format!("INSERT INTO {table} (id, name) VALUES ($1, $2)");
+    let name = String::from("ada");
+    let borrowed = &insert;
+    let inserted = run_in_transaction(&mut *conn, RetryPolicy::none(), async move |tx| {
+        tx.execute_values(borrowed, &[Value::Int(1), name.as_str().into()])
+            .await
+    })
+    .await
+    .unwrap();
+    assert_eq!(inserted, 1);
+    assert!(!conn.in_transaction());
+    assert!(insert.starts_with("INSERT"), "the local is still ours");
+
+    // An Err rolls back, and the body can keep state across calls.
+    let mut calls = 0;
+    let err = run_in_transaction(&mut *conn, RetryPolicy::none(), async |tx| {
+        calls += 1;
+        tx.execute_values(&insert, &[Value::Int(2), "bob".into()])
+            .await?;
+        tx.execute_values(&insert, &[Value::Int(1), "dup".into()])
+            .await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.sqlstate(), Some("23505"));
+    assert_eq!(calls, 1);
+    assert!(!conn.in_transaction());
+    let row = conn
+        .query_one_values(&format!("SELECT count(*) AS n FROM {table}"), &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get("n"), Some(&Value::Int(1)));
+
+    // It runs on a spawned task too, with a body that owns what it uses
+    // (see `run_in_transaction`'s docs for why not a borrowing one there).
+    let drop_it = format!("DROP TABLE {table}");
+    let spawned = tokio::spawn(async move {
+        run_in_transaction(&mut *conn, RetryPolicy::none(), async move |tx| {
+            tx.execute_values(&drop_it, &[]).await
+        })
+        .await
+    });
+    spawned.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn run_in_transaction_retries_a_serialization_failure_with_borrowed_state() {
+    let Some(url) = support::url("tx_async_closure_retry") else {
+        return;
+    };
+    let pool = support::pool(&url, 2, ResetPolicy::Fast).await;
+    let table = support::table("serial_closure");
+    let setup = pool.get().await.unwrap();
+    setup
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id int4 PRIMARY KEY, v int4); INSERT INTO {table} VALUES (1, 0)"))
+        .await
+        .unwrap();
+
+    // As in the test above with `transaction`, but the attempt counter is a
+    // plain local and the other connection is borrowed: no Arc, no Mutex.
+    let mut attempts = 0u32;
+    let mut conn = pool.get().await.unwrap();
+    let other = &setup;
+    let select = format!("SELECT v FROM {table} WHERE id = 1");
+    let result = run_in_transaction(&mut *conn, RetryPolicy::default(), async |tx| {
+        tx.execute_values("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[])
+            .await?;
+        attempts += 1;
+        let v = tx.query_one_values(&select, &[]).await?;
+        if attempts == 1 {
+            other
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL SERIALIZABLE; UPDATE {table} SET v = v + 100 WHERE id = 1; COMMIT"
+                ))
+                .await?;
+        }
+        let v = v.get("v").and_then(Value::as_i64).unwrap_or_default();
+        tx.execute_values(
+            &format!("UPDATE {table} SET v = $1 WHERE id = 1"),
+            &[Value::Int(v + 1)],
+        )
+        .await
+    })
+    .await;
+    assert_eq!(result.unwrap(), 1);
+    assert_eq!(attempts, 2);
+    let row = conn.query_one_values(&select, &[]).await.unwrap();
+    assert_eq!(row.get("v"), Some(&Value::Int(101)));
+    setup
+        .batch_execute(&format!("DROP TABLE {table}"))
         .await
         .unwrap();
 }

@@ -42,14 +42,14 @@ async fn every_value_type_round_trips_through_a_typed_column() {
         Value::Timestamp(at),
         Value::Null,
     ];
-    conn.execute(
+    conn.execute_values(
         &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)"),
         &values,
     )
     .await
     .unwrap();
     let row = conn
-        .query_one(&format!("SELECT b, i, f, t, y, ts, n FROM {table}"), &[])
+        .query_one_values(&format!("SELECT b, i, f, t, y, ts, n FROM {table}"), &[])
         .await
         .unwrap();
     assert_eq!(row.values(), values.as_slice());
@@ -62,7 +62,7 @@ async fn common_column_types_read_into_the_right_values() {
         return;
     };
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, 1.5::float4 AS d, 2.25::float8 AS e, \
              12345.678::numeric AS f, -0.0005::numeric AS g, 'x'::varchar AS h, 'y'::char(2) AS i, \
              '\\x00ff'::bytea AS j, '2020-01-02 03:04:05'::timestamp AS k, \
@@ -119,7 +119,7 @@ async fn parameters_are_converted_to_the_declared_column_type() {
         .unwrap()
         .and_hms_opt(8, 0, 0)
         .unwrap();
-    conn.execute(
+    conn.execute_values(
         &format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
         &[
             Value::Int(12),
@@ -135,7 +135,7 @@ async fn parameters_are_converted_to_the_declared_column_type() {
     .await
     .unwrap();
     let row = conn
-        .query_one(
+        .query_one_values(
             &format!("SELECT a, b, c, d, e, f, g, h FROM {table} WHERE b = $1 AND a = $2"),
             &[Value::Int(34), Value::Int(12)],
         )
@@ -156,7 +156,7 @@ async fn parameters_are_converted_to_the_declared_column_type() {
     );
     // Out of range for the declared type: a typed parameter error, not a panic.
     let err = conn
-        .execute(
+        .execute_values(
             &format!("INSERT INTO {table} (a) VALUES ($1)"),
             &[Value::Int(1 << 20)],
         )
@@ -175,7 +175,10 @@ async fn parameters_are_converted_to_the_declared_column_type() {
     );
     // The connection is still usable and not in a transaction.
     assert!(!conn.in_transaction());
-    let err = conn.execute("SELECT $1::int4", &[]).await.unwrap_err();
+    let err = conn
+        .execute_values("SELECT $1::int4", &[])
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,

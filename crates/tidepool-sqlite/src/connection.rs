@@ -65,9 +65,10 @@ static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 /// A SQLite connection living on a dedicated thread.
 ///
 /// Use [`call`](Self::call) for native [`rusqlite`] access, or the uniform
-/// [`tidepool::Queryable`] face (`execute`, `query`, `query_one`, `begin`,
-/// `commit`, `rollback`). Dropping the handle interrupts a running
-/// statement, skips queued calls and closes the connection on its thread;
+/// [`tidepool::Queryable`] face (`execute_values`, `query_values`,
+/// `query_one_values`, `begin`, `commit`, `rollback`). Dropping the handle
+/// interrupts a running statement, skips queued calls and closes the
+/// connection on its thread;
 /// when no call is running it waits for that close, so a WAL database's
 /// log is folded back into the main file by the time the last connection's
 /// drop returns.

@@ -29,10 +29,10 @@ use crate::error::SqliteError;
 /// let manager = SqliteManager::from_url("sqlite::memory:")?;
 /// let mut a = manager.connect().await?;
 /// let mut b = manager.connect().await?;
-/// a.execute("CREATE TABLE t (x INTEGER)", &[]).await?;
-/// a.execute("INSERT INTO t VALUES (1)", &[]).await?;
+/// a.execute_values("CREATE TABLE t (x INTEGER)", &[]).await?;
+/// a.execute_values("INSERT INTO t VALUES (1)", &[]).await?;
 /// // Both connections see the same in-memory database.
-/// let row = b.query_one("SELECT count(*) AS n FROM t", &[]).await?;
+/// let row = b.query_one_values("SELECT count(*) AS n FROM t", &[]).await?;
 /// assert_eq!(row.get("n").and_then(|v| v.as_i64()), Some(1));
 /// # Ok(()) }
 /// ```

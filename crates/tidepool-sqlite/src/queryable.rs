@@ -209,18 +209,18 @@ fn run_execute(
 impl Queryable for SqliteConnection {
     type Error = SqliteError;
 
-    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqliteError> {
+    async fn execute_values(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqliteError> {
         let (sql, params) = (sql.to_string(), params.to_vec());
         self.call(move |c| run_execute(c, &sql, &params)).await
     }
 
-    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, SqliteError> {
+    async fn query_values(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, SqliteError> {
         let (sql, params) = (sql.to_string(), params.to_vec());
         self.call(move |c| run_query(c, &sql, &params, usize::MAX))
             .await
     }
 
-    async fn query_one(&mut self, sql: &str, params: &[Value]) -> Result<Row, SqliteError> {
+    async fn query_one_values(&mut self, sql: &str, params: &[Value]) -> Result<Row, SqliteError> {
         let (sql, params) = (sql.to_string(), params.to_vec());
         let mut rows = self.call(move |c| run_query(c, &sql, &params, 2)).await?;
         match rows.len() {

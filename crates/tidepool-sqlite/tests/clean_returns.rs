@@ -32,7 +32,7 @@ async fn the_next_borrower_is_never_inside_a_transaction_after_one_is_dropped_mi
     .await;
     {
         let mut conn = pool.get().await.unwrap();
-        conn.execute("CREATE TABLE t (trial INTEGER)", &[])
+        conn.execute_values("CREATE TABLE t (trial INTEGER)", &[])
             .await
             .unwrap();
     }
@@ -51,7 +51,7 @@ async fn the_next_borrower_is_never_inside_a_transaction_after_one_is_dropped_mi
                 // A raw BEGIN through the guard, then the guard is dropped.
                 0 => {
                     conn.begin().await.unwrap();
-                    conn.execute("INSERT INTO t VALUES ($1)", &[trial.into()])
+                    conn.execute_values("INSERT INTO t VALUES ($1)", &[trial.into()])
                         .await
                         .unwrap();
                 }
@@ -60,7 +60,7 @@ async fn the_next_borrower_is_never_inside_a_transaction_after_one_is_dropped_mi
                 1 => {
                     let fut = transaction(&mut *conn, RetryPolicy::default(), move |tx| {
                         Box::pin(async move {
-                            tx.execute("INSERT INTO t VALUES ($1)", &[trial.into()])
+                            tx.execute_values("INSERT INTO t VALUES ($1)", &[trial.into()])
                                 .await?;
                             std::future::pending::<Result<(), _>>().await
                         })
@@ -73,9 +73,9 @@ async fn the_next_borrower_is_never_inside_a_transaction_after_one_is_dropped_mi
                 _ => {
                     let fut = transaction(&mut *conn, RetryPolicy::default(), move |tx| {
                         Box::pin(async move {
-                            tx.execute("INSERT INTO t VALUES ($1)", &[trial.into()])
+                            tx.execute_values("INSERT INTO t VALUES ($1)", &[trial.into()])
                                 .await?;
-                            tx.execute("INSERT INTO t VALUES ($1)", &[trial.into()])
+                            tx.execute_values("INSERT INTO t VALUES ($1)", &[trial.into()])
                                 .await?;
                             std::future::pending::<Result<(), _>>().await
                         })
@@ -94,7 +94,10 @@ async fn the_next_borrower_is_never_inside_a_transaction_after_one_is_dropped_mi
     }
     let mut conn = pool.get().await.unwrap();
     assert!(!sqlite_in_transaction(&conn).await);
-    let row = conn.query_one("SELECT count(*) FROM t", &[]).await.unwrap();
+    let row = conn
+        .query_one_values("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap();
     assert_eq!(
         row.get(0),
         Some(&Value::Int(0)),
@@ -120,7 +123,7 @@ async fn a_connection_whose_call_panicked_is_discarded_not_reused() {
     assert_ne!(Pooled::id(&conn), first_id);
     assert!(Pooled::is_new(&conn));
     assert_eq!(
-        conn.query_one("SELECT 1", &[]).await.unwrap().get(0),
+        conn.query_one_values("SELECT 1", &[]).await.unwrap().get(0),
         Some(&Value::Int(1))
     );
 }
@@ -134,15 +137,19 @@ async fn an_in_memory_pool_shares_one_database_that_outlives_every_discarded_con
         .unwrap();
     let mut a = pool.get().await.unwrap();
     let mut b = pool.get().await.unwrap();
-    a.execute("CREATE TABLE p (x INTEGER)", &[]).await.unwrap();
-    b.execute("INSERT INTO p VALUES (1)", &[]).await.unwrap();
+    a.execute_values("CREATE TABLE p (x INTEGER)", &[])
+        .await
+        .unwrap();
+    b.execute_values("INSERT INTO p VALUES (1)", &[])
+        .await
+        .unwrap();
     drop(a);
     // Discard both connections: the database lives on with the manager.
     Pooled::mark_broken(&mut b);
     drop(b);
     let mut c = pool.get().await.unwrap();
     assert_eq!(
-        c.query_one("SELECT count(*) FROM p", &[])
+        c.query_one_values("SELECT count(*) FROM p", &[])
             .await
             .unwrap()
             .get(0),

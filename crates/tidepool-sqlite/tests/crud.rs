@@ -6,7 +6,7 @@ use tidepool_sqlite::{SqliteConnection, SqliteManager};
 
 async fn crud(mut conn: SqliteConnection) {
     let created = conn
-        .execute(
+        .execute_values(
             "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL, age INTEGER)",
             &[],
         )
@@ -14,7 +14,7 @@ async fn crud(mut conn: SqliteConnection) {
         .unwrap();
     assert_eq!(created, 0);
     let inserted = conn
-        .execute(
+        .execute_values(
             "INSERT INTO people (name, age) VALUES ($1, $2), ($3, $4)",
             &["ada".into(), 36.into(), "alan".into(), 41.into()],
         )
@@ -23,7 +23,7 @@ async fn crud(mut conn: SqliteConnection) {
     assert_eq!(inserted, 2);
 
     let rows = conn
-        .query("SELECT id, name, age FROM people ORDER BY id", &[])
+        .query_values("SELECT id, name, age FROM people ORDER BY id", &[])
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);
@@ -32,7 +32,7 @@ async fn crud(mut conn: SqliteConnection) {
     assert_eq!(rows[1].get(2), Some(&Value::Int(41)));
 
     let updated = conn
-        .execute(
+        .execute_values(
             "UPDATE people SET age = age + 1 WHERE name = ?",
             &["ada".into()],
         )
@@ -40,21 +40,24 @@ async fn crud(mut conn: SqliteConnection) {
         .unwrap();
     assert_eq!(updated, 1);
     let row = conn
-        .query_one("SELECT age FROM people WHERE name = ?1", &["ada".into()])
+        .query_one_values("SELECT age FROM people WHERE name = ?1", &["ada".into()])
         .await
         .unwrap();
     assert_eq!(row.get("age").and_then(Value::as_i64), Some(37));
 
     let deleted = conn
-        .execute("DELETE FROM people WHERE age > $1", &[40.into()])
+        .execute_values("DELETE FROM people WHERE age > $1", &[40.into()])
         .await
         .unwrap();
     assert_eq!(deleted, 1);
-    let rows = conn.query("SELECT name FROM people", &[]).await.unwrap();
+    let rows = conn
+        .query_values("SELECT name FROM people", &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
 
     // A statement that only reads changes nothing, even right after a write.
-    assert_eq!(conn.execute("SELECT 1", &[]).await.unwrap(), 0);
+    assert_eq!(conn.execute_values("SELECT 1", &[]).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -77,7 +80,7 @@ async fn numbered_placeholders_bind_by_number_not_by_order() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT $2 AS b, $1 AS a, $2 AS b2",
             &["a".into(), "b".into()],
         )
@@ -97,13 +100,16 @@ async fn numbered_placeholders_bind_by_number_not_by_order() {
 async fn query_one_insists_on_exactly_one_row() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    let none = conn.query_one("SELECT 1 WHERE 0", &[]).await.unwrap_err();
+    let none = conn
+        .query_one_values("SELECT 1 WHERE 0", &[])
+        .await
+        .unwrap_err();
     assert!(
         none.to_string().contains("exactly one row, got 0"),
         "{none}"
     );
     let two = conn
-        .query_one("SELECT 1 UNION ALL SELECT 2", &[])
+        .query_one_values("SELECT 1 UNION ALL SELECT 2", &[])
         .await
         .unwrap_err();
     assert!(two.to_string().contains("got 2"), "{two}");
@@ -113,10 +119,13 @@ async fn query_one_insists_on_exactly_one_row() {
 async fn a_wrong_number_of_parameters_is_refused() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    let too_few = conn.query("SELECT $1, $2", &[1.into()]).await.unwrap_err();
+    let too_few = conn
+        .query_values("SELECT $1, $2", &[1.into()])
+        .await
+        .unwrap_err();
     assert!(too_few.to_string().contains("parameter 2"), "{too_few}");
     let too_many = conn
-        .query("SELECT ?", &[1.into(), 2.into()])
+        .query_values("SELECT ?", &[1.into(), 2.into()])
         .await
         .unwrap_err();
     assert!(

@@ -7,10 +7,10 @@ use tidepool_sqlite::{SqliteConfig, SqliteConnection, SqliteError, SqliteManager
 async fn conn() -> (SqliteManager, SqliteConnection) {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)", &[])
+    conn.execute_values("CREATE TABLE parent (id INTEGER PRIMARY KEY)", &[])
         .await
         .unwrap();
-    conn.execute(
+    conn.execute_values(
         "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id), n INTEGER NOT NULL, s TEXT UNIQUE)",
         &[],
     )
@@ -29,17 +29,21 @@ fn assert_kind(err: &SqliteError, kind: FailureKind, retry: bool) {
 async fn syntax_errors_and_unknown_tables_and_columns_are_client_errors() {
     let (_m, mut c) = conn().await;
     assert_kind(
-        &c.execute("SELEC 1", &[]).await.unwrap_err(),
+        &c.execute_values("SELEC 1", &[]).await.unwrap_err(),
         FailureKind::Client,
         false,
     );
     assert_kind(
-        &c.query("SELECT * FROM missing", &[]).await.unwrap_err(),
+        &c.query_values("SELECT * FROM missing", &[])
+            .await
+            .unwrap_err(),
         FailureKind::Client,
         false,
     );
     assert_kind(
-        &c.query("SELECT nope FROM parent", &[]).await.unwrap_err(),
+        &c.query_values("SELECT nope FROM parent", &[])
+            .await
+            .unwrap_err(),
         FailureKind::Client,
         false,
     );
@@ -48,24 +52,24 @@ async fn syntax_errors_and_unknown_tables_and_columns_are_client_errors() {
 #[tokio::test]
 async fn constraint_violations_are_client_errors() {
     let (_m, mut c) = conn().await;
-    c.execute("INSERT INTO parent VALUES (1)", &[])
+    c.execute_values("INSERT INTO parent VALUES (1)", &[])
         .await
         .unwrap();
-    c.execute("INSERT INTO child VALUES (1, 1, 1, 'a')", &[])
+    c.execute_values("INSERT INTO child VALUES (1, 1, 1, 'a')", &[])
         .await
         .unwrap();
     let unique = c
-        .execute("INSERT INTO child VALUES (2, 1, 1, 'a')", &[])
+        .execute_values("INSERT INTO child VALUES (2, 1, 1, 'a')", &[])
         .await
         .unwrap_err();
     assert_kind(&unique, FailureKind::Client, false);
     let not_null = c
-        .execute("INSERT INTO child VALUES (3, 1, NULL, 'b')", &[])
+        .execute_values("INSERT INTO child VALUES (3, 1, NULL, 'b')", &[])
         .await
         .unwrap_err();
     assert_kind(&not_null, FailureKind::Client, false);
     let fk = c
-        .execute("INSERT INTO child VALUES (4, 99, 1, 'c')", &[])
+        .execute_values("INSERT INTO child VALUES (4, 99, 1, 'c')", &[])
         .await
         .unwrap_err();
     assert!(
@@ -74,7 +78,7 @@ async fn constraint_violations_are_client_errors() {
     );
     assert_kind(&fk, FailureKind::Client, false);
     let mismatch = c
-        .execute("INSERT INTO child (id, n) VALUES ('not an int', 1)", &[])
+        .execute_values("INSERT INTO child (id, n) VALUES ('not an int', 1)", &[])
         .await
         .unwrap_err();
     assert_kind(&mismatch, FailureKind::Client, false);
@@ -87,12 +91,14 @@ async fn nested_begin_and_bad_parameters_are_client_errors() {
     assert_kind(&c.begin().await.unwrap_err(), FailureKind::Client, false);
     c.rollback().await.unwrap();
     assert_kind(
-        &c.query("SELECT $1", &[]).await.unwrap_err(),
+        &c.query_values("SELECT $1", &[]).await.unwrap_err(),
         FailureKind::Client,
         false,
     );
     assert_kind(
-        &c.query_one("SELECT 1 WHERE 0", &[]).await.unwrap_err(),
+        &c.query_one_values("SELECT 1 WHERE 0", &[])
+            .await
+            .unwrap_err(),
         FailureKind::Client,
         false,
     );
@@ -108,11 +114,15 @@ async fn a_locked_database_is_a_retryable_transaction_failure() {
     let manager = SqliteManager::from_url(&url).unwrap();
     let mut a = manager.connect().await.unwrap();
     let mut b = manager.connect().await.unwrap();
-    a.execute("CREATE TABLE t (x INTEGER)", &[]).await.unwrap();
+    a.execute_values("CREATE TABLE t (x INTEGER)", &[])
+        .await
+        .unwrap();
     a.begin().await.unwrap();
-    a.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
+    a.execute_values("INSERT INTO t VALUES (1)", &[])
+        .await
+        .unwrap();
     let busy = b
-        .execute("INSERT INTO t VALUES (2)", &[])
+        .execute_values("INSERT INTO t VALUES (2)", &[])
         .await
         .unwrap_err();
     assert_kind(&busy, FailureKind::Transaction, true);
@@ -160,13 +170,13 @@ async fn writing_a_read_only_database_is_a_client_error() {
     rw.connect()
         .await
         .unwrap()
-        .execute("CREATE TABLE t (x INTEGER)", &[])
+        .execute_values("CREATE TABLE t (x INTEGER)", &[])
         .await
         .unwrap();
     let ro = SqliteManager::from_url(&format!("sqlite://{}?mode=ro", path.display())).unwrap();
     let mut c = ro.connect().await.unwrap();
     assert_kind(
-        &c.execute("INSERT INTO t VALUES (1)", &[])
+        &c.execute_values("INSERT INTO t VALUES (1)", &[])
             .await
             .unwrap_err(),
         FailureKind::Client,

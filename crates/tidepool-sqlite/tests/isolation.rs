@@ -13,7 +13,7 @@ async fn a_hung_call_on_one_connection_does_not_block_another_connections_querie
     let manager = SqliteManager::from_url(&url).unwrap();
     let slow = manager.connect().await.unwrap();
     let mut fast = manager.connect().await.unwrap();
-    fast.execute("CREATE TABLE t (x INTEGER)", &[])
+    fast.execute_values("CREATE TABLE t (x INTEGER)", &[])
         .await
         .unwrap();
 
@@ -33,11 +33,14 @@ async fn a_hung_call_on_one_connection_does_not_block_another_connections_querie
     // On a single-threaded runtime, these only finish if neither the
     // runtime nor this connection is blocked by the hung call.
     for i in 0..20 {
-        fast.execute("INSERT INTO t VALUES ($1)", &[i.into()])
+        fast.execute_values("INSERT INTO t VALUES ($1)", &[i.into()])
             .await
             .unwrap();
     }
-    let row = fast.query_one("SELECT count(*) FROM t", &[]).await.unwrap();
+    let row = fast
+        .query_one_values("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get(0), Some(&Value::Int(20)));
     assert!(!slow_task.is_finished());
 

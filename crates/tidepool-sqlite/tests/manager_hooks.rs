@@ -19,16 +19,21 @@ async fn validate_succeeds_on_a_live_connection() {
 async fn an_open_transaction_needs_a_reset_that_rolls_it_back() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    conn.execute("CREATE TABLE t (x INTEGER)", &[])
+    conn.execute_values("CREATE TABLE t (x INTEGER)", &[])
         .await
         .unwrap();
     conn.begin().await.unwrap();
-    conn.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
+    conn.execute_values("INSERT INTO t VALUES (1)", &[])
+        .await
+        .unwrap();
     assert!(manager.needs_reset(&conn));
     manager.reset(&mut conn).await.unwrap();
     assert!(!manager.needs_reset(&conn));
     assert!(!conn.in_transaction());
-    let row = conn.query_one("SELECT count(*) FROM t", &[]).await.unwrap();
+    let row = conn
+        .query_one_values("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get(0), Some(&tidepool::Value::Int(0)));
 }
 

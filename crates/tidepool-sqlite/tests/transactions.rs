@@ -11,20 +11,20 @@ use tidepool_sqlite::{SqliteError, SqliteManager};
 async fn setup() -> (SqliteManager, tidepool_sqlite::SqliteConnection) {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    conn.execute(
+    conn.execute_values(
         "CREATE TABLE acct (id INTEGER PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance >= 0))",
         &[],
     )
     .await
     .unwrap();
-    conn.execute("INSERT INTO acct VALUES (1, 100), (2, 0)", &[])
+    conn.execute_values("INSERT INTO acct VALUES (1, 100), (2, 0)", &[])
         .await
         .unwrap();
     (manager, conn)
 }
 
 async fn balances(conn: &mut tidepool_sqlite::SqliteConnection) -> Vec<i64> {
-    conn.query("SELECT balance FROM acct ORDER BY id", &[])
+    conn.query_values("SELECT balance FROM acct ORDER BY id", &[])
         .await
         .unwrap()
         .iter()
@@ -37,12 +37,12 @@ async fn a_transaction_body_that_returns_ok_is_committed() {
     let (_m, mut conn) = setup().await;
     let moved = transaction(&mut conn, RetryPolicy::default(), |tx| {
         Box::pin(async move {
-            tx.execute(
+            tx.execute_values(
                 "UPDATE acct SET balance = balance - 10 WHERE id = $1",
                 &[1.into()],
             )
             .await?;
-            tx.execute(
+            tx.execute_values(
                 "UPDATE acct SET balance = balance + 10 WHERE id = $1",
                 &[2.into()],
             )
@@ -61,10 +61,10 @@ async fn a_transaction_body_that_fails_is_rolled_back() {
     let (_m, mut conn) = setup().await;
     let err = transaction(&mut conn, RetryPolicy::default(), |tx| {
         Box::pin(async move {
-            tx.execute("UPDATE acct SET balance = balance + 500 WHERE id = 2", &[])
+            tx.execute_values("UPDATE acct SET balance = balance + 500 WHERE id = 2", &[])
                 .await?;
             // Violates the CHECK constraint.
-            tx.execute("UPDATE acct SET balance = balance - 500 WHERE id = 1", &[])
+            tx.execute_values("UPDATE acct SET balance = balance - 500 WHERE id = 1", &[])
                 .await
         })
     })
@@ -81,7 +81,7 @@ async fn raw_begin_commit_and_rollback_are_tracked() {
     assert!(!conn.in_transaction());
     conn.begin().await.unwrap();
     assert!(conn.in_transaction());
-    conn.execute("UPDATE acct SET balance = 0", &[])
+    conn.execute_values("UPDATE acct SET balance = 0", &[])
         .await
         .unwrap();
     conn.rollback().await.unwrap();
@@ -107,12 +107,12 @@ async fn a_busy_database_is_retried_by_the_transaction_helper() {
     let mut holder = manager.connect().await.unwrap();
     let mut other = manager.connect().await.unwrap();
     holder
-        .execute("CREATE TABLE t (x INTEGER)", &[])
+        .execute_values("CREATE TABLE t (x INTEGER)", &[])
         .await
         .unwrap();
     holder.begin().await.unwrap();
     holder
-        .execute("INSERT INTO t VALUES (1)", &[])
+        .execute_values("INSERT INTO t VALUES (1)", &[])
         .await
         .unwrap();
 
@@ -126,7 +126,7 @@ async fn a_busy_database_is_retried_by_the_transaction_helper() {
     let writer = tokio::spawn(async move {
         let result: Result<u64, SqliteError> = transaction(&mut other, policy, move |tx| {
             counted.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move { tx.execute("INSERT INTO t VALUES (2)", &[]).await })
+            Box::pin(async move { tx.execute_values("INSERT INTO t VALUES (2)", &[]).await })
         })
         .await;
         (result, other)
@@ -140,7 +140,7 @@ async fn a_busy_database_is_retried_by_the_transaction_helper() {
     assert_eq!(result.unwrap(), 1);
     assert!(attempts.load(Ordering::SeqCst) >= 2);
     let rows = holder
-        .query("SELECT x FROM t ORDER BY x", &[])
+        .query_values("SELECT x FROM t ORDER BY x", &[])
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);

@@ -8,7 +8,7 @@ use tidepool_sqlite::SqliteManager;
 async fn every_value_kind_round_trips_through_typed_columns() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    conn.execute(
+    conn.execute_values(
         "CREATE TABLE v (n INTEGER, i INTEGER, f REAL, t TEXT, b BLOB, flag BOOLEAN, at TIMESTAMP, at2 DATETIME)",
         &[],
     )
@@ -32,13 +32,13 @@ async fn every_value_kind_round_trips_through_typed_columns() {
         Value::Timestamp(at),
         Value::Timestamp(at2),
     ];
-    conn.execute(
+    conn.execute_values(
         "INSERT INTO v VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         &values,
     )
     .await
     .unwrap();
-    let row = conn.query_one("SELECT * FROM v", &[]).await.unwrap();
+    let row = conn.query_one_values("SELECT * FROM v", &[]).await.unwrap();
     assert_eq!(row.values(), values.as_slice());
     assert_eq!(
         row.columns(),
@@ -50,16 +50,19 @@ async fn every_value_kind_round_trips_through_typed_columns() {
 async fn booleans_are_stored_as_integers_and_read_as_booleans_only_from_boolean_columns() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    conn.execute("CREATE TABLE b (flag BOOLEAN, n INTEGER)", &[])
+    conn.execute_values("CREATE TABLE b (flag BOOLEAN, n INTEGER)", &[])
         .await
         .unwrap();
-    conn.execute(
+    conn.execute_values(
         "INSERT INTO b VALUES ($1, $2)",
         &[false.into(), true.into()],
     )
     .await
     .unwrap();
-    let row = conn.query_one("SELECT flag, n FROM b", &[]).await.unwrap();
+    let row = conn
+        .query_one_values("SELECT flag, n FROM b", &[])
+        .await
+        .unwrap();
     assert_eq!(row.values(), [Value::Bool(false), Value::Int(1)]);
 }
 
@@ -72,7 +75,7 @@ async fn timestamps_are_iso_text_that_sqlite_date_functions_understand() {
         .and_hms_milli_opt(13, 5, 9, 250)
         .unwrap();
     let row = conn
-        .query_one(
+        .query_one_values(
             "SELECT $1 AS raw, date($1) AS day, typeof($1) AS ty",
             &[Value::Timestamp(at)],
         )
@@ -90,23 +93,23 @@ async fn timestamps_are_iso_text_that_sqlite_date_functions_understand() {
 async fn timestamp_columns_written_by_sqlite_itself_read_back_as_timestamps() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
-    conn.execute(
+    conn.execute_values(
         "CREATE TABLE e (at DATETIME DEFAULT CURRENT_TIMESTAMP, note TEXT)",
         &[],
     )
     .await
     .unwrap();
-    conn.execute("INSERT INTO e (note) VALUES ('x')", &[])
+    conn.execute_values("INSERT INTO e (note) VALUES ('x')", &[])
         .await
         .unwrap();
-    conn.execute("INSERT INTO e VALUES ('2020-01-02T03:04:05Z', 'iso')", &[])
+    conn.execute_values("INSERT INTO e VALUES ('2020-01-02T03:04:05Z', 'iso')", &[])
         .await
         .unwrap();
-    conn.execute("INSERT INTO e VALUES ('not a time', 'junk')", &[])
+    conn.execute_values("INSERT INTO e VALUES ('not a time', 'junk')", &[])
         .await
         .unwrap();
     let rows = conn
-        .query("SELECT at FROM e ORDER BY rowid", &[])
+        .query_values("SELECT at FROM e ORDER BY rowid", &[])
         .await
         .unwrap();
     assert!(
@@ -128,7 +131,7 @@ async fn integers_and_reals_keep_their_storage_class_in_untyped_expressions() {
     let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
     let mut conn = manager.connect().await.unwrap();
     let row = conn
-        .query_one("SELECT 1, 1.0, 'x', x'00ff', NULL", &[])
+        .query_one_values("SELECT 1, 1.0, 'x', x'00ff', NULL", &[])
         .await
         .unwrap();
     assert_eq!(

@@ -36,7 +36,7 @@ where
         params: &[Value],
     ) -> Result<Vec<Row>, Error<M::Error>> {
         let mut conn = self.get().await?;
-        let outcome = conn.query(sql, params).await;
+        let outcome = conn.query_values(sql, params).await;
         self.settle(&mut conn, kind, outcome)
     }
 

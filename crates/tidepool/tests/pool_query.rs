@@ -43,10 +43,10 @@ fn outcome(sql: &str) -> Result<(), Scripted> {
 
 impl Queryable for ScriptConn {
     type Error = Scripted;
-    async fn execute(&mut self, sql: &str, _: &[Value]) -> Result<u64, Scripted> {
+    async fn execute_values(&mut self, sql: &str, _: &[Value]) -> Result<u64, Scripted> {
         outcome(sql).map(|()| 1)
     }
-    async fn query(&mut self, sql: &str, _: &[Value]) -> Result<Vec<Row>, Scripted> {
+    async fn query_values(&mut self, sql: &str, _: &[Value]) -> Result<Vec<Row>, Scripted> {
         outcome(sql).map(|()| {
             vec![Row::new(
                 Arc::from(vec!["v".to_string()]),
@@ -54,8 +54,8 @@ impl Queryable for ScriptConn {
             )]
         })
     }
-    async fn query_one(&mut self, sql: &str, p: &[Value]) -> Result<Row, Scripted> {
-        self.query(sql, p).await.map(|mut r| r.remove(0))
+    async fn query_one_values(&mut self, sql: &str, p: &[Value]) -> Result<Row, Scripted> {
+        self.query_values(sql, p).await.map(|mut r| r.remove(0))
     }
     async fn begin(&mut self) -> Result<(), Scripted> {
         if self.busy_begins.load(SeqCst) > 0 {
@@ -175,7 +175,7 @@ async fn a_pool_transaction_retries_serialization_failures_then_commits() {
                     } else {
                         "UPDATE t SET v = v + 1"
                     };
-                    tx.execute(sql, &[]).await?;
+                    tx.execute_values(sql, &[]).await?;
                     Ok(42)
                 })
             },
@@ -197,7 +197,11 @@ async fn a_begin_refused_by_a_busy_database_is_retried_like_the_body() {
         .transaction(
             RetryPolicy::default(),
             |tx: &mut ScriptConn| -> BoxFuture<'_, Result<i64, Scripted>> {
-                Box::pin(async move { tx.execute("UPDATE t SET v = 1", &[]).await.map(|_| 7) })
+                Box::pin(async move {
+                    tx.execute_values("UPDATE t SET v = 1", &[])
+                        .await
+                        .map(|_| 7)
+                })
             },
         )
         .await

@@ -98,7 +98,7 @@ async fn one_cycle(pools: &Pools, sql: &'static str, id: u64, uniform: bool) -> 
             } else {
                 Vec::new()
             };
-            conn.query_one(sql, &params)
+            conn.query_one_values(sql, &params)
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string())

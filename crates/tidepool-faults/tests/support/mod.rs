@@ -56,7 +56,7 @@ impl Rig {
     pub async fn server_sessions(&self) -> i64 {
         let mut admin = admin(&self.direct_url).await;
         let row = admin
-            .query_one(
+            .query_one_values(
                 "SELECT count(*)::bigint FROM pg_stat_activity WHERE application_name = $1",
                 &[self.app.clone().into()],
             )
@@ -76,7 +76,10 @@ impl Rig {
         if let Some(s) = state {
             params.push(s.into());
         }
-        let row = admin.query_one(sql, &params).await.expect("terminate");
+        let row = admin
+            .query_one_values(sql, &params)
+            .await
+            .expect("terminate");
         row.get(0).and_then(|v| v.as_i64()).unwrap_or(-1)
     }
 
@@ -133,7 +136,7 @@ pub fn load(pool: &PgPool, tasks: usize) -> (Arc<Tally>, Vec<tokio::task::JoinHa
                         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
                         match tokio::time::timeout(
                             Duration::from_secs(2),
-                            conn.query_one("SELECT 1", &[]),
+                            conn.query_one_values("SELECT 1", &[]),
                         )
                         .await
                         {

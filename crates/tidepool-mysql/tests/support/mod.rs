@@ -45,7 +45,7 @@ pub async fn pool(url: &str, max_size: u32, policy: ResetPolicy) -> Pool<MysqlMa
 /// `SELECT @@in_transaction` on the server.
 pub async fn server_in_transaction(conn: &mut MysqlConnection) -> bool {
     let row = conn
-        .query_one("SELECT @@in_transaction AS t", &[])
+        .query_one_values("SELECT @@in_transaction AS t", &[])
         .await
         .unwrap();
     match row.get("t") {
@@ -57,10 +57,10 @@ pub async fn server_in_transaction(conn: &mut MysqlConnection) -> bool {
 
 /// Drops (if present) and creates a table.
 pub async fn fresh_table(conn: &mut MysqlConnection, name: &str, columns: &str) {
-    conn.execute(&format!("DROP TABLE IF EXISTS {name}"), &[])
+    conn.execute_values(&format!("DROP TABLE IF EXISTS {name}"), &[])
         .await
         .unwrap();
-    conn.execute(
+    conn.execute_values(
         &format!("CREATE TABLE {name} ({columns}) ENGINE=InnoDB"),
         &[],
     )

@@ -193,7 +193,7 @@ impl Subject {
     pub async fn request(&self) -> Result<(), &'static str> {
         match self {
             Subject::Tidepool(pool, _) => {
-                let mut conn = pool.get().await.map_err(tidepool_category)?;
+                let conn = pool.get().await.map_err(tidepool_category)?;
                 conn.simple_query("SELECT 1")
                     .await
                     .map(drop)
