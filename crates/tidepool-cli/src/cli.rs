@@ -66,6 +66,13 @@ pub enum Command {
     /// timeouts that would kill idle pooled connections. Exits 0 when all is
     /// well, 1 when something needs attention.
     Doctor(DoctorArgs),
+
+    /// Run a pool and serve tidepool-http's router over it: /dashboard (a
+    /// live page), /metrics (Prometheus), /health, /health/ready and
+    /// /pools. With no --url it uses a temporary SQLite database; --load N
+    /// runs N synthetic clients of the bench mix against it. Ctrl-C stops
+    /// cleanly. An address it cannot listen on exits 2 at once.
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Debug, Args, Default)]

@@ -6,6 +6,7 @@ mod cli;
 mod doctor;
 mod error;
 mod html;
+mod serve;
 mod server;
 mod settings;
 mod size;
@@ -126,6 +127,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let settings = settings::SizeSettings::resolve(args, file)?;
             size::run(&settings).await
         }
+        Command::Serve(args) => serve::run(args, interrupt_flag())
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Doctor(args) => {
             let settings = settings::DoctorSettings::resolve(args, file)?;
             doctor::run(&settings).await
