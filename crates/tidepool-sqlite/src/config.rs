@@ -200,10 +200,13 @@ impl BeginMode {
 /// We use SQLite's `memdb` VFS rather than the older
 /// `file:...?mode=memory&cache=shared` form because shared-cache mode uses
 /// table-level locks that fail at once with `SQLITE_LOCKED` and ignore
-/// `busy_timeout`; `memdb` databases use ordinary database locking, so
-/// concurrent connections wait for each other exactly as with a file. The
-/// manager keeps one extra connection open for its own lifetime, so the
-/// database is not destroyed when the pool closes its last idle connection.
+/// `busy_timeout`; `memdb` databases lock the whole database, so writers
+/// wait for each other up to `busy_timeout` as with a file. Unlike a file,
+/// a reader cannot start while another connection holds an open write
+/// transaction: it waits for the commit, up to `busy_timeout` (the crate
+/// docs' "In-memory databases" has the full comparison). The manager keeps
+/// one extra connection open for its own lifetime, so the database is not
+/// destroyed when the pool closes its last idle connection.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SqliteConfig {
     pub(crate) target: Target,

@@ -92,6 +92,8 @@ pub struct SqliteConnection {
     interrupt: rusqlite::InterruptHandle,
     id: u64,
     pub(crate) begin_mode: BeginMode,
+    /// The database is the in-memory one (see `crate::memdb`).
+    pub(crate) in_memory: bool,
 }
 
 impl std::fmt::Debug for SqliteConnection {
@@ -178,6 +180,7 @@ impl SqliteConnection {
             interrupt,
             id,
             begin_mode: config.get_begin_mode(),
+            in_memory: matches!(config.target(), Target::Memory),
         })
     }
 

@@ -6,6 +6,7 @@ mod config;
 mod connection;
 mod error;
 mod manager;
+mod memdb;
 mod open;
 mod queryable;
 

@@ -154,11 +154,12 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> Result<(), Sqli
 
 fn run_query(
     conn: &mut rusqlite::Connection,
+    in_memory: bool,
     sql: &str,
     params: &[Value],
     limit: usize,
 ) -> Result<Vec<Row>, SqliteError> {
-    let mut stmt = conn.prepare_cached(sql)?;
+    let mut stmt = crate::memdb::prepare(conn, sql, in_memory)?;
     bind(&mut stmt, params)?;
     let columns: Arc<[String]> = stmt
         .column_names()
@@ -186,11 +187,12 @@ fn run_query(
 
 fn run_execute(
     conn: &mut rusqlite::Connection,
+    in_memory: bool,
     sql: &str,
     params: &[Value],
 ) -> Result<u64, SqliteError> {
     let before = conn.total_changes();
-    let mut stmt = conn.prepare_cached(sql)?;
+    let mut stmt = crate::memdb::prepare(conn, sql, in_memory)?;
     bind(&mut stmt, params)?;
     let readonly = stmt.readonly();
     // Step through any rows (a PRAGMA or `INSERT ... RETURNING` yields some)
@@ -210,19 +212,22 @@ impl Queryable for SqliteConnection {
     type Error = SqliteError;
 
     async fn execute_values(&mut self, sql: &str, params: &[Value]) -> Result<u64, SqliteError> {
-        let (sql, params) = (sql.to_string(), params.to_vec());
-        self.call(move |c| run_execute(c, &sql, &params)).await
+        let (sql, params, in_memory) = (sql.to_string(), params.to_vec(), self.in_memory);
+        self.call(move |c| run_execute(c, in_memory, &sql, &params))
+            .await
     }
 
     async fn query_values(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, SqliteError> {
-        let (sql, params) = (sql.to_string(), params.to_vec());
-        self.call(move |c| run_query(c, &sql, &params, usize::MAX))
+        let (sql, params, in_memory) = (sql.to_string(), params.to_vec(), self.in_memory);
+        self.call(move |c| run_query(c, in_memory, &sql, &params, usize::MAX))
             .await
     }
 
     async fn query_one_values(&mut self, sql: &str, params: &[Value]) -> Result<Row, SqliteError> {
-        let (sql, params) = (sql.to_string(), params.to_vec());
-        let mut rows = self.call(move |c| run_query(c, &sql, &params, 2)).await?;
+        let (sql, params, in_memory) = (sql.to_string(), params.to_vec(), self.in_memory);
+        let mut rows = self
+            .call(move |c| run_query(c, in_memory, &sql, &params, 2))
+            .await?;
         match rows.len() {
             1 => rows.pop().ok_or(SqliteError::RowCount { rows: 0 }),
             n => Err(SqliteError::RowCount { rows: n }),
