@@ -299,7 +299,7 @@ impl<M: Manager> Shared<M> {
                     } else if !self.breaker.is_healthy()
                         || (self.config.test_on_borrow
                             && idle.meta.quiet_for(self.epoch, now)
-                                >= self.tuned.validation_interval())
+                                >= self.config.validation_interval)
                     {
                         // Checked in a task that owns the connection, so a
                         // caller dropped mid-check does not cost it.
