@@ -1,15 +1,22 @@
-//! Where to connect and how: parses `mysql://` URLs into a [`MysqlConfig`]
-//! and turns it into `mysql_async` options. Never prints the password: it is
-//! redacted in `Debug`, left out of [`MysqlConfig::describe`], and no error
-//! message quotes any part of the URL's user-info.
+//! Where to connect and how: parses `mysql://` URLs (or the MySQL client's
+//! environment variables, or serde) into a [`MysqlConfig`] and turns it into
+//! `mysql_async` options. Never prints the password: it is redacted in
+//! `Debug`, left out of [`MysqlConfig::describe`] and of `Serialize`, and no
+//! error message quotes what the caller wrote (only known option names and
+//! file paths): a password with an unencoded `?` spills into the option
+//! list, and short passwords look like any keyword.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use mysql_async::{Opts, OptsBuilder, SslOpts};
+use mysql_async::{ClientIdentity, Opts, OptsBuilder, SslOpts};
 
 use crate::error::MysqlError;
+
+mod env;
+#[cfg(feature = "serde")]
+mod serde_impl;
 
 /// How TLS is used (`ssl-mode`). Modes that ask for TLS never fall back to
 /// plain text: a server without TLS, a certificate that does not verify, or
@@ -35,6 +42,19 @@ pub enum SslMode {
     VerifyIdentity,
 }
 
+impl SslMode {
+    /// The name used in URLs (`disabled`, `required`, `verify_ca`,
+    /// `verify_identity`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disabled => "disabled",
+            SslMode::Required => "required",
+            SslMode::VerifyCa => "verify_ca",
+            SslMode::VerifyIdentity => "verify_identity",
+        }
+    }
+}
+
 impl FromStr for SslMode {
     type Err = MysqlError;
     fn from_str(s: &str) -> Result<Self, MysqlError> {
@@ -49,10 +69,12 @@ impl FromStr for SslMode {
                     reason: "`preferred` is not supported: it silently falls back to plain text; use disabled, required, verify_ca or verify_identity".into(),
                 })
             }
+            // The value is not shown: a misplaced piece of a password looks
+            // like any keyword.
             _ => {
                 return Err(MysqlError::InvalidOption {
                     name: "ssl-mode".into(),
-                    reason: format!("`{s}` is not valid; expected disabled, required, verify_ca or verify_identity"),
+                    reason: "is not one of disabled, required, verify_ca or verify_identity".into(),
                 })
             }
         })
@@ -87,10 +109,14 @@ impl FromStr for SslMode {
 /// | --- | --- | --- |
 /// | `ssl-mode` | `disabled`, `required`, `verify_ca`, `verify_identity` | `disabled` |
 /// | `ssl-ca` | PEM file of the CA to trust (with the verify modes) | built-in web roots |
+/// | `ssl-cert`, `ssl-key` | client certificate (PEM) and its RSA key (PKCS#1 PEM, `BEGIN RSA PRIVATE KEY`), presented when the server asks | none |
 /// | `socket` | unix socket path, used instead of TCP | none |
 /// | `stmt-cache-size` | prepared statements cached per connection | `32` |
 ///
-/// Underscores work in place of dashes (`ssl_mode`).
+/// Underscores work in place of dashes (`ssl_mode`). A password holding an
+/// unencoded `@`, `/`, `#`, `:` or `?` is read whole where that is
+/// unambiguous (the credentials end at the last `@` before the first `?`,
+/// else at the last `@` before the first `/`); errors never quote it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MysqlConfig {
     host: String,
@@ -100,6 +126,8 @@ pub struct MysqlConfig {
     database: Option<String>,
     ssl_mode: SslMode,
     ssl_ca: Option<PathBuf>,
+    ssl_cert: Option<PathBuf>,
+    ssl_key: Option<PathBuf>,
     socket: Option<String>,
     stmt_cache_size: usize,
 }
@@ -114,6 +142,8 @@ impl fmt::Debug for MysqlConfig {
             .field("database", &self.database)
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_ca", &self.ssl_ca)
+            .field("ssl_cert", &self.ssl_cert)
+            .field("ssl_key", &self.ssl_key)
             .field("socket", &self.socket)
             .field("stmt_cache_size", &self.stmt_cache_size)
             .finish()
@@ -130,6 +160,8 @@ impl Default for MysqlConfig {
             database: None,
             ssl_mode: SslMode::Disabled,
             ssl_ca: None,
+            ssl_cert: None,
+            ssl_key: None,
             socket: None,
             stmt_cache_size: 32,
         }
@@ -197,10 +229,36 @@ impl MysqlConfig {
         self.ssl_ca = Some(path.into());
         self
     }
+    /// Presents the client certificate in this PEM file (chain first) when
+    /// the server asks for one, as for a user created `REQUIRE X509`.
+    /// Needs [`with_ssl_key`](Self::with_ssl_key) and an `ssl-mode` other
+    /// than `disabled`. Defaults to none.
+    #[must_use]
+    pub fn with_ssl_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_cert = Some(path.into());
+        self
+    }
+    /// The private key of [`with_ssl_cert`](Self::with_ssl_cert)'s
+    /// certificate: an RSA key in PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), the
+    /// one form mysql_async's rustls support reads (convert a PKCS#8 key
+    /// with `openssl rsa -in key.pem -traditional -out key.rsa.pem`). Read
+    /// on every connect. Defaults to none.
+    #[must_use]
+    pub fn with_ssl_key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssl_key = Some(path.into());
+        self
+    }
     /// Connects through this unix socket instead of TCP. Defaults to none.
     #[must_use]
     pub fn with_socket(mut self, path: impl Into<String>) -> Self {
         self.socket = Some(path.into());
+        self
+    }
+    /// Sets how many prepared statements each connection caches. Defaults
+    /// to 32.
+    #[must_use]
+    pub fn with_stmt_cache_size(mut self, size: usize) -> Self {
+        self.stmt_cache_size = size;
         self
     }
 
@@ -232,9 +290,63 @@ impl MysqlConfig {
     pub fn ssl_ca(&self) -> Option<&Path> {
         self.ssl_ca.as_deref()
     }
+    /// The client certificate file, if set.
+    pub fn ssl_cert(&self) -> Option<&Path> {
+        self.ssl_cert.as_deref()
+    }
+    /// The client key file, if set.
+    pub fn ssl_key(&self) -> Option<&Path> {
+        self.ssl_key.as_deref()
+    }
     /// The unix socket path, if set.
     pub fn socket(&self) -> Option<&str> {
         self.socket.as_deref()
+    }
+    /// Prepared statements cached per connection.
+    pub fn stmt_cache_size(&self) -> usize {
+        self.stmt_cache_size
+    }
+
+    /// Checks what each setting alone cannot: a client certificate comes
+    /// with its key, and with TLS. [`from_url`](Self::from_url),
+    /// [`from_env`](Self::from_env) and deserializing call it; call it
+    /// after the setters.
+    pub fn validate(&self) -> Result<(), MysqlError> {
+        match (&self.ssl_cert, &self.ssl_key) {
+            (Some(_), None) => Err(MysqlError::InvalidOption {
+                name: "ssl-cert".into(),
+                reason: "needs its key: set ssl-key too".into(),
+            }),
+            (None, Some(_)) => Err(MysqlError::InvalidOption {
+                name: "ssl-key".into(),
+                reason: "needs its certificate: set ssl-cert too".into(),
+            }),
+            (Some(_), Some(_)) if self.ssl_mode == SslMode::Disabled => {
+                Err(MysqlError::InvalidOption {
+                    name: "ssl-cert".into(),
+                    reason: "a client certificate needs TLS: set ssl-mode to required, verify_ca or verify_identity".into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies one URL option by its dashed name (one of `OPTIONS`).
+    fn apply(&mut self, name: &'static str, value: String) -> Result<(), MysqlError> {
+        match name {
+            "ssl-mode" => self.ssl_mode = value.parse()?,
+            "ssl-ca" => self.ssl_ca = Some(PathBuf::from(value)),
+            "ssl-cert" => self.ssl_cert = Some(PathBuf::from(value)),
+            "ssl-key" => self.ssl_key = Some(PathBuf::from(value)),
+            "socket" => self.socket = Some(value),
+            _ => {
+                self.stmt_cache_size = value.parse().map_err(|_| MysqlError::InvalidOption {
+                    name: name.into(),
+                    reason: "is not a whole number".into(),
+                })?
+            }
+        }
+        Ok(())
     }
 
     /// A description for logs, without the password:
@@ -279,7 +391,8 @@ impl MysqlConfig {
             ),
             SslMode::VerifyCa => Some(self.ca_opts().with_danger_skip_domain_validation(true)),
             SslMode::VerifyIdentity => Some(self.ca_opts()),
-        };
+        }
+        .map(|ssl| ssl.with_client_identity(self.client_identity()));
         builder = builder.ssl_opts(ssl);
         Opts::from(builder)
     }
@@ -288,6 +401,15 @@ impl MysqlConfig {
         match &self.ssl_ca {
             Some(path) => SslOpts::default().with_root_certs(vec![path.clone().into()]),
             None => SslOpts::default(),
+        }
+    }
+
+    fn client_identity(&self) -> Option<ClientIdentity> {
+        match (&self.ssl_cert, &self.ssl_key) {
+            (Some(cert), Some(key)) => {
+                Some(ClientIdentity::new(cert.clone().into(), key.clone().into()))
+            }
+            _ => None,
         }
     }
 }
@@ -328,17 +450,114 @@ fn decode(part: &str, what: &str) -> Result<String, MysqlError> {
         })
 }
 
+/// Schemes people paste by mistake; only these are named in an error, as
+/// the text before `://` is otherwise the caller's and could be anything.
+const KNOWN_SCHEMES: [&str; 12] = [
+    "postgres",
+    "postgresql",
+    "sqlite",
+    "file",
+    "http",
+    "https",
+    "jdbc",
+    "redis",
+    "mongodb",
+    "mssql",
+    "sqlserver",
+    "oracle",
+];
+
+/// The options a URL may carry, by their dashed names.
+const OPTIONS: [&str; 6] = [
+    "ssl-mode",
+    "ssl-ca",
+    "ssl-cert",
+    "ssl-key",
+    "socket",
+    "stmt-cache-size",
+];
+
+/// Splits what follows `scheme://` into the credentials and the rest, so
+/// that a password holding an unencoded delimiter is read whole wherever
+/// that is unambiguous:
+///
+/// - the credentials end at the last `@` before the first `?`, so a
+///   password may hold `@`, `/`, `#` and `:`;
+/// - if no `@` comes before the first `?` but `user:` does, they end at
+///   the last `@` before the first `/`, so a password may hold `?` (and
+///   then `#`, `&`, `=`), as libpq reads PostgreSQL URLs.
+///
+/// A password holding both `?` and `/` cannot be told from a host and a
+/// path: the parsing that follows refuses it, without showing it.
+fn split_credentials(rest: &str) -> (Option<&str>, &str) {
+    let query = rest.find('?').unwrap_or(rest.len());
+    if let Some(at) = rest[..query].rfind('@') {
+        return (Some(&rest[..at]), &rest[at + 1..]);
+    }
+    if rest[..query].contains(':') {
+        let slash = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..slash].rfind('@') {
+            return (Some(&rest[..at]), &rest[at + 1..]);
+        }
+    }
+    (None, rest)
+}
+
+/// A host name (letters, digits, `.`, `-`, `_`) or an IP address; anything
+/// else is a mistake, often a piece of a password that slipped out of the
+/// user-info, and is refused without being shown.
+pub(crate) fn valid_host(host: &str) -> bool {
+    if host.contains(':') {
+        let addr = host.split_once('%').map_or(host, |(a, _)| a);
+        addr.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        host.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    }
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, ..., `11th`, `21st`.
+pub(crate) fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 fn parse_url(url: &str) -> Result<MysqlConfig, MysqlError> {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some((scheme, rest)) = url.trim().split_once("://") else {
         return Err(invalid_url(
             "expected `mysql://[user[:password]@]host[:port][/database]`",
         ));
     };
     if !matches!(scheme.to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
+        let shown = if KNOWN_SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(scheme)) {
+            format!("`{}`", scheme.to_ascii_lowercase())
+        } else {
+            "another one (not shown)".to_string()
+        };
         return Err(invalid_url(format!(
-            "expected the scheme `mysql` or `mariadb`, found `{}`",
-            scheme.chars().take(32).collect::<String>()
+            "expected the scheme `mysql` or `mariadb`, found {shown}"
         )));
+    }
+    let mut cfg = MysqlConfig::default();
+    let (credentials, rest) = split_credentials(rest);
+    if let Some(userinfo) = credentials {
+        let (user, pass) = match userinfo.split_once(':') {
+            Some((u, p)) => (u, Some(p)),
+            None => (userinfo, None),
+        };
+        let user = decode(user, "user name")?;
+        if !user.is_empty() {
+            cfg.user = Some(user);
+        }
+        if let Some(p) = pass {
+            cfg.password = Some(decode(p, "password")?);
+        }
     }
     if rest.contains('#') {
         return Err(invalid_url(
@@ -349,43 +568,17 @@ fn parse_url(url: &str) -> Result<MysqlConfig, MysqlError> {
         Some((b, q)) => (b, Some(q)),
         None => (rest, None),
     };
-    // The user-info ends at the last `@` before the path, so an unencoded
-    // `@` in the password still parses.
-    let (authority, path) = {
-        let at = before_query.rfind('@').map_or(0, |i| i + 1);
-        match before_query[at..].find('/') {
-            Some(slash) => (
-                &before_query[..at + slash],
-                Some(&before_query[at + slash + 1..]),
-            ),
-            None => (before_query, None),
-        }
-    };
-    let mut cfg = MysqlConfig::default();
-    let hostport = match authority.rsplit_once('@') {
-        Some((userinfo, hostport)) => {
-            let (user, pass) = match userinfo.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (userinfo, None),
-            };
-            let user = decode(user, "user name")?;
-            if !user.is_empty() {
-                cfg.user = Some(user);
-            }
-            if let Some(p) = pass {
-                cfg.password = Some(decode(p, "password")?);
-            }
-            hostport
-        }
-        None => authority,
+    let (hostport, path) = match before_query.split_once('/') {
+        Some((h, p)) => (h, Some(p)),
+        None => (before_query, None),
     };
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let Some((addr, after)) = v6.split_once(']') else {
             return Err(invalid_url("an IPv6 host must be closed with `]`"));
         };
         match after {
-            "" => (addr.to_string(), None),
-            p if p.starts_with(':') => (addr.to_string(), Some(&p[1..])),
+            "" => (decode(addr, "host")?, None),
+            p if p.starts_with(':') => (decode(addr, "host")?, Some(&p[1..])),
             _ => {
                 return Err(invalid_url(
                     "unexpected text after the IPv6 host; expected `:port`",
@@ -398,60 +591,49 @@ fn parse_url(url: &str) -> Result<MysqlConfig, MysqlError> {
             None => (decode(hostport, "host")?, None),
         }
     };
+    if !valid_host(&host) {
+        return Err(invalid_url(
+            "the host must be a name (letters, digits, `.`, `-`, `_`) or an IP address (IPv6 in brackets); percent-encode `@`, `/`, `?` and `#` in the password",
+        ));
+    }
     if let Some(p) = port {
         cfg.port = match p.parse::<u32>() {
             Ok(n) if (1..=65535).contains(&n) => n as u16,
-            Ok(_) => {
-                return Err(invalid_url(format!(
-                    "port {p} is out of range; expected 1 to 65535"
-                )))
-            }
-            Err(_) => return Err(invalid_url("the port is not a number; expected 1 to 65535")),
+            _ => return Err(invalid_url("the port is not a number from 1 to 65535")),
         };
     }
     if let Some(path) = path.filter(|p| !p.is_empty()) {
-        let db = decode(path, "database name")?;
-        if db.contains('/') {
+        if path.contains('/') {
             return Err(invalid_url(
-                "the database name contains `/`; percent-encode it as `%2F`",
+                "the database name contains `/`; percent-encode it as `%2F` (and a `/` in the password too)",
             ));
         }
-        cfg.database = Some(db);
+        cfg.database = Some(decode(path, "database name")?);
     }
-    let mut seen: Vec<String> = Vec::new();
-    for pair in query
+    let mut seen: Vec<&'static str> = Vec::new();
+    for (i, pair) in query
         .into_iter()
         .flat_map(|q| q.split('&'))
         .filter(|p| !p.is_empty())
+        .enumerate()
     {
         let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let name = decode(raw_name, "option name")?.replace('_', "-");
         let value = decode(raw_value, "option value")?;
+        let name = match name.as_str() {
+            "sslmode" => "ssl-mode",
+            other => match OPTIONS.iter().find(|o| **o == other) {
+                Some(known) => *known,
+                None => return Err(MysqlError::UnknownOption { position: i + 1 }),
+            },
+        };
         if seen.contains(&name) {
             return Err(MysqlError::InvalidOption {
-                name,
+                name: name.into(),
                 reason: "is given more than once".into(),
             });
         }
-        match name.as_str() {
-            "ssl-mode" | "sslmode" => cfg.ssl_mode = value.parse()?,
-            "ssl-ca" => cfg.ssl_ca = Some(PathBuf::from(value)),
-            "socket" => cfg.socket = Some(value),
-            "stmt-cache-size" => {
-                cfg.stmt_cache_size = value.parse().map_err(|_| MysqlError::InvalidOption {
-                    name: name.clone(),
-                    reason: format!("`{value}` is not a number"),
-                })?
-            }
-            _ => {
-                return Err(MysqlError::InvalidOption {
-                    name,
-                    reason:
-                        "is not a known option (known: ssl-mode, ssl-ca, socket, stmt-cache-size)"
-                            .into(),
-                })
-            }
-        }
+        cfg.apply(name, value)?;
         seen.push(name);
     }
     if host.is_empty() && cfg.socket.is_none() {
@@ -462,5 +644,6 @@ fn parse_url(url: &str) -> Result<MysqlConfig, MysqlError> {
     } else {
         host
     };
+    cfg.validate()?;
     Ok(cfg)
 }

@@ -1,5 +1,9 @@
 //! The crate's one error type, and how MySQL/MariaDB error codes map to the
-//! pool's failure kinds. No message here quotes a URL or a password.
+//! pool's failure kinds. No message here quotes a URL, an option's value or
+//! a password; a server error reads once, without mysql_async's
+//! `` `...' `` wrapping.
+
+use std::fmt;
 
 use tidepool::{Classify, FailureKind};
 
@@ -26,14 +30,41 @@ pub enum MysqlError {
     /// A URL option is not valid.
     #[error("invalid mysql option `{name}`: {reason}")]
     InvalidOption {
-        /// The option's name.
+        /// The option's name (always one this crate knows).
         name: String,
-        /// What is wrong and what would be accepted.
+        /// What is wrong and what would be accepted (never the value).
         reason: String,
     },
+    /// A URL option this crate does not know. Its name is not shown: a
+    /// misplaced piece of a password looks like an option name.
+    #[error(
+        "unknown mysql option (the {} option; its name is not shown, as it may be part of a password: \
+         percent-encode `?`, `&`, `#`, `/` and `@` in a URL password); known: ssl-mode, ssl-ca, ssl-cert, ssl-key, socket, stmt-cache-size",
+        crate::config::ordinal(*.position)
+    )]
+    UnknownOption {
+        /// Which option of the URL, from 1.
+        position: usize,
+    },
+    /// An environment variable read by
+    /// [`MysqlConfig::from_env`](crate::MysqlConfig::from_env) holds a value
+    /// that is refused (the value is not shown).
+    #[error("environment variable {var}: {reason}")]
+    Env {
+        /// The variable, such as `MYSQL_TCP_PORT`.
+        var: &'static str,
+        /// What is wrong with its value.
+        reason: &'static str,
+    },
     /// The driver or the server reported an error.
-    #[error(transparent)]
-    Mysql(#[from] mysql_async::Error),
+    ///
+    /// Its `Display` is complete: for a server error `server error <code>
+    /// (SQLSTATE <state>): <message>`; for the driver's own errors their
+    /// text and causes. So it has no [`source`](std::error::Error::source)
+    /// (a chain printer would repeat it); match on the variant for the
+    /// driver's error.
+    #[error("{}", MysqlDisplay(.0))]
+    Mysql(mysql_async::Error),
     /// `query_one` got a number of rows other than one.
     #[error("expected exactly one row, got {rows}")]
     RowCount {
@@ -54,6 +85,57 @@ pub enum MysqlError {
         /// Why it cannot be bound.
         reason: String,
     },
+}
+
+impl From<mysql_async::Error> for MysqlError {
+    fn from(e: mysql_async::Error) -> Self {
+        MysqlError::Mysql(e)
+    }
+}
+
+/// mysql_async wraps its messages as `` Server error: `ERROR 42000 (1049):
+/// Unknown database 'x'' ``; this shows the server's message once, with its
+/// code and SQLSTATE, and other errors with each cause once.
+struct MysqlDisplay<'a>(&'a mysql_async::Error);
+
+impl fmt::Display for MysqlDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use std::error::Error as _;
+        let (mut shown, mut source) = match self.0 {
+            mysql_async::Error::Server(e) => {
+                return write!(
+                    f,
+                    "server error {} (SQLSTATE {}): {}",
+                    e.code, e.state, e.message
+                )
+            }
+            mysql_async::Error::Driver(e @ mysql_async::DriverError::NoKeyFound) => (
+                format!(
+                    "{e}: ssl-key must be an RSA key in PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`); \
+                     convert one with `openssl rsa -in key.pem -traditional -out key.rsa.pem`"
+                ),
+                None,
+            ),
+            mysql_async::Error::Driver(e) => (e.to_string(), e.source()),
+            mysql_async::Error::Io(mysql_async::IoError::Io(e)) => {
+                (format!("I/O error: {e}"), e.source())
+            }
+            mysql_async::Error::Io(mysql_async::IoError::Tls(e)) => {
+                (format!("TLS error: {e}"), e.source())
+            }
+            mysql_async::Error::Other(e) => (e.to_string(), e.source()),
+            mysql_async::Error::Url(e) => (e.to_string(), e.source()),
+        };
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            source = cause.source();
+        }
+        f.write_str(&shown)
+    }
 }
 
 /// Server error codes, named.
@@ -134,17 +216,78 @@ impl MysqlError {
         }
     }
 
-    /// Whether connecting again could help: not for a wrong password, an
-    /// unknown or forbidden database, a TLS failure (see
-    /// [`is_tls`](Self::is_tls)) or a bad configuration.
-    pub fn is_retryable(&self) -> bool {
+    /// Whether **opening a new connection** could succeed where this one
+    /// failed: the question the pool asks about an error from connecting
+    /// (it is [`Manager::is_retryable`](tidepool::Manager::is_retryable)).
+    ///
+    /// `false` for what only a change of setup cures: a wrong password
+    /// (1045), an unknown or forbidden database (1049, 1044), a host not
+    /// allowed (1130) or blocked (1129), a TLS failure (see
+    /// [`is_tls`](Self::is_tls)), an unusable client key, a bad
+    /// configuration, and every other caller's mistake
+    /// ([`FailureKind::Client`]), which a new connection would repeat.
+    /// `true` for a refused or lost connection, too many connections, a
+    /// server shutting down.
+    ///
+    /// This says nothing about running a *statement* again: see
+    /// [`is_retryable_statement`](Self::is_retryable_statement).
+    pub fn is_retryable_connect(&self) -> bool {
         match self {
-            MysqlError::InvalidUrl { .. } | MysqlError::InvalidOption { .. } => false,
+            MysqlError::InvalidUrl { .. }
+            | MysqlError::InvalidOption { .. }
+            | MysqlError::UnknownOption { .. }
+            | MysqlError::Env { .. } => false,
             _ if self.is_tls() => false,
+            MysqlError::Mysql(mysql_async::Error::Driver(mysql_async::DriverError::NoKeyFound)) => {
+                false
+            }
+            _ if self.failure_kind() == FailureKind::Client => false,
             _ => !matches!(
                 self.server_code(),
-                Some(codes::ACCESS_DENIED | codes::BAD_DB | codes::DB_ACCESS_DENIED)
+                Some(
+                    codes::ACCESS_DENIED
+                        | codes::BAD_DB
+                        | codes::DB_ACCESS_DENIED
+                        | 1129 /* host blocked */
+                        | 1130 /* host not allowed */
+                )
             ),
+        }
+    }
+
+    /// Whether **running the same statement again** could succeed: the
+    /// failure was transient. `true` for a deadlock (1213), a lock wait
+    /// timeout (1205), too many connections (1040, 1203), a lost or killed
+    /// connection or a server shutting down (run it again on a fresh
+    /// connection: [`is_fatal`](Self::is_fatal) says so). `false` for a
+    /// caller's mistake (a syntax error 1064, an unknown column 1054, a
+    /// duplicate key 1062), a statement interrupted or past its time limit
+    /// (1317, 1969, 3024: it would likely run as long again), and
+    /// everything else.
+    ///
+    /// It does not say whether running it again is *safe*: a write whose
+    /// connection was lost may have committed. Inside a transaction, retry
+    /// the whole transaction ([`tidepool::transaction`] does so for
+    /// [`Classify::is_retryable_transaction`]), not the statement.
+    ///
+    /// ```
+    /// use tidepool_mysql::MysqlError;
+    /// assert!(!MysqlError::RowCount { rows: 0 }.is_retryable_statement());
+    /// ```
+    pub fn is_retryable_statement(&self) -> bool {
+        match self {
+            MysqlError::Mysql(mysql_async::Error::Server(e)) => matches!(
+                e.code,
+                codes::DEADLOCK
+                    | codes::LOCK_WAIT_TIMEOUT
+                    | codes::TOO_MANY_CONNECTIONS
+                    | 1203 /* too many connections for the user */
+                    | codes::SERVER_SHUTDOWN
+                    | codes::CONNECTION_KILLED
+            ),
+            MysqlError::Mysql(mysql_async::Error::Io(_)) => !self.is_tls(),
+            MysqlError::Mysql(mysql_async::Error::Driver(_)) => self.is_fatal() && !self.is_tls(),
+            _ => false,
         }
     }
 }
@@ -187,6 +330,8 @@ impl Classify for MysqlError {
         match self {
             MysqlError::InvalidUrl { .. }
             | MysqlError::InvalidOption { .. }
+            | MysqlError::UnknownOption { .. }
+            | MysqlError::Env { .. }
             | MysqlError::RowCount { .. }
             | MysqlError::Parameters { .. }
             | MysqlError::UnsupportedValue { .. } => FailureKind::Client,

@@ -102,16 +102,13 @@ impl MysqlManager {
         &self.config
     }
 
-    /// `mysql_async` reads `ssl-ca` on every connect and reports a missing
-    /// or unreadable file as a bare I/O error, which would pass for a
-    /// network failure and be retried. Name the option instead: a
-    /// configuration error, never retried.
+    /// `mysql_async` reads `ssl-ca`, `ssl-cert` and `ssl-key` on every
+    /// connect and reports a missing or unreadable file as a bare I/O
+    /// error, which would pass for a network failure and be retried. Name
+    /// the option instead: a configuration error, never retried.
     fn unreadable_ca(&self, error: MysqlError) -> MysqlError {
-        let (
-            Some(ca),
-            None,
-            MysqlError::Mysql(mysql_async::Error::Io(mysql_async::IoError::Io(io))),
-        ) = (self.config.ssl_ca(), self.config.socket(), &error)
+        let (None, MysqlError::Mysql(mysql_async::Error::Io(mysql_async::IoError::Io(io)))) =
+            (self.config.socket(), &error)
         else {
             return error;
         };
@@ -123,13 +120,21 @@ impl MysqlManager {
         {
             return error;
         }
-        match std::fs::File::open(ca) {
-            Ok(_) => error,
-            Err(read) => MysqlError::InvalidOption {
-                name: "ssl-ca".into(),
-                reason: format!("cannot read the CA file `{}`: {read}", ca.display()),
-            },
+        // The client certificate and key are read the same way.
+        for (name, path) in [
+            ("ssl-ca", self.config.ssl_ca()),
+            ("ssl-cert", self.config.ssl_cert()),
+            ("ssl-key", self.config.ssl_key()),
+        ] {
+            let Some(path) = path else { continue };
+            if let Err(read) = std::fs::File::open(path) {
+                return MysqlError::InvalidOption {
+                    name: name.into(),
+                    reason: format!("cannot read the file `{}`: {read}", path.display()),
+                };
+            }
         }
+        error
     }
 }
 
@@ -184,7 +189,7 @@ impl Manager for MysqlManager {
     }
 
     fn is_retryable(&self, error: &MysqlError) -> bool {
-        error.is_retryable()
+        error.is_retryable_connect()
     }
 
     /// `1040` ER_CON_COUNT_ERROR (`max_connections`), `1203`

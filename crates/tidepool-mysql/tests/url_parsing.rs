@@ -142,9 +142,9 @@ fn bad_percent_encoding_is_refused_without_echoing_the_password() {
 }
 
 #[test]
-fn unknown_and_repeated_options_are_refused_by_name() {
-    match refuse("mysql://h/db?pool_max=5") {
-        MysqlError::InvalidOption { name, .. } => assert_eq!(name, "pool-max"),
+fn unknown_options_are_refused_by_position_and_repeated_ones_by_name() {
+    match refuse("mysql://h/db?ssl-mode=disabled&pool_max=5") {
+        MysqlError::UnknownOption { position } => assert_eq!(position, 2),
         other => panic!("{other:?}"),
     }
     match refuse("mysql://h/db?ssl-mode=required&ssl_mode=disabled") {
@@ -176,7 +176,8 @@ fn the_password_never_shows_in_debug_or_descriptions() {
 fn url_errors_are_the_callers_own_and_not_retryable() {
     let err = refuse("mysql://h:0/db");
     assert_eq!(err.failure_kind(), FailureKind::Client);
-    assert!(!err.is_retryable());
+    assert!(!err.is_retryable_connect());
+    assert!(!err.is_retryable_statement());
 }
 
 #[test]
