@@ -299,7 +299,7 @@ impl<M: Manager> Shared<M> {
                     } else if !self.breaker.is_healthy()
                         || (self.config.test_on_borrow
                             && idle.meta.quiet_for(self.epoch, now)
-                                >= self.config.validation_interval)
+                                >= self.tuned.validation_interval())
                     {
                         // Checked in a task that owns the connection, so a
                         // caller dropped mid-check does not cost it.

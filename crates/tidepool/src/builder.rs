@@ -154,6 +154,24 @@ impl<M: Manager> Builder<M> {
         slow_acquire_threshold: Option<Duration>
     );
 
+    /// Sizes the pool with a preset of the scaling knobs (see
+    /// [`Strategy`](crate::Strategy) and the core README's tables).
+    /// Replaces any scaling knobs set before; set individual knobs after
+    /// it with [`scaling`](Builder::scaling). Defaults to
+    /// [`Strategy::Fixed`](crate::Strategy::Fixed).
+    pub fn strategy(mut self, strategy: crate::Strategy) -> Self {
+        self.config.scaling = crate::ScalingConfig::preset(strategy);
+        self
+    }
+
+    /// Sets every scaling knob (start from
+    /// [`ScalingConfig::preset`](crate::ScalingConfig::preset)). Defaults
+    /// to the `fixed` preset.
+    pub fn scaling(mut self, scaling: crate::ScalingConfig) -> Self {
+        self.config.scaling = scaling;
+        self
+    }
+
     /// Sets the circuit breaker; [`BreakerConfig::disabled`] turns it off.
     /// Defaults to [`BreakerConfig::default`].
     pub fn circuit_breaker(mut self, breaker: crate::BreakerConfig) -> Self {

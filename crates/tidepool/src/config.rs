@@ -116,6 +116,11 @@ pub struct Config {
     pub slow_acquire_threshold: Option<Duration>,
     /// The circuit breaker. Defaults to [`BreakerConfig::default`].
     pub breaker: BreakerConfig,
+    /// How the pool sizes itself: warm target, predictor, concurrency
+    /// limit, adaptive configuration. Defaults to the `fixed` preset
+    /// (none of them). In TOML, a `[pool.scaling]` table with a `strategy`
+    /// and overrides.
+    pub scaling: crate::scaling::ScalingConfig,
 }
 
 impl Default for Config {
@@ -144,6 +149,7 @@ impl Default for Config {
             track_stack_trace: false,
             slow_acquire_threshold: Some(Duration::from_secs(1)),
             breaker: BreakerConfig::default(),
+            scaling: crate::scaling::ScalingConfig::default(),
         }
     }
 }
@@ -241,7 +247,8 @@ impl Config {
         if self.retry_delay > self.max_retry_delay {
             return Err(invalid("retry_delay", "must not exceed max_retry_delay"));
         }
-        self.breaker.validate()
+        self.breaker.validate()?;
+        self.scaling.validate()
     }
 
     /// The lifetime of one new connection: `max_lifetime` less a random

@@ -224,7 +224,7 @@ impl<M: Manager> Creating<M> {
                 });
             }
             let failure = match shared
-                .connect_once(shared.config.connect_timeout, gate, Some(&failed))
+                .connect_once(shared.tuned.connect_timeout(), gate, Some(&failed))
                 .await
             {
                 Ok(conn) => {

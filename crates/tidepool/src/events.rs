@@ -51,6 +51,9 @@ pub enum Event {
         /// How long it waited.
         waited: Duration,
     },
+    /// The warm target, the concurrency limit or the bounds moved (see
+    /// [`ScalingDecision`](crate::ScalingDecision)).
+    Scaled(crate::ScalingDecision),
     /// A connection has been held past `leak_timeout`.
     Leak {
         /// The connection's id.

@@ -23,6 +23,7 @@ mod metrics;
 mod pool;
 mod pool_query;
 mod query;
+mod scaling;
 mod shared;
 mod sync;
 mod validation;
@@ -45,4 +46,7 @@ pub use pool::{CloseReport, Pool, Status};
 pub use query::{
     run_in_transaction, transaction, BoxFuture, Classify, ColumnIndex, QueryKind, Queryable,
     RetryPolicy, Row, Value,
+};
+pub use scaling::{
+    EffectiveConfig, Load, PredictorState, ScalingConfig, ScalingDecision, ScalingReason, Strategy,
 };

@@ -21,17 +21,29 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) {
     };
     let weak: Weak<Shared<M>> = Arc::downgrade(shared);
     let interval = shared.config.maintenance_interval;
+    let scaling = shared.config.scaling.any_on();
+    let scale_interval = shared.config.scaling.scale_interval;
     drop(shared.spawn(async move {
         let _token = token;
         let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut scale_ticker =
+            tokio::time::interval_at(Instant::now() + scale_interval, scale_interval);
+        scale_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            let scale = tokio::select! {
+                _ = ticker.tick() => false,
+                _ = scale_ticker.tick(), if scaling => true,
+            };
             let Some(shared) = weak.upgrade() else { break };
             if shared.is_closed() {
                 break;
             }
-            shared.tick().await;
+            if scale {
+                shared.scale_tick().await;
+            } else {
+                shared.tick().await;
+            }
         }
         tracing::trace!(target: "tidepool::maintenance", "maintenance task stopped");
     }));
@@ -41,7 +53,10 @@ impl<M: Manager> Shared<M> {
     pub(crate) async fn tick(self: &Arc<Self>) {
         self.reap_and_retire();
         self.ping_quiet_idle().await;
-        let floor = self.config.min_size as usize;
+        let floor = {
+            let state = self.state.lock();
+            state.min_size.max(state.warm_target)
+        };
         if let Err(e) = self.top_up(floor).await {
             tracing::debug!(target: "tidepool::maintenance", error = %e, "could not top up to min_size");
         }
@@ -52,24 +67,28 @@ impl<M: Manager> Shared<M> {
     /// `idle_timeout` while the pool is above `min_size`.
     pub(crate) fn reap_and_retire(&self) {
         let now = Instant::now();
-        let min = self.config.min_size as usize;
+        // Connections above the warm target are overflow: with a scaling
+        // strategy they close after the shorter overflow idle timeout.
+        let overflow_timeout = self.config.scaling.overflow_idle_timeout;
+        let (idle_limit, reason) = match overflow_timeout {
+            Some(t) => (Some(t), CloseReason::Overflow),
+            None => (self.config.idle_timeout, CloseReason::IdleTimeout),
+        };
         let mut doomed: Vec<(Idle<M::Connection>, CloseReason)> = Vec::new();
         {
             let mut state = self.state.lock();
-            let mut excess = state.size().saturating_sub(min);
+            let floor = state.min_size.max(state.warm_target);
+            let mut excess = state.size().saturating_sub(floor);
             let old = std::mem::take(&mut state.idle);
             for idle in old {
                 if idle.meta.expired(now) {
                     excess = excess.saturating_sub(1);
                     doomed.push((idle, CloseReason::MaxLifetime));
                 } else if excess > 0
-                    && self
-                        .config
-                        .idle_timeout
-                        .is_some_and(|t| idle.meta.idle_for(self.epoch, now) >= t)
+                    && idle_limit.is_some_and(|t| idle.meta.idle_for(self.epoch, now) >= t)
                 {
                     excess -= 1;
-                    doomed.push((idle, CloseReason::IdleTimeout));
+                    doomed.push((idle, reason));
                 } else {
                     state.idle.push_back(idle);
                 }
@@ -146,7 +165,7 @@ impl<M: Manager> Shared<M> {
             let creating = Creating::new(self.clone());
             let gate = self.pass_gate().await;
             match self
-                .connect_once(self.config.connect_timeout, gate, None)
+                .connect_once(self.tuned.connect_timeout(), gate, None)
                 .await
             {
                 Ok(conn) => {

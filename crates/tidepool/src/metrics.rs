@@ -29,6 +29,10 @@ pub enum CloseReason {
     PoolClosed,
     /// Taken out of the pool by its holder (`Pooled::detach`).
     Detached,
+    /// Above the warm target and idle past `overflow_idle_timeout`.
+    Overflow,
+    /// Past a new, smaller `max_size` set by `Pool::resize`.
+    Resized,
 }
 
 #[derive(Default)]
@@ -38,6 +42,11 @@ pub(crate) struct Counters {
     pub created: AtomicU64,
     pub create_failed: AtomicU64,
     pub refused_at_capacity: AtomicU64,
+    pub closed_overflow: AtomicU64,
+    pub closed_resized: AtomicU64,
+    pub scale_ups: AtomicU64,
+    pub scale_downs: AtomicU64,
+    pub tunings: AtomicU64,
     pub closed_idle: AtomicU64,
     pub closed_lifetime: AtomicU64,
     pub closed_broken: AtomicU64,
@@ -62,6 +71,8 @@ impl Counters {
             CloseReason::FailedReset => &self.closed_reset,
             CloseReason::PoolClosed => &self.closed_pool,
             CloseReason::Detached => &self.detached,
+            CloseReason::Overflow => &self.closed_overflow,
+            CloseReason::Resized => &self.closed_resized,
         };
         c.fetch_add(1, Relaxed);
     }
@@ -99,6 +110,11 @@ impl Recorder {
             connections_created: r(&c.created),
             connection_attempts_failed: r(&c.create_failed),
             connection_attempts_refused_at_capacity: r(&c.refused_at_capacity),
+            connections_closed_overflow: r(&c.closed_overflow),
+            connections_closed_resized: r(&c.closed_resized),
+            scale_ups: r(&c.scale_ups),
+            scale_downs: r(&c.scale_downs),
+            adaptive_tunings: r(&c.tunings),
             connections_closed_idle_timeout: r(&c.closed_idle),
             connections_closed_max_lifetime: r(&c.closed_lifetime),
             connections_closed_broken: r(&c.closed_broken),
@@ -140,6 +156,17 @@ pub struct Metrics {
     /// [`Manager::is_at_capacity`](crate::Manager::is_at_capacity)); not
     /// counted as failures.
     pub connection_attempts_refused_at_capacity: u64,
+    /// Overflow connections (above the warm target) closed after
+    /// `overflow_idle_timeout`.
+    pub connections_closed_overflow: u64,
+    /// Connections closed because `Pool::resize` lowered `max_size`.
+    pub connections_closed_resized: u64,
+    /// Times the warm target or the concurrency limit went up.
+    pub scale_ups: u64,
+    /// Times the warm target or the concurrency limit went down.
+    pub scale_downs: u64,
+    /// Knobs moved by adaptive configuration.
+    pub adaptive_tunings: u64,
     /// Connections closed for idling past `idle_timeout`.
     pub connections_closed_idle_timeout: u64,
     /// Connections retired past their lifetime.

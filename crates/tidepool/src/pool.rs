@@ -73,10 +73,19 @@ pub struct Status {
     pub being_created: usize,
     /// Tasks waiting for a connection.
     pub waiting: usize,
-    /// The configured floor.
+    /// The floor (configured, or set by [`Pool::resize`]).
     pub min_size: usize,
-    /// The configured limit.
+    /// The hard cap (configured, or set by [`Pool::resize`]).
     pub max_size: usize,
+    /// Connections kept open and ready (moves with a scaling strategy;
+    /// `min_size` otherwise).
+    pub warm_target: usize,
+    /// Connections that may be out at once (moves with the adaptive
+    /// concurrency limit; `max_size` otherwise).
+    pub limit: usize,
+    /// Open connections above the warm target: opened for a burst, closed
+    /// when it has passed.
+    pub overflow: usize,
     /// The server's own connection limit as the pool learned it from
     /// "too many connections" refusals, while it holds the pool below
     /// `max_size`; `None` when the server has not refused.
@@ -153,8 +162,11 @@ impl<M: Manager> Pool<M> {
             in_use: state.in_use,
             being_created: state.creating,
             waiting: state.waiting,
-            min_size: shared.config.min_size as usize,
-            max_size: shared.config.max_size as usize,
+            min_size: state.min_size,
+            max_size: state.max_size,
+            warm_target: state.warm_target,
+            limit: state.limit,
+            overflow: state.size().saturating_sub(state.warm_target.max(state.min_size)),
             server_ceiling: state.ceiling.known(),
         }
     }

@@ -56,7 +56,16 @@ pub(crate) struct State<C> {
     pub waiters: VecDeque<Arc<Slot<C>>>,
     /// Callers still waiting (tombstones excluded).
     pub waiting: usize,
+    /// The floor and the hard cap: the configured values until
+    /// `Pool::resize` moves them.
+    pub min_size: usize,
     pub max_size: usize,
+    /// Connections kept open and ready (`scaling`); the reaper never
+    /// closes below it. `min_size <= warm_target <= max_size`.
+    pub warm_target: usize,
+    /// Connections that may be out at once (`scaling::limit`); `max_size`
+    /// unless the adaptive concurrency limit is on.
+    pub limit: usize,
     /// The server's own cap, when it has refused us for lack of room.
     pub ceiling: crate::ceiling::Ceiling,
 }
@@ -68,8 +77,15 @@ impl<C> State<C> {
 
     /// How many connections the pool may have open now: `max_size`, or
     /// less while the server says it is full.
-    pub(crate) fn limit(&self) -> usize {
+    pub(crate) fn room(&self) -> usize {
         self.ceiling.limit(self.max_size)
+    }
+
+    /// Whether one more connection may be opened for a caller now: there
+    /// is room, and the connections out (or being opened for someone) are
+    /// under the concurrency limit.
+    pub(crate) fn may_open(&self) -> bool {
+        self.size() < self.room() && self.in_use + self.creating < self.limit
     }
 }
 
@@ -100,6 +116,10 @@ pub(crate) struct Shared<M: Manager> {
     /// `background`).
     pub sweeper_alive: crate::background::Liveness,
     pub maintenance_alive: crate::background::Liveness,
+    /// The scaling tick's memory (`scaling::apply`).
+    pub scaling: parking_lot::Mutex<crate::scaling::apply::ScalingState>,
+    /// Knobs adaptive configuration may move (`scaling::adaptive`).
+    pub tuned: crate::scaling::adaptive::Tuned,
     /// Runs on every new connection before it is used (`Builder::after_connect`).
     pub after_connect: Option<AfterConnect<M>>,
 }
@@ -122,6 +142,9 @@ impl<M: Manager> Shared<M> {
         runtime: Handle,
     ) -> Self {
         let config_breaker = config.breaker.clone();
+        let scaling = crate::scaling::apply::ScalingState::new(&config);
+        let limit = scaling.initial_limit(&config);
+        let min_size = config.min_size as usize;
         Shared {
             manager,
             state: Mutex::new(State {
@@ -131,9 +154,14 @@ impl<M: Manager> Shared<M> {
                 live: HashMap::new(),
                 waiters: VecDeque::new(),
                 waiting: 0,
+                min_size,
                 max_size: config.max_size as usize,
+                warm_target: min_size.max(config.initial_size as usize),
+                limit,
                 ceiling: Default::default(),
             }),
+            tuned: crate::scaling::adaptive::Tuned::new(&config),
+            scaling: parking_lot::Mutex::new(scaling),
             config,
             recorder: Recorder::new(),
             listeners,
@@ -186,7 +214,7 @@ impl<M: Manager> Shared<M> {
         if self.is_closed() {
             return Checkout::Closed;
         }
-        if !state.has_waiters() {
+        if !state.has_waiters() && state.in_use < state.limit {
             if let Some(idle) = self.pop_idle(&mut state) {
                 state.in_use += 1;
                 return Checkout::Now(Grant::Conn(idle));
@@ -194,8 +222,10 @@ impl<M: Manager> Shared<M> {
         }
         // Room is taken even past waiters: the connection is opened for the
         // queue (see `create`) and the caller queues behind them.
-        if state.size() < state.limit()
-            || (state.size() < state.max_size && state.ceiling.take_try(Instant::now()))
+        if state.may_open()
+            || (state.size() < state.max_size
+                && state.in_use + state.creating < state.limit
+                && state.ceiling.take_try(Instant::now()))
         {
             state.creating += 1;
             return Checkout::Now(Grant::Create);
@@ -255,7 +285,7 @@ impl<M: Manager> Shared<M> {
     /// pool is below `target` (and `max_size`) and nobody waits.
     pub(crate) fn reserve_for_top_up(&self, target: usize) -> bool {
         let mut state = self.state.lock();
-        if state.has_waiters() || state.size() >= target.min(state.limit()) {
+        if state.has_waiters() || state.size() >= target.min(state.room()) {
             return false;
         }
         state.creating += 1;
@@ -325,11 +355,22 @@ impl<M: Manager> Shared<M> {
 
     fn release_idle(&self, idle: Idle<M::Connection>, least_recent: bool) {
         let mut wakeups = Wakeups::default();
-        {
+        let surplus = {
             let mut state = self.state.lock();
-            self.release_locked(&mut state, idle, least_recent, &mut wakeups);
-        }
+            if state.size() > state.max_size {
+                // The pool was resized below its size: close on return.
+                state.in_use -= 1;
+                state.live.remove(&idle.meta.id);
+                Some(idle)
+            } else {
+                self.release_locked(&mut state, idle, least_recent, &mut wakeups);
+                None
+            }
+        };
         wakeups.wake();
+        if let Some(idle) = surplus {
+            self.closed_one(idle.meta.id, CloseReason::Resized);
+        }
     }
 
     pub(crate) fn release_locked(
@@ -339,7 +380,15 @@ impl<M: Manager> Shared<M> {
         least_recent: bool,
         wakeups: &mut Wakeups,
     ) {
-        if let Some(Grant::Conn(mut idle)) = state.hand_to_waiter(Grant::Conn(idle), wakeups) {
+        // Past the concurrency limit (it came down while this was out) the
+        // connection rests instead of going straight back out.
+        let rest = state.in_use > state.limit;
+        let unclaimed = if rest {
+            Some(Grant::Conn(idle))
+        } else {
+            state.hand_to_waiter(Grant::Conn(idle), wakeups)
+        };
+        if let Some(Grant::Conn(mut idle)) = unclaimed {
             idle.fresh = false;
             state.in_use -= 1;
             if least_recent {

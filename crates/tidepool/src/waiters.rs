@@ -129,8 +129,9 @@ impl<C> State<C> {
     /// Room for one more connection was freed: give it to the oldest
     /// waiter as the right to create one.
     pub(crate) fn room_freed(&mut self, wakeups: &mut Wakeups) {
-        // Under a server's connection ceiling a close frees no room.
-        if self.has_waiters() && self.size() < self.limit() {
+        // Under a server's connection ceiling, or at the concurrency limit,
+        // a close frees no room.
+        if self.has_waiters() && self.may_open() {
             self.creating += 1;
             if self.hand_to_waiter(Grant::Create, wakeups).is_some() {
                 self.creating -= 1;
@@ -140,6 +141,30 @@ impl<C> State<C> {
 
     pub(crate) fn has_waiters(&self) -> bool {
         self.waiting > 0
+    }
+
+    /// Serves waiters while connections out are under the limit (after the
+    /// limit or `max_size` went up): idle connections first, then room to
+    /// open new ones. Oldest waiter first, as always.
+    pub(crate) fn serve_within_limit(&mut self, wakeups: &mut Wakeups) {
+        while self.has_waiters() && self.in_use < self.limit {
+            if let Some(idle) = self.idle.pop_back() {
+                self.in_use += 1;
+                if let Some(Grant::Conn(back)) = self.hand_to_waiter(Grant::Conn(idle), wakeups) {
+                    self.in_use -= 1;
+                    self.idle.push_back(back);
+                    break;
+                }
+            } else if self.may_open() {
+                self.creating += 1;
+                if self.hand_to_waiter(Grant::Create, wakeups).is_some() {
+                    self.creating -= 1;
+                    break;
+                }
+            } else {
+                break;
+            }
+        }
     }
 
     /// Drops tombstones and served slots from the front of the queue.

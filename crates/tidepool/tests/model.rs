@@ -21,6 +21,8 @@ enum Op {
     Validate(Behavior),
     Reset(Behavior),
     Advance(u16),
+    /// `Pool::resize(min, max)`, each taken modulo the test's own bounds.
+    Resize(u8, u8),
 }
 
 fn behavior() -> impl Strategy<Value = Behavior> {
@@ -42,6 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => behavior().prop_map(Op::Validate),
         1 => behavior().prop_map(Op::Reset),
         2 => (0u16..3000).prop_map(Op::Advance),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(a, b)| Op::Resize(a, b)),
     ]
 }
 
@@ -49,6 +52,15 @@ fn check(pool: &Pool<TestManager>, held: usize, max: usize) {
     let s = pool.status();
     assert_eq!(s.size, s.idle + s.in_use + s.being_created, "{s:?}");
     assert!(s.size <= max, "{s:?}");
+    // After a resize below what is out, only connections already out or
+    // already being opened may exceed the new cap (they close as they come
+    // back); no idle connection stays above it.
+    assert!(
+        s.size <= s.max_size || s.idle == 0,
+        "above the resized cap with idle connections: {s:?}"
+    );
+    assert!(s.min_size <= s.warm_target && s.warm_target <= s.max_size, "{s:?}");
+    assert!(s.limit >= 1 && s.limit <= s.max_size, "{s:?}");
     assert!(
         s.in_use >= held,
         "held {held} but only {} counted in use: {s:?}",
@@ -63,13 +75,21 @@ fn check(pool: &Pool<TestManager>, held: usize, max: usize) {
 }
 
 fn run(ops: Vec<Op>, max: u32, min: u32) {
+    run_with(ops, max, min, tidepool::Strategy::Fixed)
+}
+
+fn run_with(ops: Vec<Op>, max: u32, min: u32, strategy: tidepool::Strategy) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .unwrap();
     rt.block_on(async move {
+        let mut scaling = tidepool::ScalingConfig::preset(strategy);
+        scaling.scale_interval = Duration::from_millis(100);
+        scaling.cooldown = Duration::from_millis(500);
         let pool = Pool::builder(TestManager::new())
+            .scaling(scaling)
             .max_size(max)
             .min_size(min)
             .acquire_timeout(Duration::from_millis(500))
@@ -89,6 +109,7 @@ fn run(ops: Vec<Op>, max: u32, min: u32) {
             .unwrap();
         let plan = pool.manager().plan.clone();
         let mut held: Vec<Pooled<TestManager>> = Vec::new();
+        let mut resized: Option<u32> = None;
         for op in ops {
             match op {
                 Op::Get(ms) => {
@@ -114,6 +135,12 @@ fn run(ops: Vec<Op>, max: u32, min: u32) {
                 Op::Validate(b) => *plan.validate.lock() = b,
                 Op::Reset(b) => *plan.reset.lock() = b,
                 Op::Advance(ms) => tokio::time::sleep(Duration::from_millis(ms.into())).await,
+                Op::Resize(a, b) => {
+                    let new_max = 1 + u32::from(b) % max;
+                    let new_min = u32::from(a) % (new_max + 1);
+                    pool.resize(new_min, new_max).expect("valid bounds");
+                    resized = Some(new_max);
+                }
                 _ => {}
             }
             check(&pool, held.len(), max as usize);
@@ -125,8 +152,10 @@ fn run(ops: Vec<Op>, max: u32, min: u32) {
         assert_eq!((s.in_use, s.being_created, s.waiting), (0, 0, 0), "{s:?}");
         check(&pool, 0, max as usize);
         // No permit was lost: the full capacity can be checked out at once.
+        // With the adaptive concurrency limit, the limit is the capacity.
+        let capacity = (resized.unwrap_or(max) as usize).min(pool.status().limit) as u32;
         let mut all = Vec::new();
-        for _ in 0..max {
+        for _ in 0..capacity {
             all.push(pool.get().await.expect("capacity was lost"));
         }
         drop(all);
@@ -145,5 +174,14 @@ proptest! {
         min in 0u32..3,
     ) {
         run(ops, max, min.min(max));
+    }
+
+    #[test]
+    fn random_sequences_keep_every_invariant_while_the_pool_scales_itself(
+        ops in proptest::collection::vec(op(), 1..60),
+        max in 1u32..6,
+        min in 0u32..3,
+    ) {
+        run_with(ops, max, min.min(max), tidepool::Strategy::Dynamic);
     }
 }
