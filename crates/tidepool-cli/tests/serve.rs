@@ -130,7 +130,7 @@ fn serve_runs_a_loaded_pool_behind_the_router_and_stops_cleanly_on_ctrl_c() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains(&format!("serving pool `embedded-sqlite` (sqlite://")),
+        err.contains("serving pool `embedded-sqlite` (sqlite://"),
         "{err}"
     );
     assert!(err.contains("stopped: pool closed"), "{err}");
