@@ -57,7 +57,12 @@ async fn an_account_capped_at_three_connections_is_served_by_three_without_openi
     let m = pool.metrics();
     assert!(served > 100, "served {served}");
     assert_eq!(pool.breaker_state(), BreakerState::Healthy);
-    assert_eq!(m.breaker.as_ref().and_then(|b| b.last_transition), None, "{:?}", m.breaker);
+    assert_eq!(
+        m.breaker.as_ref().and_then(|b| b.last_transition),
+        None,
+        "{:?}",
+        m.breaker
+    );
     assert_eq!(status.server_ceiling, Some(3), "{status:?}");
     assert_eq!(m.connection_attempts_failed, 0);
     // The first burst (up to 10 - 3 attempts in flight before the first

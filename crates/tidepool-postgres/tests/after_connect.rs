@@ -19,9 +19,11 @@ async fn every_new_connection_runs_the_hook_before_its_first_borrower() {
         .max_size(2)
         .after_connect(|conn| {
             Box::pin(async move {
-                conn.batch_execute("SET application_name = 'tp_hooked'; SET search_path = pg_catalog")
-                    .await
-                    .map_err(PgError::from)
+                conn.batch_execute(
+                    "SET application_name = 'tp_hooked'; SET search_path = pg_catalog",
+                )
+                .await
+                .map_err(PgError::from)
             })
         })
         .build()

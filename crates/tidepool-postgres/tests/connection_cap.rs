@@ -16,7 +16,12 @@ async fn a_role_capped_at_three_connections_is_served_by_three_without_opening_t
     let Some(url) = support::url("connection_cap") else {
         return;
     };
-    let admin = support::pool(&support::plain(&url), 1, tidepool_postgres::ResetPolicy::Fast).await;
+    let admin = support::pool(
+        &support::plain(&url),
+        1,
+        tidepool_postgres::ResetPolicy::Fast,
+    )
+    .await;
     {
         let conn = admin.get().await.unwrap();
         conn.batch_execute(&format!(
@@ -32,7 +37,10 @@ async fn a_role_capped_at_three_connections_is_served_by_three_without_opening_t
         .unwrap();
     }
     let capped = support::url_with(&url, ROLE, None, "test");
-    let manager = PgManager::builder_from_url(&capped).unwrap().build().unwrap();
+    let manager = PgManager::builder_from_url(&capped)
+        .unwrap()
+        .build()
+        .unwrap();
     let pool = Pool::builder(manager)
         .max_size(10)
         .acquire_timeout(Duration::from_secs(5))
@@ -63,7 +71,12 @@ async fn a_role_capped_at_three_connections_is_served_by_three_without_opening_t
     let m = pool.metrics();
     assert!(served > 100, "served {served}");
     assert_eq!(pool.breaker_state(), BreakerState::Healthy);
-    assert_eq!(m.breaker.as_ref().and_then(|b| b.last_transition), None, "{:?}", m.breaker);
+    assert_eq!(
+        m.breaker.as_ref().and_then(|b| b.last_transition),
+        None,
+        "{:?}",
+        m.breaker
+    );
     assert_eq!(status.server_ceiling, Some(3), "{status:?}");
     assert_eq!(status.size, 3);
     assert_eq!(m.connection_attempts_failed, 0);

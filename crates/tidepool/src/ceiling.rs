@@ -122,7 +122,10 @@ mod tests {
         assert_eq!(c.limit(10), 3);
         assert!(!c.take_try(t0), "no retry before the backoff");
         assert!(c.take_try(t0 + BASE));
-        assert!(!c.take_try(t0 + BASE), "one attempt past the ceiling at a time");
+        assert!(
+            !c.take_try(t0 + BASE),
+            "one attempt past the ceiling at a time"
+        );
         assert_eq!(c.refused(3, t0 + BASE, BASE, CAP), None, "same ceiling");
         assert!(!c.take_try(t0 + BASE * 2), "the second wait is doubled");
         assert!(c.take_try(t0 + BASE * 3));
@@ -146,7 +149,10 @@ mod tests {
         assert!(c.take_try(t0 + BASE));
         assert!(!c.opened(4, 5));
         assert_eq!(c.limit(5), 4);
-        assert!(c.take_try(t0 + BASE), "a success allows the next try at once");
+        assert!(
+            c.take_try(t0 + BASE),
+            "a success allows the next try at once"
+        );
         assert!(c.opened(5, 5));
         assert_eq!(c.known(), None);
         assert_eq!(c.limit(5), 5);

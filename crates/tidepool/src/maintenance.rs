@@ -179,7 +179,9 @@ impl<M: Manager> Shared<M> {
                     return Err(format!("connecting timed out after {limit:?}"))
                 }
                 Err(crate::acquire::CreateFailure::AtCapacity { open }) => {
-                    return Err(format!("the server is at its connection limit ({open} open)"))
+                    return Err(format!(
+                        "the server is at its connection limit ({open} open)"
+                    ))
                 }
             }
         }

@@ -34,7 +34,11 @@ async fn the_hook_runs_once_on_each_new_connection_before_it_is_handed_out() {
     drop((a, b));
     common::settle().await;
     let _again = pool.get().await.unwrap();
-    assert_eq!(runs.load(SeqCst), 2, "a reused connection is not hooked again");
+    assert_eq!(
+        runs.load(SeqCst),
+        2,
+        "a reused connection is not hooked again"
+    );
 }
 
 #[tokio::test]
@@ -54,6 +58,10 @@ async fn a_failing_hook_fails_the_attempt_and_leaks_nothing() {
         other => panic!("expected the hook's error, got {other:?}"),
     }
     common::settle().await;
-    assert_eq!(plan.alive(), 0, "the connection the hook refused was closed");
+    assert_eq!(
+        plan.alive(),
+        0,
+        "the connection the hook refused was closed"
+    );
     common::assert_consistent(&pool);
 }

@@ -111,7 +111,11 @@ async fn get_blocking_works_inside_spawn_blocking_on_a_multi_thread_runtime() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_blocking_works_inside_block_in_place_and_on_a_worker() {
-    let pool = Pool::builder(TestManager::new()).max_size(1).build().await.unwrap();
+    let pool = Pool::builder(TestManager::new())
+        .max_size(1)
+        .build()
+        .await
+        .unwrap();
     let in_place = tokio::task::block_in_place(|| pool.get_blocking().map(drop));
     assert!(in_place.is_ok(), "{in_place:?}");
     // Straight on a worker: it steps out with block_in_place, so another

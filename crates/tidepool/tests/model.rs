@@ -59,7 +59,10 @@ fn check(pool: &Pool<TestManager>, held: usize, max: usize) {
         s.size <= s.max_size || s.idle == 0,
         "above the resized cap with idle connections: {s:?}"
     );
-    assert!(s.min_size <= s.warm_target && s.warm_target <= s.max_size, "{s:?}");
+    assert!(
+        s.min_size <= s.warm_target && s.warm_target <= s.max_size,
+        "{s:?}"
+    );
     assert!(s.limit >= 1 && s.limit <= s.max_size, "{s:?}");
     assert!(
         s.in_use >= held,

@@ -86,7 +86,10 @@ fn a_static_pool_serves_one_test_runtime_after_another() {
                 matches!(third, Err(Error::Timeout { .. })),
                 "round {round}: {third:?}"
             );
-            assert!(started.elapsed() < Duration::from_millis(1300), "round {round}");
+            assert!(
+                started.elapsed() < Duration::from_millis(1300),
+                "round {round}"
+            );
             drop((a, b));
         });
     }

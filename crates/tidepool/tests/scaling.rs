@@ -234,7 +234,10 @@ async fn load_and_effective_config_report_what_the_pool_sees() {
     tokio::time::sleep(Duration::from_millis(350)).await;
     let load = pool.load();
     assert!(load.busy >= 4.0, "{load:?}");
-    assert!(load.load_factor >= 0.5 && load.load_factor <= 1.0, "{load:?}");
+    assert!(
+        load.load_factor >= 0.5 && load.load_factor <= 1.0,
+        "{load:?}"
+    );
     let eff = pool.effective_config();
     assert_eq!(eff.strategy, Strategy::Dynamic);
     assert_eq!(eff.max_size, 8);

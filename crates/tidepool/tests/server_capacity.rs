@@ -45,7 +45,10 @@ async fn a_capped_server_under_load_serves_everyone_without_opening_the_circuit(
     assert_eq!(pool.breaker_state(), BreakerState::Healthy);
     let breaker = pool.metrics().breaker.expect("a breaker snapshot");
     assert_eq!(breaker.last_transition, None, "the breaker never moved");
-    assert!(breaker.failures_in_window.iter().all(|(_, n)| *n == 0), "{breaker:?}");
+    assert!(
+        breaker.failures_in_window.iter().all(|(_, n)| *n == 0),
+        "{breaker:?}"
+    );
     let status = pool.status();
     assert_eq!(status.server_ceiling, Some(3), "{status:?}");
     assert_eq!(status.size, 3);

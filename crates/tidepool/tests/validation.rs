@@ -42,7 +42,10 @@ async fn a_saturated_pool_with_a_queue_validates_nothing_within_the_interval() {
     let m = pool.metrics();
     assert!(m.checkouts_waited > 100, "the queue was used: {m:?}");
     assert_eq!(
-        (m.validations, plan.validations.load(std::sync::atomic::Ordering::SeqCst)),
+        (
+            m.validations,
+            plan.validations.load(std::sync::atomic::Ordering::SeqCst)
+        ),
         (0, 0),
         "no connection was quiet for 100 ms, yet {} of {} checkouts were validated",
         m.validations,
@@ -105,8 +108,11 @@ async fn a_storm_of_client_timeouts_during_validation_opens_no_new_connections()
     common::settle().await;
     let m = pool.metrics();
     assert_eq!(m.connections_closed_failed_validation, 0, "{m:?}");
-    assert_eq!(plan.connects.load(std::sync::atomic::Ordering::SeqCst), 4, "no reconnects");
+    assert_eq!(
+        plan.connects.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "no reconnects"
+    );
     assert_eq!(pool.status().size, 4);
     common::assert_consistent(&pool);
 }
-

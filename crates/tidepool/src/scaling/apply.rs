@@ -199,8 +199,7 @@ impl<M: Manager> Shared<M> {
                     waiting: load.waiting,
                     forecast,
                 };
-                if let Some((to, reason)) = s.controller.decide(cfg, &input, warm, min, max, now)
-                {
+                if let Some((to, reason)) = s.controller.decide(cfg, &input, warm, min, max, now) {
                     decisions.push(ScalingDecision {
                         knob: "warm_target",
                         from: warm,
@@ -327,7 +326,12 @@ impl<M: Manager> Pool<M> {
         let c = &shared.config;
         let (min_size, max_size, warm_target, limit) = {
             let state = shared.state.lock();
-            (state.min_size, state.max_size, state.warm_target, state.limit)
+            (
+                state.min_size,
+                state.max_size,
+                state.warm_target,
+                state.limit,
+            )
         };
         let hold = shared.recorder.hold_time.buckets();
         let s = shared.scaling.lock();

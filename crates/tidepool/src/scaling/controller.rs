@@ -140,7 +140,8 @@ mod tests {
                     waiting: 0,
                     forecast: None,
                 };
-                if let Some((new, _)) = c.decide(&cfg, &input, target, min, max, t0 + TICK * i as u32)
+                if let Some((new, _)) =
+                    c.decide(&cfg, &input, target, min, max, t0 + TICK * i as u32)
                 {
                     assert!(new >= min && new <= max);
                     target = new;
@@ -193,7 +194,10 @@ mod tests {
             }
         }
         for w in changes.windows(2) {
-            assert!(w[1] - w[0] >= 5, "direction changed twice within a cooldown: {targets:?}");
+            assert!(
+                w[1] - w[0] >= 5,
+                "direction changed twice within a cooldown: {targets:?}"
+            );
         }
     }
 
@@ -239,7 +243,10 @@ mod tests {
 
     #[test]
     fn lead_time_covers_the_connect_time() {
-        assert_eq!(lead_steps(Duration::from_millis(40), Duration::from_millis(250)), 2);
+        assert_eq!(
+            lead_steps(Duration::from_millis(40), Duration::from_millis(250)),
+            2
+        );
         assert_eq!(lead_steps(Duration::ZERO, Duration::from_secs(1)), 1);
     }
 }

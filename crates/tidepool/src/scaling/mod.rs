@@ -235,9 +235,8 @@ impl ScalingConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), BuildError> {
-        let invalid = |field: &'static str, reason: String| {
-            Err(BuildError::InvalidConfig { field, reason })
-        };
+        let invalid =
+            |field: &'static str, reason: String| Err(BuildError::InvalidConfig { field, reason });
         let unit = |x: f64| x > 0.0 && x < 1.0;
         if self.scale_interval.is_zero() {
             return invalid("scaling.scale_interval", "must be greater than zero".into());
@@ -267,7 +266,10 @@ impl ScalingConfig {
         if !(self.growth_factor > 1.0 && self.growth_factor <= 10.0) {
             return invalid(
                 "scaling.growth_factor",
-                format!("must be above 1 and at most 10 (got {})", self.growth_factor),
+                format!(
+                    "must be above 1 and at most 10 (got {})",
+                    self.growth_factor
+                ),
             );
         }
         if !unit(self.shrink_factor) {

@@ -85,7 +85,8 @@ impl Predictor {
     pub(crate) fn forecast(&mut self, steps: u32) -> Option<f64> {
         let level = self.level?;
         let value = (level + self.trend * f64::from(steps)).max(0.0);
-        self.pending.push_back((self.tick + u64::from(steps), value));
+        self.pending
+            .push_back((self.tick + u64::from(steps), value));
         if self.pending.len() > self.window.max(1) * 2 {
             self.pending.pop_front();
         }
@@ -102,7 +103,8 @@ impl Predictor {
 
     /// Mean absolute percentage error of recent forecasts, if any came due.
     pub(crate) fn mape(&self) -> Option<f64> {
-        (!self.errors.is_empty()).then(|| self.errors.iter().sum::<f64>() / self.errors.len() as f64)
+        (!self.errors.is_empty())
+            .then(|| self.errors.iter().sum::<f64>() / self.errors.len() as f64)
     }
 }
 
