@@ -1,11 +1,4 @@
-//! Test support shared by the driver crates' integration tests: where the
-//! real databases are, and whether a test may skip when one is missing.
-//!
-//! A test that needs a server calls [`postgres_url`] or [`mysql_url`]. When
-//! the server is unreachable the test prints that it skipped and returns
-//! early — unless `TIDEPOOL_REQUIRE_DB=1` is set (CI sets it), in which case
-//! it panics, so a CI run can never pass without the database tests.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
