@@ -127,18 +127,33 @@ fn tls_config(test: &str) -> Option<MysqlConfig> {
     )
 }
 
-/// Writes the fixture files into a directory of this test's own.
-fn fixtures(test: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// The fixture files, in a directory of the test's own that goes away
+/// with it.
+struct Fixtures {
+    dir: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    pkcs8_key: PathBuf,
+}
+
+impl Drop for Fixtures {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn fixtures(test: &str) -> Fixtures {
     let dir = std::env::temp_dir().join(format!("tidepool-mysql-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let files = (
-        dir.join("client.crt"),
-        dir.join("client.rsa.key"),
-        dir.join("client.pk8.key"),
-    );
-    std::fs::write(&files.0, UNTRUSTED_CERT).unwrap();
-    std::fs::write(&files.1, UNTRUSTED_KEY_PKCS1).unwrap();
-    std::fs::write(&files.2, UNTRUSTED_KEY_PKCS8).unwrap();
+    let files = Fixtures {
+        cert: dir.join("client.crt"),
+        key: dir.join("client.rsa.key"),
+        pkcs8_key: dir.join("client.pk8.key"),
+        dir,
+    };
+    std::fs::write(&files.cert, UNTRUSTED_CERT).unwrap();
+    std::fs::write(&files.key, UNTRUSTED_KEY_PKCS1).unwrap();
+    std::fs::write(&files.pkcs8_key, UNTRUSTED_KEY_PKCS8).unwrap();
     files
 }
 
@@ -183,11 +198,11 @@ async fn the_certificate_is_presented_so_a_server_that_does_not_trust_it_refuses
     let Some(config) = tls_config("mysql_client_cert_presented") else {
         return;
     };
-    let (cert, key, _) = fixtures("presented");
+    let f = fixtures("presented");
     // Without the certificate the same connection works...
     MysqlManager::new(config.clone()).connect().await.unwrap();
     // ... with it, the server checks it against the only CA it trusts.
-    let with_cert = MysqlManager::new(config.with_ssl_cert(&cert).with_ssl_key(&key));
+    let with_cert = MysqlManager::new(config.with_ssl_cert(&f.cert).with_ssl_key(&f.key));
     let err = with_cert
         .connect()
         .await
@@ -201,8 +216,8 @@ async fn a_pkcs8_key_is_refused_with_how_to_convert_it_and_not_retried() {
     let Some(config) = tls_config("mysql_client_cert_pkcs8") else {
         return;
     };
-    let (cert, _, pkcs8) = fixtures("pkcs8");
-    let manager = MysqlManager::new(config.with_ssl_cert(&cert).with_ssl_key(&pkcs8));
+    let f = fixtures("pkcs8");
+    let manager = MysqlManager::new(config.with_ssl_cert(&f.cert).with_ssl_key(&f.pkcs8_key));
     let err = manager.connect().await.map(|_| ()).unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("PKCS#1"), "{shown}");
@@ -215,9 +230,9 @@ async fn a_missing_key_file_is_a_configuration_error_and_not_retried() {
     let Some(config) = tls_config("mysql_client_cert_missing") else {
         return;
     };
-    let (cert, _, _) = fixtures("missing");
-    let missing = cert.with_file_name("no-such.key");
-    let manager = MysqlManager::new(config.with_ssl_cert(&cert).with_ssl_key(&missing));
+    let f = fixtures("missing");
+    let missing = f.cert.with_file_name("no-such.key");
+    let manager = MysqlManager::new(config.with_ssl_cert(&f.cert).with_ssl_key(&missing));
     let err = manager.connect().await.map(|_| ()).unwrap_err();
     match &err {
         MysqlError::InvalidOption { name, reason } => {
