@@ -39,19 +39,81 @@ fn the_report_is_self_contained() {
         html.matches("http://").count(),
         html.matches("http://www.w3.org/2000/svg").count()
     );
-    // Throughput, latency and acquire wait by level, then size and wait
-    // over time for each of the two levels.
-    assert_eq!(html.matches("<svg").count(), 3 + 2 * 2);
+    // Four charts by level, then four panels over time for each of the
+    // two levels.
+    assert_eq!(html.matches("<svg").count(), 4 + 2 * 4);
     for title in [
-        "Throughput by concurrency",
-        "Latency percentiles by concurrency",
-        "Acquire wait (time in get()) by concurrency",
-        "Pool size over time, 2 clients",
-        "Acquire wait over time, 4 clients",
+        "Throughput by concurrency (higher is better)",
+        "Where the time went",
+        "Latency by concurrency",
+        "Acquire wait in get() by concurrency",
+        "Baseline pool, 2 clients",
+        "Tuned pool, 2 clients",
+        "Acquire wait, baseline, 4 clients",
+        "Acquire wait, tuned, 4 clients",
     ] {
         assert!(html.contains(title), "missing chart {title}");
     }
     assert!(!html.contains("NaN") && !html.contains("inf\""));
+}
+
+/// The `<svg>...</svg>` whose title starts with `title`.
+fn chart<'a>(html: &'a str, title: &str) -> &'a str {
+    let at = html
+        .find(&format!("aria-label=\"{title}"))
+        .unwrap_or_else(|| panic!("no chart {title}"));
+    let start = html[..at].rfind("<svg").unwrap();
+    let end = at + html[at..].find("</svg>").unwrap();
+    &html[start..end]
+}
+
+#[test]
+fn the_page_opens_with_who_won_and_what_to_try_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = std::fs::read_to_string(write_report(dir.path())).unwrap();
+    let conclusion = html.find("<h2>Conclusion</h2>").expect("a conclusion");
+    assert!(conclusion < html.find("<h2>Figures</h2>").unwrap());
+    for level in ["<strong>2 clients: ", "<strong>4 clients: "] {
+        assert!(html.contains(level), "no verdict for {level}");
+    }
+    assert!(html.contains("What to try next"));
+    assert!(html.contains("higher is better") && html.contains("lower is better"));
+}
+
+#[test]
+fn no_chart_hides_what_it_draws() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = std::fs::read_to_string(write_report(dir.path())).unwrap();
+    // Bars are named by square swatches, not by lines.
+    let bars = chart(&html, "Throughput by concurrency");
+    assert!(
+        !bars.contains("stroke=\"#e07b00\" stroke-width=\"3\""),
+        "line swatch on a bar chart"
+    );
+    // Each side's pool has its own panel: the open connections are an area
+    // under the in-use line, never a line drawn over the other side's.
+    for side in ["Baseline", "Tuned"] {
+        let pool = chart(&html, &format!("{side} pool, 4 clients"));
+        assert!(
+            pool.contains("<polygon"),
+            "{side}: open connections are not an area"
+        );
+        assert!(pool.find("<polygon").unwrap() < pool.find("stroke-width=\"2\"").unwrap());
+    }
+    assert!(!chart(&html, "Tuned pool, 4 clients").contains("#6b7b8c"));
+    // Acquire wait over time is drawn against at least a millisecond.
+    for side in ["baseline", "tuned"] {
+        let wait = chart(&html, &format!("Acquire wait, {side}, 2 clients"));
+        assert!(wait.contains(">1</text>"), "{side}: no 1 ms tick");
+    }
+    // Every chart grid is full: two columns, an even number of charts.
+    for grid in html.split("<div class=grid>").skip(1) {
+        let cells = grid.split("</div>").next().unwrap().matches("<svg").count();
+        assert!(
+            cells > 0 && cells % 2 == 0,
+            "a grid of {cells} charts leaves a cell empty"
+        );
+    }
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -120,7 +182,7 @@ fn the_report_renders_in_headless_chromium() {
     );
     let dom = String::from_utf8_lossy(&dom.stdout);
     assert!(dom.contains("<h1>tidepool bench"), "{dom}");
-    assert_eq!(dom.matches("<svg").count(), 7);
+    assert_eq!(dom.matches("<svg").count(), 12);
     assert!(dom.contains("<polyline"));
     assert!(dom.contains("tuned / baseline"));
 

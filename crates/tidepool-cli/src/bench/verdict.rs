@@ -43,6 +43,10 @@ pub struct LevelVerdict {
     pub headline: String,
     /// The latency comparisons and where the time went, one sentence each.
     pub details: Vec<String>,
+    /// No difference between the pools explains the gap at this level, so
+    /// noise between runs is the likeliest cause.
+    #[serde(skip)]
+    pub noise_suspected: bool,
 }
 
 /// The whole conclusion.
@@ -190,6 +194,7 @@ fn level(l: &LevelSummary, r: &BenchReport) -> Option<LevelVerdict> {
                     "only {only} was measured (interrupted), so there is no comparison"
                 ),
                 details: Vec::new(),
+                noise_suspected: false,
             });
         }
         (None, None) => return None,
@@ -262,11 +267,28 @@ fn level(l: &LevelSummary, r: &BenchReport) -> Option<LevelVerdict> {
             "baseline, with {bmax} connections, let more operations into the database at once, and each took longer there"
         ));
     }
-    if why.is_empty() && bw < 0.05 && tw < 0.05 && lower_wins(bo, to) == Winner::Neither {
-        why.push(
-            "neither pool made clients wait and the operations ran alike, so all that differs is what each pool does per checkout (tuned validates a connection idle for more than 500 ms before handing it out), small next to an operation, and noise"
-                .to_string(),
-        );
+    let mut noise_suspected = false;
+    if why.is_empty() && bw < 0.05 && tw < 0.05 {
+        if lower_wins(bo, to) == Winner::Neither {
+            why.push(
+                "neither pool made clients wait and the operations ran alike, so all that differs is what each pool does per checkout (tuned validates a connection idle for more than 500 ms before handing it out), small next to an operation, and noise"
+                    .to_string(),
+            );
+        } else {
+            let (faster, slower) = if to < bo {
+                ("tuned", "baseline")
+            } else {
+                ("baseline", "tuned")
+            };
+            why.push(format!(
+                "neither pool made clients wait, yet operations ran faster on {faster}'s connections than on {slower}'s ({} vs {}); with {} and {} connections open for {c} clients, no setting of either pool explains that, so it is most likely noise between the two runs",
+                ms(to.min(bo)),
+                ms(to.max(bo)),
+                tmax.min(bmax),
+                tmax.max(bmax),
+            ));
+            noise_suspected = true;
+        }
     }
     if !why.is_empty() {
         let mut s = why.join("; ");
@@ -293,6 +315,7 @@ fn level(l: &LevelSummary, r: &BenchReport) -> Option<LevelVerdict> {
         p99_latency: p99,
         headline,
         details,
+        noise_suspected,
     })
 }
 
@@ -416,7 +439,9 @@ fn next_steps(r: &BenchReport, levels: &[LevelVerdict]) -> Vec<String> {
                 .to_string(),
         );
     }
-    let close = levels.iter().any(|v| v.throughput == Winner::Neither);
+    let close = levels
+        .iter()
+        .any(|v| v.throughput == Winner::Neither || v.noise_suspected);
     if r.repeat == 1 && close {
         next.push(
             "Differences of a few percent are within run-to-run noise on a shared machine: `--repeat 3` runs everything three times and calls a winner only when all its runs beat all the other side's."
@@ -597,6 +622,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("SQLite runs one writer at a time"), "{text}");
+    }
+
+    #[test]
+    fn a_win_no_difference_between_the_pools_explains_is_called_likely_noise() {
+        let mut r = sqlite_run();
+        r.levels[0].tuned = Some(side_of(22_761.0, 0.427, 0.001, 0.042, 8.34, (10, 10)));
+        r.levels[0].baseline = Some(side_of(19_625.0, 0.503, 0.001, 0.048, 8.47, (10, 10)));
+        let v = conclude(&r);
+        assert_eq!(v.levels[0].throughput, Winner::Tuned);
+        let why = v.levels[0].details.join(" ");
+        assert!(
+            why.contains("most likely noise between the two runs"),
+            "{why}"
+        );
+        assert!(v.next.iter().any(|n| n.contains("`--repeat 3`")));
     }
 
     #[test]
