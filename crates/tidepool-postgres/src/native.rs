@@ -103,7 +103,7 @@ impl<'a> Tracked<'a> {
     /// The cached statement for `sql`, prepared (and cached) on a miss.
     /// Not a round trip of its own: the caller's round covers it.
     pub(crate) async fn statement(self, sql: &str) -> Result<Statement, Error> {
-        if let Some(stmt) = self.track.cached(sql) {
+        if let Some((stmt, _)) = self.track.cached(sql) {
             return Ok(stmt);
         }
         let stmt = self.client.prepare(sql).await?;
@@ -111,7 +111,14 @@ impl<'a> Tracked<'a> {
         Ok(stmt)
     }
 
+    /// A cache hit is no round trip, so it is not counted as one: the
+    /// deadpool way (`prepare_cached`, then `query_one(&stmt, ..)`) costs
+    /// the same as one tracked call.
     pub(crate) async fn prepare_cached(self, query: &str) -> Result<Statement, Error> {
+        if let Some((stmt, effect)) = self.track.cached(query) {
+            self.track.note_prepared(effect);
+            return Ok(stmt);
+        }
         self.track.note_prepared(statement_effect(query));
         let round = self.track.start();
         let result = self.statement(query).await;

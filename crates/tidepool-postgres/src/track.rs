@@ -177,7 +177,8 @@ impl Tracker {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn cached(&self, sql: &str) -> Option<Statement> {
+    /// The statement cached for `sql`, and its effect.
+    pub(crate) fn cached(&self, sql: &str) -> Option<(Statement, Effect)> {
         self.cache().get(sql)
     }
 
