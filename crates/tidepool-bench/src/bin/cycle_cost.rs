@@ -61,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             PgKind::Direct => cycles(&DirectClient::connect(&args.target.url).await?, w, n).await,
             kind => match pg::build(kind, 1, &args.target.url).await? {
                 BuiltPg::Tidepool(p) => cycles(&*p, w, n).await,
+                BuiltPg::TidepoolDeadpoolWay(p) => cycles(&*p, w, n).await,
                 BuiltPg::Deadpool(p) => cycles(&*p, w, n).await,
                 BuiltPg::Bb8(p) => cycles(&*p, w, n).await,
                 BuiltPg::Sqlx(p) => cycles(&*p, w, n).await,

@@ -29,6 +29,29 @@ impl PgCycle for tidepool::Pool<tidepool_postgres::PgManager> {
     }
 }
 
+/// tidepool-postgres driven the deadpool-postgres way: the code of the
+/// deadpool adapter below, on tidepool's guard.
+pub struct DeadpoolWay(pub tidepool::Pool<tidepool_postgres::PgManager>);
+
+impl PgCycle for DeadpoolWay {
+    async fn run(&self, w: Workload, aid: i32) -> Result<(), String> {
+        let client = self.0.get().await.map_err(|e| e.to_string())?;
+        let (sql, params): (&str, &[&(dyn tokio_postgres::types::ToSql + Sync)]) = match w {
+            Workload::Select1 => (SELECT_ONE, &[]),
+            Workload::PointSelect => (POINT_SELECT, &[&aid]),
+        };
+        let stmt = client
+            .prepare_cached(sql)
+            .await
+            .map_err(|e| e.to_string())?;
+        client
+            .query_one(&stmt, params)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl PgCycle for deadpool_postgres::Pool {
     async fn run(&self, w: Workload, aid: i32) -> Result<(), String> {
         let client = self.get().await.map_err(|e| e.to_string())?;
@@ -164,6 +187,8 @@ impl PgCycle for DirectClient {
 pub enum BuiltPg {
     /// tidepool-postgres.
     Tidepool(Arc<tidepool::Pool<tidepool_postgres::PgManager>>),
+    /// tidepool-postgres, driven the deadpool-postgres way.
+    TidepoolDeadpoolWay(Arc<DeadpoolWay>),
     /// deadpool-postgres.
     Deadpool(Arc<deadpool_postgres::Pool>),
     /// bb8-postgres.
@@ -195,6 +220,7 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
     Ok(match kind {
         PgKind::Tidepool
         | PgKind::TidepoolNotest
+        | PgKind::TidepoolDeadpoolWay
         | PgKind::TidepoolVerified
         | PgKind::TidepoolClean => {
             let policy = match kind {
@@ -214,7 +240,11 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;
-            BuiltPg::Tidepool(Arc::new(pool))
+            if kind == PgKind::TidepoolDeadpoolWay {
+                BuiltPg::TidepoolDeadpoolWay(Arc::new(DeadpoolWay(pool)))
+            } else {
+                BuiltPg::Tidepool(Arc::new(pool))
+            }
         }
         PgKind::Deadpool => deadpool(deadpool_postgres::RecyclingMethod::Fast)?,
         PgKind::DeadpoolVerified => deadpool(deadpool_postgres::RecyclingMethod::Verified)?,

@@ -87,6 +87,11 @@ pub fn run_point(spec: &PgSpec, url: &str, repeat: usize) -> Result<PgSample, St
             rt.block_on(p.close(Duration::from_secs(2)));
             r
         }
+        BuiltPg::TidepoolDeadpoolWay(p) => {
+            let r = drive(&rt, p.clone(), spec);
+            rt.block_on(p.0.close(Duration::from_secs(2)));
+            r
+        }
         BuiltPg::Deadpool(p) => {
             let r = drive(&rt, p.clone(), spec);
             p.close();

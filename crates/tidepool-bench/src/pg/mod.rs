@@ -14,7 +14,7 @@ pub mod adapters;
 pub mod measure;
 pub mod pgbench;
 
-pub use adapters::{build, Bb8Cached, BuiltPg, CachedClient, DirectClient, PgCycle};
+pub use adapters::{build, Bb8Cached, BuiltPg, CachedClient, DeadpoolWay, DirectClient, PgCycle};
 pub use measure::{run_direct, run_point, PgSample, PgSpec};
 pub use pgbench::{cli_args, ensure_database, libpq_sslmode, run_pgbench};
 
@@ -57,6 +57,11 @@ pub enum PgKind {
     Tidepool,
     /// tidepool-postgres with `test_on_borrow(false)`.
     TidepoolNotest,
+    /// tidepool-postgres with its defaults, written the deadpool-postgres
+    /// way: `prepare_cached` then `query_one(&stmt, ..)` on the pooled
+    /// connection (the same code as the `deadpool` row), not
+    /// `query_one_native`.
+    TidepoolDeadpoolWay,
     /// tidepool-postgres with the `Verified` reset policy (a round trip on
     /// every return).
     TidepoolVerified,
@@ -92,6 +97,7 @@ impl PgKind {
         match self {
             PgKind::Tidepool => "tidepool",
             PgKind::TidepoolNotest => "tidepool-notest",
+            PgKind::TidepoolDeadpoolWay => "tidepool-deadpool-way",
             PgKind::TidepoolVerified => "tidepool-verified",
             PgKind::TidepoolClean => "tidepool-clean",
             PgKind::Deadpool => "deadpool",
