@@ -110,6 +110,7 @@ impl<M: Manager> Shared<M> {
                     self.breaker
                         .record_failure(self.manager.classify(&error), &text);
                 }
+                self.recorder.counters.failed(self.manager.classify(&error));
                 tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), error = %text, retryable, "connection attempt failed");
                 self.set_last_error(text.clone());
                 self.emit(|| Event::CreateFailed { error: text });
@@ -117,6 +118,7 @@ impl<M: Manager> Shared<M> {
             }
             Err(_) => {
                 self.recorder.counters.create_failed.fetch_add(1, Relaxed);
+                self.recorder.counters.failed(crate::FailureKind::Timeout);
                 let text = format!("connecting timed out after {limit:?}");
                 self.breaker
                     .record_failure(crate::FailureKind::Timeout, &text);
@@ -192,18 +194,54 @@ impl<M: Manager> Shared<M> {
         location: &'static Location<'static>,
     ) -> Result<Pooled<M>, Error<M::Error>> {
         let started = Instant::now();
+        // A span for tracing subscribers that want one (an OpenTelemetry
+        // layer, say): it lives as long as the acquire and carries the
+        // pool's name, the wait and the outcome. Disabled, it costs a
+        // static check.
+        let span = tracing::debug_span!(
+            target: "tidepool::acquire",
+            "acquire",
+            pool = tracing::field::Empty,
+            waited_us = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
         if self.is_closed() {
             return Err(Error::Closed);
         }
         let deadline = started + self.config.acquire_timeout;
-        match self.breaker.admit() {
+        let result = match self.breaker.admit() {
             Ok(Admission::Normal) => self.checkout_until(started, deadline, location).await,
             // The database is in trouble: the slower path, boxed so that
             // its state does not weigh on every checkout's future.
             admitted => {
                 Box::pin(self.acquire_past_breaker(admitted, started, deadline, location)).await
             }
+        };
+        if let Err(e) = &result {
+            self.count_acquire_error(e);
         }
+        if !span.is_disabled() {
+            let name = self
+                .config
+                .name
+                .clone()
+                .unwrap_or_else(|| self.manager.describe());
+            span.record("pool", name.as_str());
+            span.record("waited_us", started.elapsed().as_micros() as u64);
+            span.record("outcome", acquire_outcome(&result));
+        }
+        result
+    }
+
+    /// Counts the failures `timed_out` does not: refusals by an open
+    /// circuit, and create errors returned at once.
+    fn count_acquire_error(&self, error: &Error<M::Error>) {
+        let counters = &self.recorder.counters;
+        match error {
+            Error::CircuitOpen { .. } => counters.refused_circuit_open.fetch_add(1, Relaxed),
+            Error::Create(_) => counters.failed_at_once.fetch_add(1, Relaxed),
+            _ => 0,
+        };
     }
 
     /// A checkout the breaker did not simply let through: holding while
@@ -393,5 +431,19 @@ impl<M: Manager> Shared<M> {
         self.breaker.record_success();
         self.emit(|| Event::Checkout { id, waited });
         guard
+    }
+}
+
+/// The outcome of an acquire, as the span records it.
+fn acquire_outcome<T, E: std::error::Error + 'static>(
+    result: &Result<T, Error<E>>,
+) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(Error::Timeout { .. }) => "timeout",
+        Err(Error::CircuitOpen { .. }) => "circuit_open",
+        Err(Error::Create(_)) => "create_failed",
+        Err(Error::Closed) => "closed",
+        Err(_) => "error",
     }
 }

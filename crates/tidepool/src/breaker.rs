@@ -265,6 +265,11 @@ pub struct BreakerSnapshot {
     pub last_error: Option<String>,
     /// Times the circuit opened.
     pub times_opened: u64,
+    /// Each kind's thresholds, in [`FailureKind::ALL`] order (Client
+    /// absent: it never counts).
+    pub thresholds: Vec<(FailureKind, Thresholds)>,
+    /// How long ago the last failure that counted was, if any.
+    pub since_last_failure: Option<Duration>,
 }
 
 /// Why the breaker refused an acquire.
@@ -317,6 +322,9 @@ struct Inner {
     probe_successes: u32,
     last_transition: Option<(BreakerState, BreakerState, Instant)>,
     times_opened: u64,
+    /// The last failure that counted, kept through recovery (for the
+    /// snapshot's "time since the last failure").
+    last_failure_ever: Option<Instant>,
 }
 
 pub(crate) struct Breaker {
@@ -348,6 +356,7 @@ impl Breaker {
             inner: Mutex::new(Inner {
                 failures: Default::default(),
                 last_failure: None,
+                last_failure_ever: None,
                 restarting_since: None,
                 last_error: None,
                 retry_at: Instant::now(),
@@ -481,6 +490,7 @@ impl Breaker {
         }
         inner.last_error = Some(error.to_string());
         inner.last_failure = Some(now);
+        inner.last_failure_ever = Some(now);
         let window = self.config.window;
         let q = &mut inner.failures[i];
         q.push_back(now);
@@ -618,6 +628,13 @@ impl Breaker {
                 .map(|(from, to, at)| (from, to, now.saturating_duration_since(at))),
             last_error: inner.last_error.clone(),
             times_opened: inner.times_opened,
+            thresholds: FailureKind::ALL
+                .iter()
+                .filter_map(|&k| self.config.thresholds(k).map(|t| (k, t)))
+                .collect(),
+            since_last_failure: inner
+                .last_failure_ever
+                .map(|at| now.saturating_duration_since(at)),
         }
     }
 }

@@ -168,6 +168,11 @@ impl ConnMeta {
             in_use,
             times_used: self.uses.load(Relaxed),
             last_validated: elapsed(epoch, self.last_validated.load(Relaxed), now),
+            held_for: if in_use {
+                elapsed(epoch, self.checked_out_at.load(Relaxed), now)
+            } else {
+                None
+            },
         }
     }
 }

@@ -338,6 +338,49 @@ impl<M: Manager> Pool<M> {
     pub fn health_since(&self, earlier: &HealthSample) -> HealthReport {
         assess(earlier, &self.health_sample())
     }
+
+    /// Checks now (seed 004's `run_health_check_async`): pings every idle
+    /// connection, closing those that fail (each counted in the
+    /// validation metrics), then returns what it found with the
+    /// [`health`](Pool::health) report. Connections in use are not touched.
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Pool};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(M).initial_size(2).build().await?;
+    /// let check = pool.check_health().await;
+    /// assert_eq!((check.checked, check.failed), (2, 0));
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_health(&self) -> HealthCheck {
+        let (checked, failed) = self.shared().ping_idle(Duration::ZERO).await;
+        HealthCheck {
+            checked,
+            failed,
+            report: self.health(),
+        }
+    }
+}
+
+/// What [`Pool::check_health`] did and found.
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct HealthCheck {
+    /// Idle connections pinged.
+    pub checked: usize,
+    /// Of those, how many failed and were closed.
+    pub failed: usize,
+    /// The health report after the check.
+    pub report: HealthReport,
 }
 
 /// The window between two samples, in the figures the findings use.

@@ -36,7 +36,7 @@ pub use error::{BuildError, Error, FailureKind};
 pub use events::{Event, Listener};
 pub use guard::Pooled;
 pub use health::{
-    Component, FindingKind, HealthFigures, HealthReport, HealthSample, HealthStatus,
+    Component, FindingKind, HealthCheck, HealthFigures, HealthReport, HealthSample, HealthStatus,
     Recommendation, Severity,
 };
 pub use histogram::{Buckets, HistogramSnapshot, Histograms};

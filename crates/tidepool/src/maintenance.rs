@@ -106,9 +106,15 @@ impl<M: Manager> Shared<M> {
     /// `health_check_interval`, one at a time, each under a permit so it
     /// counts as in use while it is checked.
     async fn ping_quiet_idle(&self) {
-        let Some(interval) = self.config.health_check_interval else {
-            return;
-        };
+        if let Some(interval) = self.config.health_check_interval {
+            self.ping_idle(interval).await;
+        }
+    }
+
+    /// Pings the idle connections quiet for at least `interval`; returns
+    /// how many it checked and how many failed (and were closed).
+    pub(crate) async fn ping_idle(&self, interval: std::time::Duration) -> (usize, usize) {
+        let (mut checked, mut failed) = (0, 0);
         let now = Instant::now();
         let quiet: Vec<u64> = {
             let state = self.state.lock();
@@ -124,14 +130,31 @@ impl<M: Manager> Shared<M> {
                 continue;
             };
             self.recorder.counters.validations.fetch_add(1, Relaxed);
-            let ok = matches!(
-                tokio::time::timeout(
-                    self.config.validation_timeout,
-                    self.manager.validate(&mut conn)
-                )
-                .await,
-                Ok(Ok(()))
-            );
+            checked += 1;
+            let outcome = tokio::time::timeout(
+                self.config.validation_timeout,
+                self.manager.validate(&mut conn),
+            )
+            .await;
+            let ok = matches!(outcome, Ok(Ok(())));
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    self.recorder
+                        .counters
+                        .validations_failed
+                        .fetch_add(1, Relaxed);
+                }
+                Err(_) => {
+                    self.recorder
+                        .counters
+                        .validations_timed_out
+                        .fetch_add(1, Relaxed);
+                }
+            }
+            if !ok {
+                failed += 1;
+            }
             if ok && !self.is_closed() {
                 meta.mark_validated(self.epoch, Instant::now());
                 self.release(conn, meta, true);
@@ -147,6 +170,7 @@ impl<M: Manager> Shared<M> {
                 self.discard_in_use(conn, &meta, reason);
             }
         }
+        (checked, failed)
     }
 
     /// Opens connections until the pool holds `target` (never past

@@ -42,6 +42,13 @@ pub(crate) struct Counters {
     pub created: AtomicU64,
     pub create_failed: AtomicU64,
     pub refused_at_capacity: AtomicU64,
+    pub refused_circuit_open: AtomicU64,
+    pub failed_at_once: AtomicU64,
+    pub validations_failed: AtomicU64,
+    pub validations_timed_out: AtomicU64,
+    /// Failures per kind, in `FailureKind::ALL` order: connection attempts
+    /// and outcomes reported with `Pool::report_failure`.
+    pub failures: [AtomicU64; 5],
     pub closed_overflow: AtomicU64,
     pub closed_resized: AtomicU64,
     pub scale_ups: AtomicU64,
@@ -62,6 +69,14 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    pub(crate) fn failed(&self, kind: crate::FailureKind) {
+        let i = crate::FailureKind::ALL
+            .iter()
+            .position(|&k| k == kind)
+            .unwrap_or(0);
+        self.failures[i].fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn closed(&self, reason: CloseReason) {
         let c = match reason {
             CloseReason::IdleTimeout => &self.closed_idle,
@@ -110,6 +125,16 @@ impl Recorder {
             connections_created: r(&c.created),
             connection_attempts_failed: r(&c.create_failed),
             connection_attempts_refused_at_capacity: r(&c.refused_at_capacity),
+            acquires_refused_circuit_open: r(&c.refused_circuit_open),
+            acquires_failed_at_once: r(&c.failed_at_once),
+            checkins: self.hold_time.snapshot().count,
+            validations_failed: r(&c.validations_failed),
+            validations_timed_out: r(&c.validations_timed_out),
+            failures_by_kind: crate::FailureKind::ALL
+                .iter()
+                .zip(&c.failures)
+                .map(|(&k, n)| (k, r(n)))
+                .collect(),
             connections_closed_overflow: r(&c.closed_overflow),
             connections_closed_resized: r(&c.closed_resized),
             scale_ups: r(&c.scale_ups),
@@ -156,6 +181,22 @@ pub struct Metrics {
     /// [`Manager::is_at_capacity`](crate::Manager::is_at_capacity)); not
     /// counted as failures.
     pub connection_attempts_refused_at_capacity: u64,
+    /// Acquires refused at once because the circuit was open.
+    pub acquires_refused_circuit_open: u64,
+    /// Acquires failed at once because opening a connection failed with an
+    /// error retrying cannot fix (wrong password, unknown database).
+    pub acquires_failed_at_once: u64,
+    /// Connections returned to the pool.
+    pub checkins: u64,
+    /// Validations (on borrow or in the background) the connection failed.
+    pub validations_failed: u64,
+    /// Validations that did not answer within `validation_timeout`.
+    pub validations_timed_out: u64,
+    /// Failures per [`FailureKind`](crate::FailureKind), in
+    /// `FailureKind::ALL` order: failed connection attempts (timeouts as
+    /// `Timeout`) and outcomes reported with
+    /// [`Pool::report_failure`](crate::Pool::report_failure).
+    pub failures_by_kind: Vec<(crate::FailureKind, u64)>,
     /// Overflow connections (above the warm target) closed after
     /// `overflow_idle_timeout`.
     pub connections_closed_overflow: u64,
@@ -221,4 +262,7 @@ pub struct ConnectionSnapshot {
     pub times_used: u64,
     /// Time since it was last validated, if ever.
     pub last_validated: Option<Duration>,
+    /// How long its current holder has had it (`None` when idle, or when
+    /// leak detection is off and checkout times are not kept).
+    pub held_for: Option<Duration>,
 }

@@ -166,7 +166,9 @@ impl<M: Manager> Pool<M> {
             max_size: state.max_size,
             warm_target: state.warm_target,
             limit: state.limit,
-            overflow: state.size().saturating_sub(state.warm_target.max(state.min_size)),
+            overflow: state
+                .size()
+                .saturating_sub(state.warm_target.max(state.min_size)),
             server_ceiling: state.ceiling.known(),
         }
     }
@@ -210,6 +212,7 @@ impl<M: Manager> Pool<M> {
     /// # Ok(()) }
     /// ```
     pub fn report_failure(&self, kind: crate::FailureKind, error: &dyn std::fmt::Display) {
+        self.shared().recorder.counters.failed(kind);
         self.shared()
             .breaker
             .record_failure(kind, &error.to_string());

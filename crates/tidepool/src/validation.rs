@@ -98,10 +98,18 @@ impl<M: Manager> Shared<M> {
                 true
             }
             Ok(Err(e)) => {
+                self.recorder
+                    .counters
+                    .validations_failed
+                    .fetch_add(1, Relaxed);
                 tracing::debug!(target: "tidepool::pool", id = idle.meta.id, error = %e, "connection failed validation");
                 false
             }
             Err(_) => {
+                self.recorder
+                    .counters
+                    .validations_timed_out
+                    .fetch_add(1, Relaxed);
                 tracing::debug!(target: "tidepool::pool", id = idle.meta.id, ?limit, "connection validation timed out");
                 false
             }
