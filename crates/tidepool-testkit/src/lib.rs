@@ -35,6 +35,36 @@ pub fn mysql_url(test: &str) -> Option<String> {
     reachable_or_skip(test, "MariaDB", &url, 3306).then_some(url)
 }
 
+/// The streaming replica's URL tests use: `TIDEPOOL_PG_REPLICA_URL`, or the
+/// local default `postgres://postgres@127.0.0.1:5433/test`
+/// (`.ci/setup-topology.sh` starts it).
+pub fn replica_url_unchecked() -> String {
+    std::env::var("TIDEPOOL_PG_REPLICA_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5433/test".into())
+}
+
+/// The PgBouncer URL tests use: `TIDEPOOL_PGBOUNCER_URL`, or the local
+/// default `postgres://postgres@127.0.0.1:6432/test` (transaction mode,
+/// started by `.ci/setup-topology.sh`).
+pub fn pgbouncer_url_unchecked() -> String {
+    std::env::var("TIDEPOOL_PGBOUNCER_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432/test".into())
+}
+
+/// The streaming replica's URL if it answers on its port; `None` (after
+/// printing a skip notice) if not. Panics when `TIDEPOOL_REQUIRE_DB=1`.
+pub fn replica_url(test: &str) -> Option<String> {
+    let url = replica_url_unchecked();
+    reachable_or_skip(test, "the PostgreSQL streaming replica", &url, 5433).then_some(url)
+}
+
+/// The PgBouncer URL if it answers on its port; `None` (after printing a
+/// skip notice) if not. Panics when `TIDEPOOL_REQUIRE_DB=1`.
+pub fn pgbouncer_url(test: &str) -> Option<String> {
+    let url = pgbouncer_url_unchecked();
+    reachable_or_skip(test, "PgBouncer", &url, 6432).then_some(url)
+}
+
 /// Whether database tests must run (`TIDEPOOL_REQUIRE_DB=1`).
 pub fn database_required() -> bool {
     matches!(
