@@ -117,6 +117,15 @@ pub enum Error<E: std::error::Error + 'static> {
     /// [`Pool::transaction`](crate::Pool::transaction)) failed.
     #[error("query failed: {0}")]
     Query(#[source] E),
+    /// A query run with a deadline
+    /// ([`Pool::execute_query_within`](crate::Pool::execute_query_within))
+    /// did not finish in time; the statement was abandoned (the drivers
+    /// cancel it on the server and clean the connection).
+    #[error("the query did not finish within {after:?}; it was cancelled")]
+    QueryTimeout {
+        /// The deadline it was given.
+        after: Duration,
+    },
     /// A blocking call was made on the thread that drives a current-thread
     /// runtime, where it would stall every task on it (or deadlock, if the
     /// pool needs that runtime). Use the async API there, or make the call

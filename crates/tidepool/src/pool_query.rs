@@ -40,6 +40,41 @@ where
         self.settle(&mut conn, kind, outcome)
     }
 
+    /// [`execute_query`](Pool::execute_query) with a deadline for the whole
+    /// call, checkout included (seed 000's `timeout=5.0`). Past it the
+    /// call fails with [`Error::QueryTimeout`] and the statement is
+    /// abandoned: the drivers cancel an abandoned statement on the server
+    /// and clean the connection before anyone else gets it, so a timeout
+    /// never leaves work running or a dirty session behind. The breaker
+    /// counts it as a `Timeout`.
+    ///
+    /// ```no_run
+    /// # async fn demo<M>(pool: tidepool::Pool<M>) -> Result<(), tidepool::Error<M::Error>>
+    /// # where M: tidepool::Manager, M::Connection: tidepool::Queryable<Error = M::Error>, M::Error: tidepool::Classify {
+    /// use std::time::Duration;
+    /// use tidepool::QueryKind;
+    /// let rows = pool
+    ///     .execute_query_within(Duration::from_secs(5), QueryKind::Analytics, "SELECT count(*) FROM events", &[])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn execute_query_within(
+        &self,
+        timeout: std::time::Duration,
+        kind: QueryKind,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<Vec<Row>, Error<M::Error>> {
+        match tokio::time::timeout(timeout, self.execute_query(kind, sql, params)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let text = format!("query did not finish within {timeout:?}");
+                self.report_failure(FailureKind::Timeout, &text);
+                Err(Error::QueryTimeout { after: timeout })
+            }
+        }
+    }
+
     /// Runs `body` in a transaction on a pooled connection, with
     /// [`transaction`]'s commit / rollback / retry rules.
     pub async fn transaction<T, F>(

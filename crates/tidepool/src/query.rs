@@ -1,7 +1,8 @@
 //! The uniform query face: SQL text with positional parameters of basic
 //! types, rows of values, and the kinds of work a query does. All three
-//! drivers implement [`Queryable`] on their connections, so the CLI, the HTTP
-//! demo and [`transaction`] work on any of them. Native driver access stays
+//! drivers implement [`Queryable`] on their connections, so the CLI's
+//! `bench` and `serve`, [`Pool::execute_query`](crate::Pool::execute_query)
+//! and [`transaction`] work on any of them. Native driver access stays
 //! available through the pool's guard; this face is for portable code.
 
 use std::fmt;
