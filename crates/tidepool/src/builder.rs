@@ -172,8 +172,10 @@ impl<M: Manager> Builder<M> {
         self
     }
 
-    /// Sets the circuit breaker; [`BreakerConfig::disabled`] turns it off.
-    /// Defaults to [`BreakerConfig::default`].
+    /// Sets the circuit breaker;
+    /// [`BreakerConfig::disabled`](crate::BreakerConfig::disabled) turns it
+    /// off. Defaults to
+    /// [`BreakerConfig::default`](crate::BreakerConfig::default).
     pub fn circuit_breaker(mut self, breaker: crate::BreakerConfig) -> Self {
         self.config.breaker = breaker;
         self
