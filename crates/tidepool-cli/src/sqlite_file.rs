@@ -131,9 +131,14 @@ pub fn open_read_only(facts: &FileFacts) -> Result<Connection, String> {
     Connection::open_with_flags(file_uri(&facts.path, query), flags).map_err(|e| e.to_string())
 }
 
-/// An in-memory database of this process, for `sqlite::memory:` URLs.
+/// An empty in-memory database of this process, read-only like the rest,
+/// for `sqlite::memory:` URLs.
 pub fn open_memory() -> Result<Connection, String> {
-    Connection::open_in_memory().map_err(|e| e.to_string())
+    Connection::open_with_flags(
+        ":memory:",
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The SQLite library's version.

@@ -50,6 +50,10 @@ fn doctor_on_a_healthy_sqlite_file_reports_all_good_and_exits_zero() {
     assert!(text.contains("opened read-only"), "{text}");
     assert!(text.contains("1 table(s)"), "{text}");
     assert!(text.contains("20 runs of SELECT 1"), "{text}");
+    assert!(
+        !text.contains("p50 0.00 ms"),
+        "an in-process figure reads as zero: {text}"
+    );
     assert!(text.contains("journal_mode = wal"), "{text}");
     assert!(text.ends_with("all good\n"), "{text}");
 }

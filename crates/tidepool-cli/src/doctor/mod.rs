@@ -23,8 +23,14 @@ use crate::sqlite_file;
 use crate::target::{redact, with_manager, Target};
 use findings::{Finding, Status};
 
+/// A short duration: milliseconds, or microseconds below 10 µs (an
+/// in-process SQLite call would otherwise read as "0.00 ms").
 pub(crate) fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    if d < Duration::from_micros(10) {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    } else {
+        format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    }
 }
 
 pub(crate) fn human(d: Duration) -> String {
