@@ -121,6 +121,7 @@ pub struct PgConfig {
     pub(crate) target_session_attrs: TargetSessionAttrs,
     pub(crate) keepalives: Option<bool>,
     pub(crate) keepalives_idle: Option<Duration>,
+    pub(crate) transaction_pooler: Option<bool>,
 }
 
 impl fmt::Debug for PgConfig {
@@ -143,6 +144,7 @@ impl fmt::Debug for PgConfig {
             .field("target_session_attrs", &self.target_session_attrs)
             .field("keepalives", &self.keepalives)
             .field("keepalives_idle", &self.keepalives_idle)
+            .field("transaction_pooler", &self.transaction_pooler)
             .finish()
     }
 }
@@ -299,6 +301,16 @@ impl PgConfig {
         self
     }
 
+    /// Transaction-pooler mode for the manager built from this config
+    /// (the URL's `tidepool_pooler=true`): see
+    /// [`PgManagerBuilder::transaction_pooler`](crate::PgManagerBuilder::transaction_pooler),
+    /// which wins when both are set. Defaults to off.
+    #[must_use]
+    pub fn transaction_pooler(mut self, on: bool) -> Self {
+        self.transaction_pooler = Some(on);
+        self
+    }
+
     /// The hosts, in the order they are tried.
     pub fn get_hosts(&self) -> &[PgHost] {
         &self.hosts
@@ -358,6 +370,10 @@ impl PgConfig {
     /// The target session attributes.
     pub fn get_target_session_attrs(&self) -> TargetSessionAttrs {
         self.target_session_attrs
+    }
+    /// Transaction-pooler mode, if set (`tidepool_pooler` in a URL).
+    pub fn get_transaction_pooler(&self) -> Option<bool> {
+        self.transaction_pooler
     }
 
     /// Checks what parsing cannot: port values and counts, TLS over unix

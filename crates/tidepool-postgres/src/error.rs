@@ -293,6 +293,9 @@ impl fmt::Display for DriverDisplay<'_> {
             if let Some(hint) = db.hint() {
                 write!(f, "; hint: {hint}")?;
             }
+            if looks_like_a_transaction_pooler(db) {
+                f.write_str(POOLER_HINT)?;
+            }
             return Ok(());
         }
         let mut shown = self.0.to_string();
@@ -309,7 +312,42 @@ impl fmt::Display for DriverDisplay<'_> {
     }
 }
 
+/// Appended to the errors a transaction pooler causes in session mode.
+pub(crate) const POOLER_HINT: &str = "; if this connection goes through a transaction pooler \
+     (PgBouncer, Supavisor, PgDog in transaction mode), turn on pooler mode: \
+     ?tidepool_pooler=true in the URL or .transaction_pooler(true)";
+
+/// The ways a transaction pooler breaks named prepared statements: the
+/// statement was prepared on another server session (`26000` "prepared
+/// statement ... does not exist"), its name was already taken there by
+/// another client (`42P05`), or it has other parameters there (`08P01`
+/// "bind message supplies ...").
+fn looks_like_a_transaction_pooler(db: &tokio_postgres::error::DbError) -> bool {
+    match db.code().code() {
+        "26000" | "42P05" => true,
+        "08P01" => db.message().contains("prepared statement \""),
+        _ => false,
+    }
+}
+
 impl PgError {
+    /// Whether the server's error is one a transaction pooler (PgBouncer,
+    /// Supavisor in transaction mode) causes when named prepared statements
+    /// are used through it: a prepared statement missing (`26000`), already
+    /// there (`42P05`) or different (`08P01` "bind message supplies ...
+    /// prepared statement ... requires ..."). Its `Display` then names
+    /// pooler mode as the fix.
+    ///
+    /// ```
+    /// use tidepool_postgres::PgError;
+    /// assert!(!PgError::Closed.is_transaction_pooler_symptom());
+    /// ```
+    pub fn is_transaction_pooler_symptom(&self) -> bool {
+        self.as_driver()
+            .and_then(tokio_postgres::Error::as_db_error)
+            .is_some_and(looks_like_a_transaction_pooler)
+    }
+
     /// The server's SQLSTATE code, when the server sent an error.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {

@@ -66,7 +66,7 @@ impl PgManager {
             config,
             reset_policy: ResetPolicy::default(),
             cache_capacity: 256,
-            pooler: false,
+            pooler: None,
             ca_file: None,
         }
     }
@@ -79,6 +79,19 @@ impl PgManager {
     /// The reset policy.
     pub fn reset_policy(&self) -> ResetPolicy {
         self.reset_policy
+    }
+
+    /// Whether connections run in transaction-pooler mode (the builder's
+    /// [`transaction_pooler`](PgManagerBuilder::transaction_pooler), else
+    /// the URL's `tidepool_pooler`).
+    ///
+    /// ```
+    /// let m = tidepool_postgres::PgManager::from_url("postgres://app@127.0.0.1:6432/app?tidepool_pooler=true")?;
+    /// assert!(m.is_transaction_pooler());
+    /// # Ok::<(), tidepool_postgres::PgError>(())
+    /// ```
+    pub fn is_transaction_pooler(&self) -> bool {
+        self.pooler
     }
 
     /// Opens one connection outside any pool, trying each host in order
@@ -176,7 +189,7 @@ pub struct PgManagerBuilder {
     config: PgConfig,
     reset_policy: ResetPolicy,
     cache_capacity: usize,
-    pooler: bool,
+    pooler: Option<bool>,
     ca_file: Option<PathBuf>,
 }
 
@@ -198,9 +211,11 @@ impl PgManagerBuilder {
     /// Behind a transaction pooler (PgBouncer, Supavisor, PgDog in
     /// transaction mode): no named prepared statements (queries use the
     /// unnamed statement, parameters carry their own types) and no session
-    /// state assumed. Defaults to `false`.
+    /// state assumed. Defaults to the URL's `tidepool_pooler` parameter
+    /// ([`PgConfig::transaction_pooler`]), else `false`; this setter wins
+    /// over the URL.
     pub fn transaction_pooler(mut self, on: bool) -> Self {
-        self.pooler = on;
+        self.pooler = Some(on);
         self
     }
 
@@ -227,11 +242,14 @@ impl PgManagerBuilder {
         Ok(PgManager {
             per_host: self.config.to_tokio_per_host(),
             described: self.config.redacted_url(),
-            config: self.config,
             tls,
             reset_policy: self.reset_policy,
             cache_capacity: self.cache_capacity,
-            pooler: self.pooler,
+            pooler: self
+                .pooler
+                .or(self.config.transaction_pooler)
+                .unwrap_or(false),
+            config: self.config,
         })
     }
 }

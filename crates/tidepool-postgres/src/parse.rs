@@ -379,6 +379,20 @@ pub(crate) fn apply(
             })?;
             config.keepalives_idle = Some(Duration::from_secs(secs));
         }
+        // Ours, not libpq's: the `tidepool_` prefix keeps it from ever
+        // meaning something to a server or another client.
+        "tidepool_pooler" => {
+            config.transaction_pooler = Some(match value {
+                "1" | "true" | "on" | "yes" => true,
+                "0" | "false" | "off" | "no" => false,
+                _ => {
+                    return Err(ConfigError::InvalidValue {
+                        name: "tidepool_pooler",
+                        reason: "expected true or false",
+                    })
+                }
+            })
+        }
         _ => return Err(ConfigError::UnknownParameter { position }),
     }
     Ok(())
@@ -422,7 +436,7 @@ mod tests {
     }
 
     /// The parameter names `apply` knows, as libpq spells them.
-    const PARAMETERS: [&str; 18] = [
+    const PARAMETERS: [&str; 19] = [
         "host",
         "hostaddr",
         "port",
@@ -441,6 +455,7 @@ mod tests {
         "keepalives",
         "keepalives_idle",
         "fallback_application_name",
+        "tidepool_pooler",
     ];
 
     #[test]
@@ -453,6 +468,7 @@ mod tests {
                 "sslmode" => "require",
                 "target_session_attrs" => "any",
                 "keepalives" => "1",
+                "tidepool_pooler" => "true",
                 "connect_timeout" | "keepalives_idle" | "statement_timeout" => "5",
                 _ => "x",
             };

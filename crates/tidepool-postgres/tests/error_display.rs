@@ -73,6 +73,45 @@ async fn a_server_error_shows_its_message_once_with_its_sqlstate_and_no_db_error
 }
 
 #[tokio::test]
+async fn the_errors_a_transaction_pooler_causes_name_pooler_mode_as_the_fix_and_others_do_not() {
+    let Some(url) = support::url("display_pooler_hint") else {
+        return;
+    };
+    let url = support::plain(&url);
+    let missing = server_error(&url, "EXECUTE tidepool_no_such_statement").await;
+    assert_eq!(missing.sqlstate(), Some("26000"));
+    assert!(missing.is_transaction_pooler_symptom());
+    let shown = missing.to_string();
+    assert!(
+        shown.contains("prepared statement \"tidepool_no_such_statement\" does not exist"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(
+            "turn on pooler mode: ?tidepool_pooler=true in the URL or .transaction_pooler(true)"
+        ),
+        "{shown}"
+    );
+
+    let conn = PgManager::from_url(&url)
+        .unwrap()
+        .connect_one()
+        .await
+        .unwrap();
+    let taken = conn
+        .batch_execute("PREPARE tidepool_twice AS SELECT 1; PREPARE tidepool_twice AS SELECT 2")
+        .await
+        .expect_err("a second PREPARE of one name");
+    let taken = PgError::from(taken);
+    assert_eq!(taken.sqlstate(), Some("42P05"));
+    assert!(taken.to_string().contains("pooler mode"), "{taken}");
+
+    let syntax = server_error(&url, "SELEC 1").await;
+    assert!(!syntax.is_transaction_pooler_symptom());
+    assert!(!syntax.to_string().contains("pooler"), "{syntax}");
+}
+
+#[tokio::test]
 async fn a_refused_connection_inside_the_pools_error_shows_the_servers_message_once() {
     let Some(url) = support::url("display_create_error") else {
         return;

@@ -206,3 +206,24 @@ fn a_missing_ca_file_is_refused_at_build_time() {
     .expect_err("missing CA file");
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
 }
+
+#[test]
+fn tidepool_pooler_in_the_url_turns_on_pooler_mode_and_the_builder_wins_over_it() {
+    let on = "postgres://app@127.0.0.1:6432/app?tidepool_pooler=true";
+    assert_eq!(
+        PgConfig::from_url(on).unwrap().get_transaction_pooler(),
+        Some(true)
+    );
+    assert!(PgManager::from_url(on).unwrap().is_transaction_pooler());
+    assert!(!PgManager::from_url("postgres://app@127.0.0.1/app")
+        .unwrap()
+        .is_transaction_pooler());
+    let off = PgManager::builder_from_url(on)
+        .unwrap()
+        .transaction_pooler(false)
+        .build()
+        .unwrap();
+    assert!(!off.is_transaction_pooler());
+    let err = PgConfig::from_url("postgres://app@h/app?tidepool_pooler=maybe").unwrap_err();
+    assert!(err.to_string().contains("tidepool_pooler"), "{err}");
+}

@@ -120,12 +120,15 @@ struct Form {
     keepalives: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     keepalives_idle: Option<Duration>,
+    #[serde(default, alias = "transaction_pooler")]
+    tidepool_pooler: Option<bool>,
 }
 
 /// Deserializes from libpq's parameter names (`host`, `port`, `user`,
 /// `password`, `dbname`, `sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
 /// `application_name`, `options`, `statement_timeout`, `connect_timeout`,
 /// `target_session_attrs`, `keepalives`, `keepalives_idle`, `hostaddr`),
+/// tidepool's own `tidepool_pooler` (alias `transaction_pooler`),
 /// plus `url`: a connection string the other fields then override.
 /// `host`, `hostaddr` and `port` take one value or a list; durations are
 /// humantime strings (`"5s"`, `"1m 30s"`). Unknown fields are refused.
@@ -187,6 +190,7 @@ impl<'de> Deserialize<'de> for PgConfig {
         }
         set(&mut c.keepalives, form.keepalives);
         set(&mut c.keepalives_idle, form.keepalives_idle);
+        set(&mut c.transaction_pooler, form.tidepool_pooler);
         c.validate().map_err(de::Error::custom)?;
         Ok(c)
     }
@@ -232,6 +236,8 @@ struct View<'a> {
     keepalives: Option<bool>,
     #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     keepalives_idle: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tidepool_pooler: Option<bool>,
 }
 
 /// Serializes everything but the password (which has no place in a file
@@ -262,6 +268,7 @@ impl Serialize for PgConfig {
             target_session_attrs: self.target_session_attrs.as_str(),
             keepalives: self.keepalives,
             keepalives_idle: self.keepalives_idle,
+            tidepool_pooler: self.transaction_pooler,
         }
         .serialize(s)
     }
