@@ -333,7 +333,7 @@ impl Lexer {
             _ => None,
         };
         if let Some(lit) = lit {
-            self.literal(lit);
+            self.literal(lit, false);
             return;
         }
         if value == "by" && prev.is_some_and(|t| t.is_word("order") || t.is_word("group")) {
@@ -344,10 +344,12 @@ impl Lexer {
         self.out.push(Tok::Word(value));
     }
 
-    /// Pushes a literal, taking a sign in front of it along.
-    fn literal(&mut self, lit: Lit) {
+    /// Pushes a literal, taking a sign in front of it along — unless a cast
+    /// follows: `-5::int` is `-(5::int)`, a minus applied to a cast.
+    fn literal(&mut self, lit: Lit, cast_follows: bool) {
         let n = self.out.len();
         if lit == Lit::Number
+            && !cast_follows
             && self.out.last().is_some_and(|t| t.is_punct("-"))
             && !is_operand(n.checked_sub(2).map(|i| &self.out[i]))
         {
@@ -370,7 +372,7 @@ impl Lexer {
             // `ORDER BY 2` names the second output column: part of the shape.
             self.out.push(Tok::Word(text));
         } else {
-            self.literal(Lit::Number);
+            self.literal(Lit::Number, matches!(next, Some(Token::DoubleColon)));
         }
     }
 
@@ -466,7 +468,7 @@ fn convert(raw: impl ExactSizeIterator<Item = Token>, dialect: Dialect) -> Vec<T
             | Token::UnicodeStringLiteral(_)
             | Token::HexStringLiteral(_)
             // A `COPY .. FROM STDIN` payload is data, never shape.
-            | Token::CopyData { .. } => lx.literal(Lit::String),
+            | Token::CopyData { .. } => lx.literal(Lit::String, false),
             other => lx.out.push(Tok::Op(other.to_string())),
         }
     }

@@ -93,7 +93,10 @@ fn templates() -> Vec<Vec<Piece>> {
             W("where"),
             W("created_at"),
             Sym("<"),
+            // Parenthesized: a sign before a bare `::` is an operator.
+            Sym("("),
             Lit,
+            Sym(")"),
             Sym("::"),
             W("timestamp"),
         ],
