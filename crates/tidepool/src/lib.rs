@@ -12,8 +12,10 @@ mod ceiling;
 mod config;
 mod conn;
 mod create;
+mod decimal;
 mod error;
 mod events;
+mod from_value;
 mod guard;
 mod health;
 mod histogram;
@@ -23,17 +25,21 @@ mod metrics;
 mod pool;
 mod pool_query;
 mod query;
+mod row;
 mod scaling;
 mod shared;
 mod sync;
 mod validation;
+mod value;
 mod waiters;
 
 pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};
 pub use builder::Builder;
 pub use config::{Config, QueueMode};
+pub use decimal::{Decimal, DecimalError};
 pub use error::{BuildError, Error, FailureKind};
 pub use events::{Event, Listener};
+pub use from_value::{FromValue, ValueError};
 pub use guard::Pooled;
 pub use health::{
     Component, FindingKind, HealthCheck, HealthFigures, HealthReport, HealthSample, HealthStatus,
@@ -44,9 +50,10 @@ pub use manager::Manager;
 pub use metrics::{CloseReason, ConnectionSnapshot, Metrics};
 pub use pool::{CloseReport, Pool, Status};
 pub use query::{
-    run_in_transaction, transaction, BoxFuture, Classify, ColumnIndex, QueryKind, Queryable,
-    RetryPolicy, Row, Value,
+    run_in_transaction, transaction, BoxFuture, Classify, QueryKind, Queryable, RetryPolicy,
 };
+pub use row::{ColumnIndex, FromRow, Row, RowError};
 pub use scaling::{
     EffectiveConfig, Load, PredictorState, ScalingConfig, ScalingDecision, ScalingReason, Strategy,
 };
+pub use value::Value;

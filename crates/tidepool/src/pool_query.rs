@@ -6,9 +6,9 @@
 use crate::error::Error;
 use crate::manager::Manager;
 use crate::pool::Pool;
-use crate::query::{
-    transaction, BoxFuture, Classify, QueryKind, Queryable, RetryPolicy, Row, Value,
-};
+use crate::query::{transaction, BoxFuture, Classify, QueryKind, Queryable, RetryPolicy};
+use crate::row::Row;
+use crate::value::Value;
 use crate::{FailureKind, Pooled};
 
 impl<M> Pool<M>
