@@ -49,6 +49,7 @@ struct Reading {
     metrics: tidepool::Metrics,
     histograms: tidepool::Histograms,
     health_score: u8,
+    load_factor: f64,
 }
 
 fn labels(name: &str, extra: &[(&'static str, &str)]) -> Labels {
@@ -70,6 +71,7 @@ impl PoolCollector {
                     metrics: now.metrics().clone(),
                     histograms: now.histograms().clone(),
                     health_score: report.score,
+                    load_factor: e.pool.load().load_factor,
                 }
             })
             .collect()
@@ -273,7 +275,59 @@ impl Collector for PoolCollector {
             r,
             |r| one(r, Counter(r.metrics.connections_created)),
         )?;
-        family(e, "tidepool_connection_errors", "Connection attempts that failed (every FailureKind; the per-kind split of the breaker's current window is tidepool_breaker_failures_in_window).", None, MetricType::Counter, r, |r| one(r, Counter(r.metrics.connection_attempts_failed)))?;
+        family(e, "tidepool_connection_errors", "Connection attempts that failed (every FailureKind; by kind, with failures the application reported, in tidepool_failures_total).", None, MetricType::Counter, r, |r| one(r, Counter(r.metrics.connection_attempts_failed)))?;
+        family(e, "tidepool_failures", "Failures by FailureKind since the pool was built: failed connection attempts (a timed-out one as timeout) and outcomes reported with Pool::report_failure; client failures never count against the database.", None, MetricType::Counter, r, |r| {
+            let name = &r.labels[0].1;
+            FailureKind::ALL
+                .iter()
+                .map(|k| {
+                    let n = r
+                        .metrics
+                        .failures_by_kind
+                        .iter()
+                        .find(|(kind, _)| kind == k)
+                        .map_or(0, |(_, n)| *n);
+                    (labels(name, &[("kind", k.as_str())]), Counter(n))
+                })
+                .collect()
+        })?;
+        family(
+            e,
+            "tidepool_connection_refusals_at_capacity",
+            "Connection attempts the server refused for lack of room (too many connections); not failures: the pool holds at the server's ceiling instead.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.connection_attempts_refused_at_capacity)),
+        )?;
+        family(
+            e,
+            "tidepool_server_connection_ceiling",
+            "The server's own connection limit as the pool learned it from too-many-connections refusals, while it holds the pool below max_size (absent otherwise).",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| match r.status.server_ceiling {
+                Some(n) => one(r, count(n)),
+                None => Vec::new(),
+            },
+        )?;
+        family(e, "tidepool_acquires_refused", "Acquires that failed at once, by reason: circuit_open (refused by an open circuit) or create_failed (opening a connection failed with an error retrying cannot fix). Timeouts are db_client_connection_timeouts_total.", None, MetricType::Counter, r, |r| {
+            let name = &r.labels[0].1;
+            vec![
+                (labels(name, &[("reason", "circuit_open")]), Counter(r.metrics.acquires_refused_circuit_open)),
+                (labels(name, &[("reason", "create_failed")]), Counter(r.metrics.acquires_failed_at_once)),
+            ]
+        })?;
+        family(
+            e,
+            "tidepool_checkins",
+            "Connections returned to the pool.",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.checkins)),
+        )?;
         family(
             e,
             "tidepool_connections_closed",
@@ -292,6 +346,8 @@ impl Collector for PoolCollector {
                     ("failed_reset", m.connections_closed_failed_reset),
                     ("pool_closed", m.connections_closed_pool_closed),
                     ("detached", m.connections_detached),
+                    ("overflow", m.connections_closed_overflow),
+                    ("resized", m.connections_closed_resized),
                 ]
                 .into_iter()
                 .map(|(reason, n)| (labels(name, &[("reason", reason)]), Counter(n)))
@@ -319,11 +375,17 @@ impl Collector for PoolCollector {
         family(
             e,
             "tidepool_validation_failures",
-            "Validations that failed (each closed its connection).",
+            "Validations that failed (each closed its connection), by cause: the check returned an error, or did not answer within validation_timeout.",
             None,
             MetricType::Counter,
             r,
-            |r| one(r, Counter(r.metrics.connections_closed_failed_validation)),
+            |r| {
+                let name = &r.labels[0].1;
+                vec![
+                    (labels(name, &[("cause", "error")]), Counter(r.metrics.validations_failed)),
+                    (labels(name, &[("cause", "timeout")]), Counter(r.metrics.validations_timed_out)),
+                ]
+            },
         )?;
         family(
             e,
@@ -399,6 +461,72 @@ impl Collector for PoolCollector {
                 })
                 .collect()
         })?;
+        family(
+            e,
+            "tidepool_warm_target",
+            "Connections the pool keeps open and ready (moved by a scaling strategy; min_size otherwise).",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, count(r.status.warm_target)),
+        )?;
+        family(
+            e,
+            "tidepool_concurrency_limit",
+            "Connections that may be out at once (moved by the adaptive concurrency limit; max_size otherwise); callers past it wait.",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, count(r.status.limit)),
+        )?;
+        family(
+            e,
+            "tidepool_overflow_connections",
+            "Open connections above the warm target: opened for a burst, closed when it has passed.",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, count(r.status.overflow)),
+        )?;
+        family(
+            e,
+            "tidepool_load_factor",
+            "Demand (connections busy plus callers queued) over max_size, capped at 1, over the last scaling window (read now when no scaling part is on).",
+            None,
+            MetricType::Gauge,
+            r,
+            |r| one(r, GaugeF(r.load_factor)),
+        )?;
+        family(
+            e,
+            "tidepool_scaling_adjustments",
+            "Times the warm target or the concurrency limit moved, by direction (up, down).",
+            None,
+            MetricType::Counter,
+            r,
+            |r| {
+                let name = &r.labels[0].1;
+                vec![
+                    (
+                        labels(name, &[("direction", "up")]),
+                        Counter(r.metrics.scale_ups),
+                    ),
+                    (
+                        labels(name, &[("direction", "down")]),
+                        Counter(r.metrics.scale_downs),
+                    ),
+                ]
+            },
+        )?;
+        family(
+            e,
+            "tidepool_adaptive_tunings",
+            "Times adaptive configuration moved a knob (connect_timeout, validation_interval).",
+            None,
+            MetricType::Counter,
+            r,
+            |r| one(r, Counter(r.metrics.adaptive_tunings)),
+        )?;
         family(e, "tidepool_health_score", "The pool's health score, 0-100, over about the last minute (see /health for its components and recommendations).", None, MetricType::Gauge, r, |r| one(r, GaugeF(f64::from(r.health_score))))?;
         Ok(())
     }

@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use tidepool::{Buckets, HealthReport, HealthSample, HistogramSnapshot, Metrics, Status};
+use tidepool::{
+    Buckets, EffectiveConfig, HealthCheck, HealthReport, HealthSample, HistogramSnapshot, Load,
+    Metrics, Status,
+};
 
 use crate::pools::Entry;
 
@@ -58,11 +61,22 @@ pub(crate) struct Counters {
     acquires_timed_out: u64,
     connections_created: u64,
     connection_attempts_failed: u64,
+    connection_attempts_refused_at_capacity: u64,
+    acquires_refused_circuit_open: u64,
+    acquires_failed_at_once: u64,
+    checkins: u64,
     validations: u64,
+    validations_failed: u64,
+    validations_timed_out: u64,
     resets: u64,
     leaks_detected: u64,
     slow_acquires: u64,
     acquires_held_while_open: u64,
+    scale_ups: u64,
+    scale_downs: u64,
+    adaptive_tunings: u64,
+    /// Since the pool was built, by `FailureKind` (every kind listed).
+    failures_by_kind: std::collections::BTreeMap<&'static str, u64>,
     closed: Closed,
 }
 
@@ -75,6 +89,8 @@ struct Closed {
     failed_reset: u64,
     pool_closed: u64,
     detached: u64,
+    overflow: u64,
+    resized: u64,
 }
 
 impl From<&Metrics> for Counters {
@@ -85,11 +101,31 @@ impl From<&Metrics> for Counters {
             acquires_timed_out: m.acquires_timed_out,
             connections_created: m.connections_created,
             connection_attempts_failed: m.connection_attempts_failed,
+            connection_attempts_refused_at_capacity: m.connection_attempts_refused_at_capacity,
+            acquires_refused_circuit_open: m.acquires_refused_circuit_open,
+            acquires_failed_at_once: m.acquires_failed_at_once,
+            checkins: m.checkins,
             validations: m.validations,
+            validations_failed: m.validations_failed,
+            validations_timed_out: m.validations_timed_out,
             resets: m.resets,
             leaks_detected: m.leaks_detected,
             slow_acquires: m.slow_acquires,
             acquires_held_while_open: m.acquires_held_while_open,
+            scale_ups: m.scale_ups,
+            scale_downs: m.scale_downs,
+            adaptive_tunings: m.adaptive_tunings,
+            failures_by_kind: tidepool::FailureKind::ALL
+                .iter()
+                .map(|k| {
+                    let n = m
+                        .failures_by_kind
+                        .iter()
+                        .find(|(kind, _)| kind == k)
+                        .map_or(0, |(_, n)| *n);
+                    (k.as_str(), n)
+                })
+                .collect(),
             closed: Closed {
                 idle_timeout: m.connections_closed_idle_timeout,
                 max_lifetime: m.connections_closed_max_lifetime,
@@ -98,6 +134,8 @@ impl From<&Metrics> for Counters {
                 failed_reset: m.connections_closed_failed_reset,
                 pool_closed: m.connections_closed_pool_closed,
                 detached: m.connections_detached,
+                overflow: m.connections_closed_overflow,
+                resized: m.connections_closed_resized,
             },
         }
     }
@@ -110,6 +148,10 @@ pub(crate) struct Breaker {
     times_opened: u64,
     last_transition: Option<Transition>,
     last_error: Option<String>,
+    /// How long ago the last failure that counted was.
+    since_last_failure_ms: Option<f64>,
+    /// Each kind's thresholds within the window (`degrade`, `open`).
+    thresholds: std::collections::BTreeMap<&'static str, tidepool::Thresholds>,
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +179,8 @@ impl Breaker {
                 times_opened: 0,
                 last_transition: None,
                 last_error: None,
+                since_last_failure_ms: None,
+                thresholds: Default::default(),
             },
             Some(b) => Breaker {
                 state: state_name(b.state),
@@ -153,6 +197,8 @@ impl Breaker {
                     ago_ms: ms(ago),
                 }),
                 last_error: b.last_error.clone(),
+                since_last_failure_ms: b.since_last_failure.map(ms),
+                thresholds: b.thresholds.iter().map(|(k, t)| (k.as_str(), *t)).collect(),
             },
         }
     }
@@ -166,6 +212,9 @@ struct Connection {
     idle_for_ms: f64,
     times_used: u64,
     last_validated_ms: Option<f64>,
+    /// How long its holder has had it (absent when idle, or when leak
+    /// detection is off and checkout times are not kept).
+    held_for_ms: Option<f64>,
 }
 
 /// The figures of the window between two readings.
@@ -175,6 +224,9 @@ pub(crate) struct Window {
     checkouts: u64,
     checkouts_per_sec: f64,
     timeouts: u64,
+    /// Acquires failed at once: refused by an open circuit, or a create
+    /// error retrying cannot fix.
+    acquires_refused: u64,
     connection_errors: u64,
     acquire_wait: Latency,
     hold_time: Latency,
@@ -199,6 +251,8 @@ fn window(now: &HealthSample, earlier: Option<&HealthSample>) -> Window {
             0.0
         },
         timeouts: b.acquires_timed_out.saturating_sub(a.acquires_timed_out),
+        acquires_refused: (b.acquires_refused_circuit_open + b.acquires_failed_at_once)
+            .saturating_sub(a.acquires_refused_circuit_open + a.acquires_failed_at_once),
         connection_errors: b
             .connection_attempts_failed
             .saturating_sub(a.connection_attempts_failed),
@@ -221,8 +275,105 @@ pub(crate) struct PoolReport {
     /// Over the requested window.
     window: Window,
     health: HealthReport,
+    /// Over the last scaling window (read now when no scaling part is on).
+    load: LoadJson,
+    effective_config: Effective,
     #[serde(skip_serializing_if = "Option::is_none")]
     connections: Option<Vec<Connection>>,
+}
+
+/// [`Load`] with durations in milliseconds.
+#[derive(Debug, Serialize)]
+struct LoadJson {
+    window_ms: f64,
+    load_factor: f64,
+    busy: f64,
+    queued: f64,
+    utilization: f64,
+    utilization_of_max: f64,
+    arrival_rate_per_sec: f64,
+    acquire_wait_p50_ms: f64,
+    acquire_wait_p99_ms: f64,
+    hold_time_mean_ms: f64,
+    hold_time_p99_ms: f64,
+    create_time_p99_ms: f64,
+    create_errors_per_sec: f64,
+    timeouts_per_sec: f64,
+}
+
+impl From<&Load> for LoadJson {
+    fn from(l: &Load) -> Self {
+        LoadJson {
+            window_ms: ms(l.window),
+            load_factor: l.load_factor,
+            busy: l.busy,
+            queued: l.queued,
+            utilization: l.utilization,
+            utilization_of_max: l.utilization_of_max,
+            arrival_rate_per_sec: l.arrival_rate,
+            acquire_wait_p50_ms: ms(l.acquire_wait_p50),
+            acquire_wait_p99_ms: ms(l.acquire_wait_p99),
+            hold_time_mean_ms: ms(l.hold_time_mean),
+            hold_time_p99_ms: ms(l.hold_time_p99),
+            create_time_p99_ms: ms(l.create_time_p99),
+            create_errors_per_sec: l.create_errors_per_second,
+            timeouts_per_sec: l.timeouts_per_second,
+        }
+    }
+}
+
+/// A setting as configured and as the pool runs with it now.
+#[derive(Debug, Serialize)]
+struct Pair<T> {
+    configured: T,
+    now: T,
+}
+
+/// [`EffectiveConfig`] with durations in milliseconds.
+#[derive(Debug, Serialize)]
+struct Effective {
+    strategy: &'static str,
+    min_size: usize,
+    max_size: usize,
+    warm_target: usize,
+    limit: usize,
+    connect_timeout_ms: Pair<f64>,
+    validation_interval_ms: Pair<f64>,
+    leak_timeout_ms: Option<f64>,
+    /// What the hold times suggest (the configured one is what is used).
+    leak_timeout_suggested_ms: f64,
+    idle_timeout_ms: Option<f64>,
+    overflow_idle_timeout_ms: Option<f64>,
+    predictor: tidepool::PredictorState,
+    forecast: Option<f64>,
+    forecast_error: Option<f64>,
+}
+
+impl From<&EffectiveConfig> for Effective {
+    fn from(c: &EffectiveConfig) -> Self {
+        Effective {
+            strategy: c.strategy.as_str(),
+            min_size: c.min_size,
+            max_size: c.max_size,
+            warm_target: c.warm_target,
+            limit: c.limit,
+            connect_timeout_ms: Pair {
+                configured: ms(c.connect_timeout.0),
+                now: ms(c.connect_timeout.1),
+            },
+            validation_interval_ms: Pair {
+                configured: ms(c.validation_interval.0),
+                now: ms(c.validation_interval.1),
+            },
+            leak_timeout_ms: c.leak_timeout.0.map(ms),
+            leak_timeout_suggested_ms: ms(c.leak_timeout.1),
+            idle_timeout_ms: c.idle_timeout.0.map(ms),
+            overflow_idle_timeout_ms: c.idle_timeout.1.map(ms),
+            predictor: c.predictor,
+            forecast: c.forecast,
+            forecast_error: c.forecast_error,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -249,6 +400,8 @@ impl PoolReport {
             },
             window: window(&now, earlier.as_ref()),
             health,
+            load: (&entry.pool.load()).into(),
+            effective_config: (&entry.pool.effective_config()).into(),
             connections: with_connections.then(|| {
                 m.connections
                     .iter()
@@ -259,6 +412,7 @@ impl PoolReport {
                         idle_for_ms: ms(c.idle_for),
                         times_used: c.times_used,
                         last_validated_ms: c.last_validated.map(ms),
+                        held_for_ms: c.held_for.map(ms),
                     })
                     .collect()
             }),
@@ -297,4 +451,29 @@ pub(crate) struct ErrorBody {
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub known_pools: Option<Vec<String>>,
+}
+
+/// `POST /pools/{name}/check`'s body.
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckBody {
+    pub name: String,
+    /// Idle connections pinged.
+    pub checked: usize,
+    /// Of those, how many failed and were closed.
+    pub failed: usize,
+    pub took_ms: f64,
+    /// Health since the pool was built, after the check.
+    pub health: HealthReport,
+}
+
+impl CheckBody {
+    pub(crate) fn of(name: String, check: HealthCheck, took: Duration) -> CheckBody {
+        CheckBody {
+            name,
+            checked: check.checked,
+            failed: check.failed,
+            took_ms: ms(took),
+            health: check.report,
+        }
+    }
 }

@@ -23,6 +23,9 @@ pub(crate) struct Entry {
     pub name: String,
     pub pool: Arc<dyn PoolView>,
     history: Mutex<VecDeque<HealthSample>>,
+    /// Held while `POST /pools/{name}/check` pings the pool, so requests
+    /// never ping its connections in parallel.
+    pub checking: tokio::sync::Mutex<()>,
 }
 
 impl Entry {
@@ -122,6 +125,7 @@ impl Pools {
             name,
             pool: Arc::new(pool),
             history: Mutex::new(VecDeque::new()),
+            checking: tokio::sync::Mutex::new(()),
         }));
     }
 

@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use tidepool::{BreakerState, HealthStatus};
 
-use crate::json::{ErrorBody, HealthBody, PoolHealth, PoolReport, ReadyBody};
+use crate::json::{CheckBody, ErrorBody, HealthBody, PoolHealth, PoolReport, ReadyBody};
 use crate::pools::Pools;
 
 /// The window `/pools` and `/health` judge when none is asked for.
@@ -42,7 +42,10 @@ pub(crate) fn router(pools: Pools) -> Router {
         .route("/pools", get(list))
         // A catch-all, so a name holding `/` (a pool named by its target,
         // `postgres://app@db:5432/orders`) works raw or percent-encoded.
-        .route("/pools/{*name}", get(one))
+        // `POST /pools/{name}/check` shares the catch-all: the handler
+        // takes the `/check` off the end (a pool named `a/check` is checked
+        // at `/pools/a/check/check`).
+        .route("/pools/{*name}", get(one).post(check))
         .route("/dashboard", get(dashboard))
         .with_state(state)
 }
@@ -259,12 +262,49 @@ async fn one(
     };
     match state.pools.get(&name) {
         Some(e) => Json(PoolReport::of(e, p.window, p.connections)).into_response(),
+        None if name
+            .strip_suffix("/check")
+            .is_some_and(|n| state.pools.get(n).is_some()) =>
+        {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("`/pools/{}` checks the pool now: use POST", clip(&name)),
+                None,
+            )
+        }
         None => error(
             StatusCode::NOT_FOUND,
             format!("no pool named `{}`", clip(&name)),
             Some(state.pools.names()),
         ),
     }
+}
+
+/// `POST /pools/{name}/check`: pings the pool's idle connections now. One
+/// check per pool runs at a time; a second request waits for the first
+/// and then runs its own.
+async fn check(State(state): State<AppState>, Path(path): Path<String>) -> Response {
+    let Some(name) = path.strip_suffix("/check") else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "POST `/pools/{}` is not an action; to check a pool now, POST /pools/{{name}}/check",
+                clip(&path)
+            ),
+            Some(state.pools.names()),
+        );
+    };
+    let Some(entry) = state.pools.get(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no pool named `{}`", clip(name)),
+            Some(state.pools.names()),
+        );
+    };
+    let _one_at_a_time = entry.checking.lock().await;
+    let started = std::time::Instant::now();
+    let result = entry.pool.check_health().await;
+    Json(CheckBody::of(entry.name.clone(), result, started.elapsed())).into_response()
 }
 
 async fn dashboard() -> Html<&'static str> {

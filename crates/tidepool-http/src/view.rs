@@ -2,10 +2,13 @@
 //! [`PoolView`] is implemented for every `tidepool::Pool<M>`, so one router
 //! can serve pools of different drivers. Everything here only reads; none
 //! of it touches the checkout path beyond what `Pool::metrics` already
-//! costs.
+//! costs, except [`PoolView::check_health`], which pings idle connections
+//! (each taken out of the idle set while it is pinged, like the
+//! maintenance tick's own health check).
 
 use tidepool::{
-    BreakerState, Config, HealthReport, HealthSample, Histograms, Manager, Metrics, Pool, Status,
+    BoxFuture, BreakerState, Config, EffectiveConfig, HealthCheck, HealthReport, HealthSample,
+    Histograms, Load, Manager, Metrics, Pool, Status,
 };
 
 /// A pool as the router sees it. Implemented for every [`tidepool::Pool`];
@@ -30,6 +33,15 @@ pub trait PoolView: Send + Sync + 'static {
     fn is_closed(&self) -> bool;
     /// The pool's configuration.
     fn config(&self) -> &Config;
+    /// The load over the last scaling window (load factor, busy, queued,
+    /// arrival rate).
+    fn load(&self) -> Load;
+    /// What the pool runs with now (warm target, limit, adapted timeouts),
+    /// beside what was configured.
+    fn effective_config(&self) -> EffectiveConfig;
+    /// Pings every idle connection now and returns what it found, with
+    /// the health report after it.
+    fn check_health(&self) -> BoxFuture<'_, HealthCheck>;
 }
 
 impl<M: Manager> PoolView for Pool<M> {
@@ -59,5 +71,14 @@ impl<M: Manager> PoolView for Pool<M> {
     }
     fn config(&self) -> &Config {
         Pool::config(self)
+    }
+    fn load(&self) -> Load {
+        Pool::load(self)
+    }
+    fn effective_config(&self) -> EffectiveConfig {
+        Pool::effective_config(self)
+    }
+    fn check_health(&self) -> BoxFuture<'_, HealthCheck> {
+        Box::pin(Pool::check_health(self))
     }
 }

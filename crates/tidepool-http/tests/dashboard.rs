@@ -160,6 +160,17 @@ async fn the_dashboard_updates_itself_and_shows_the_figures_of_pools() {
     );
     assert_eq!(field(&dom, "orders", "in_use"), "1");
     assert_eq!(field(&dom, "orders", "idle"), status["idle"].to_string());
+    assert_eq!(
+        field(&dom, "orders", "warm_target"),
+        status["warm_target"].to_string()
+    );
+    assert_eq!(field(&dom, "orders", "warm_target"), "3", "min_size");
+    assert_eq!(field(&dom, "orders", "limit"), status["limit"].to_string());
+    assert_eq!(field(&dom, "orders", "limit"), "6", "max_size");
+    assert_eq!(
+        field(&dom, "orders", "load_factor"),
+        format!("{:.2}", orders["load"]["load_factor"].as_f64().unwrap())
+    );
     assert_eq!(field(&dom, "orders", "waiting"), "0");
     assert_eq!(
         field(&dom, "orders", "breaker"),

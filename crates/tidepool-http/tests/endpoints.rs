@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{get, serve, sqlite_pool, Fake};
+use common::{get, post, serve, sqlite_pool, Fake};
 use tidepool::Pool;
 use tidepool_http::{HttpError, Pools};
 
@@ -50,6 +50,37 @@ async fn pools_shows_status_metrics_breaker_health_and_each_connection() {
     let conns = p["connections"].as_array().unwrap();
     assert_eq!(conns.len(), pool.status().size);
     assert!(conns[0]["times_used"].as_u64().unwrap() >= 1);
+    assert!(conns[0]["held_for_ms"].is_null(), "idle: held by nobody");
+    // What the core counts beyond checkouts and timeouts.
+    let c = &p["counters"];
+    assert_eq!(c["checkins"], 5);
+    assert_eq!(c["acquires_refused_circuit_open"], 0);
+    assert_eq!(c["acquires_failed_at_once"], 0);
+    assert_eq!(c["validations_failed"], 0);
+    assert_eq!(c["failures_by_kind"]["connect"], 0);
+    assert_eq!(c["failures_by_kind"]["client"], 0);
+    assert_eq!(c["closed"]["overflow"], 0);
+    assert_eq!(c["closed"]["resized"], 0);
+    assert_eq!(c["scale_ups"], 0);
+    assert_eq!(p["breaker"]["thresholds"]["connect"]["open"], 6);
+    assert!(p["breaker"]["since_last_failure_ms"].is_null());
+    assert_eq!(p["window"]["acquires_refused"], 0);
+    // Warm target and limit, in the status and the effective configuration.
+    assert_eq!(p["status"]["warm_target"], 1);
+    assert_eq!(p["status"]["limit"], 4);
+    assert_eq!(p["status"]["overflow"], 0);
+    let e = &p["effective_config"];
+    assert_eq!(e["strategy"], "fixed");
+    assert_eq!(
+        (e["warm_target"].clone(), e["limit"].clone()),
+        (1.into(), 4.into())
+    );
+    assert_eq!(e["predictor"], "off");
+    assert!(e["connect_timeout_ms"]["configured"].as_f64().unwrap() > 0.0);
+    assert!(e["validation_interval_ms"]["now"].is_number());
+    assert!(e["leak_timeout_suggested_ms"].is_number());
+    assert_eq!(p["load"]["load_factor"], 0.0);
+    assert!(p["load"]["arrival_rate_per_sec"].is_number());
 
     let one = get(addr, "/pools/orders?window=30s&connections=false").await;
     assert_eq!(one.status, 200, "{}", one.body);
@@ -140,7 +171,16 @@ async fn the_dashboard_is_a_self_contained_page_that_polls_pools() {
     // Relative, so the router can be mounted under a prefix.
     assert!(html.contains("\"pools?window=5s&connections=false\""));
     for field in [
-        "size", "in_use", "waiting", "wait_p99", "hold_p99", "errors", "breaker",
+        "size",
+        "warm_target",
+        "limit",
+        "load_factor",
+        "in_use",
+        "waiting",
+        "wait_p99",
+        "hold_p99",
+        "errors",
+        "breaker",
     ] {
         assert!(
             html.contains(&format!("\"{field}\"")),
@@ -253,4 +293,59 @@ async fn health_turns_503_when_the_circuit_opens_and_200_after_recovery() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(get(addr, "/health/ready").await.status, 200);
+    // The refusals and failures were counted, cumulatively.
+    let p = &get(addr, "/pools/orders").await.json();
+    assert!(
+        p["counters"]["acquires_refused_circuit_open"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{p:#}"
+    );
+    assert!(
+        p["counters"]["failures_by_kind"]["connect"]
+            .as_u64()
+            .unwrap()
+            >= 6
+    );
+    let metrics = get(addr, "/metrics").await.body;
+    assert!(
+        !metrics.contains(
+            "tidepool_acquires_refused_total{pool_name=\"orders\",reason=\"circuit_open\"} 0\n"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn posting_to_check_pings_the_idle_connections_now_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = sqlite_pool("orders", dir.path()).await;
+    let idle = pool.status().idle;
+    assert!(idle >= 1);
+    let validations = pool.metrics().validations;
+    let addr = serve(tidepool_http::router(pool.clone())).await;
+    let r = post(addr, "/pools/orders/check").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let j = r.json();
+    assert_eq!(j["name"], "orders");
+    assert_eq!(j["checked"], idle);
+    assert_eq!(j["failed"], 0);
+    assert!(j["took_ms"].is_number());
+    assert_eq!(j["health"]["status"], "healthy");
+    assert_eq!(pool.metrics().validations, validations + idle as u64);
+
+    // Wrong method, wrong pool, no action: a clear 4xx each.
+    let r = get(addr, "/pools/orders/check").await;
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("use POST"));
+    let r = post(addr, "/pools/billing/check").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["known_pools"], serde_json::json!(["orders"]));
+    let r = post(addr, "/pools/orders").await;
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("POST /pools/{name}/check"));
 }

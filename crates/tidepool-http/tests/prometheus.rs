@@ -145,6 +145,11 @@ async fn prometheus_scrapes_the_router_and_sees_the_pools_size() {
         .iter()
         .map(|g| g["rules"].as_array().unwrap().len())
         .sum();
-    assert_eq!(loaded, 8, "{rules:#}");
+    let written =
+        std::fs::read_to_string(common::repo_root().join("deploy/prometheus/tidepool-alerts.yml"))
+            .unwrap()
+            .matches("- alert: ")
+            .count();
+    assert_eq!((loaded, written), (9, 9), "{rules:#}");
     drop(held);
 }

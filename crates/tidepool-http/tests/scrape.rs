@@ -7,20 +7,24 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{get, get_with, sample_names, serve, sqlite_pool, tool};
+use common::{capped_pool, get, get_with, sample_names, serve, sqlite_pool, tool};
 use tidepool_http::Pools;
 
 /// What Prometheus 2.42 sends.
 const PROMETHEUS_ACCEPT: &str = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
 
-/// Scrapes two pools as Prometheus does (OpenMetrics) and as curl does
-/// (classic text).
+/// Scrapes three pools as Prometheus does (OpenMetrics) and as curl does
+/// (classic text): two SQLite pools with some traffic, and one whose
+/// server refused it past two connections (so the ceiling is known).
 async fn scrape_both() -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
+    let (capped, _held) = capped_pool("capped").await;
     let pools = Pools::new()
         .add_pool(sqlite_pool("orders", dir.path()).await)
         .unwrap()
         .add_pool(sqlite_pool("reports", dir.path()).await)
+        .unwrap()
+        .add_pool(capped)
         .unwrap();
     let addr = serve(pools.router()).await;
     let open = get_with(addr, "/metrics", PROMETHEUS_ACCEPT).await;
@@ -58,6 +62,11 @@ pub const EXPORTED: &[&str] = &[
     "tidepool_connections_pending_open",
     "tidepool_connections_created_total",
     "tidepool_connection_errors_total",
+    "tidepool_failures_total",
+    "tidepool_connection_refusals_at_capacity_total",
+    "tidepool_server_connection_ceiling",
+    "tidepool_acquires_refused_total",
+    "tidepool_checkins_total",
     "tidepool_connections_closed_total",
     "tidepool_checkouts_waited_total",
     "tidepool_validations_total",
@@ -69,6 +78,12 @@ pub const EXPORTED: &[&str] = &[
     "tidepool_breaker_state",
     "tidepool_breaker_opened_total",
     "tidepool_breaker_failures_in_window",
+    "tidepool_warm_target",
+    "tidepool_concurrency_limit",
+    "tidepool_overflow_connections",
+    "tidepool_load_factor",
+    "tidepool_scaling_adjustments_total",
+    "tidepool_adaptive_tunings_total",
     "tidepool_health_score",
 ];
 
@@ -99,7 +114,9 @@ async fn every_exported_metric_appears_in_a_scrape_labelled_by_pool() {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
     {
         assert!(
-            line.contains("pool_name=\"orders\"") || line.contains("pool_name=\"reports\""),
+            ["orders", "reports", "capped"]
+                .iter()
+                .any(|p| line.contains(&format!("pool_name=\"{p}\""))),
             "no pool_name: {line}"
         );
     }
@@ -116,6 +133,102 @@ async fn every_exported_metric_appears_in_a_scrape_labelled_by_pool() {
     );
     assert!(text.contains("tidepool_breaker_state{pool_name=\"orders\",state=\"healthy\"} 1"));
     assert!(text.trim_end().ends_with("# EOF"));
+}
+
+/// The value of the one sample `name{labels}` in `text`.
+fn value(text: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    let found: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "{series}: {found:?} in\n{text}");
+    found[0]
+}
+
+#[tokio::test]
+async fn the_counters_and_gauges_beyond_the_conventions_carry_the_pools_figures() {
+    let (text, _) = scrape_both().await;
+    let o = |series: &str, labels: &str| {
+        let sep = if labels.is_empty() { "" } else { "," };
+        value(
+            &text,
+            &format!("{series}{{pool_name=\"orders\"{sep}{labels}}}"),
+        )
+    };
+    // Five checkouts, all returned.
+    assert_eq!(o("tidepool_checkins_total", ""), 5.0);
+    // No scaling strategy: the warm target is min_size, the limit max_size.
+    assert_eq!(o("tidepool_warm_target", ""), 1.0);
+    assert_eq!(o("tidepool_concurrency_limit", ""), 4.0);
+    assert_eq!(o("tidepool_overflow_connections", ""), 0.0);
+    assert_eq!(o("tidepool_load_factor", ""), 0.0);
+    for direction in ["up", "down"] {
+        assert_eq!(
+            o(
+                "tidepool_scaling_adjustments_total",
+                &format!("direction=\"{direction}\"")
+            ),
+            0.0
+        );
+    }
+    for reason in ["circuit_open", "create_failed"] {
+        assert_eq!(
+            o(
+                "tidepool_acquires_refused_total",
+                &format!("reason=\"{reason}\"")
+            ),
+            0.0
+        );
+    }
+    for cause in ["error", "timeout"] {
+        assert_eq!(
+            o(
+                "tidepool_validation_failures_total",
+                &format!("cause=\"{cause}\"")
+            ),
+            0.0
+        );
+    }
+    for kind in ["connect", "timeout", "query", "transaction", "client"] {
+        assert_eq!(
+            o("tidepool_failures_total", &format!("kind=\"{kind}\"")),
+            0.0
+        );
+    }
+    for reason in ["overflow", "resized", "idle_timeout", "detached"] {
+        assert_eq!(
+            o(
+                "tidepool_connections_closed_total",
+                &format!("reason=\"{reason}\"")
+            ),
+            0.0
+        );
+    }
+    // The ceiling is exported only for the pool whose server refused it.
+    assert_eq!(
+        value(
+            &text,
+            "tidepool_server_connection_ceiling{pool_name=\"capped\"}"
+        ),
+        2.0
+    );
+    assert!(!text.contains("tidepool_server_connection_ceiling{pool_name=\"orders\"}"));
+    assert!(
+        value(
+            &text,
+            "tidepool_connection_refusals_at_capacity_total{pool_name=\"capped\"}"
+        ) >= 1.0
+    );
+    // A refusal for room is not a failure.
+    assert_eq!(
+        value(
+            &text,
+            "tidepool_connection_errors_total{pool_name=\"capped\"}"
+        ),
+        0.0
+    );
 }
 
 #[tokio::test]

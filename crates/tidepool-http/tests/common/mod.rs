@@ -40,6 +40,60 @@ impl tidepool::Manager for Fake {
     }
 }
 
+/// A manager whose server has room for `room` connections and refuses
+/// the next ones as "too many connections" (counted, never closed: the
+/// tests hold what they open).
+#[derive(Clone)]
+pub struct Capped {
+    pub room: usize,
+    pub open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("capped: too many connections")]
+pub struct TooMany;
+
+impl tidepool::Manager for Capped {
+    type Connection = ();
+    type Error = TooMany;
+    async fn connect(&self) -> Result<(), TooMany> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.open
+            .fetch_update(SeqCst, SeqCst, |n| (n < self.room).then_some(n + 1))
+            .map(|_| ())
+            .map_err(|_| TooMany)
+    }
+    async fn validate(&self, _: &mut ()) -> Result<(), TooMany> {
+        Ok(())
+    }
+    fn is_at_capacity(&self, _: &TooMany) -> bool {
+        true
+    }
+    fn describe(&self) -> String {
+        "capped://db".into()
+    }
+}
+
+/// A pool named `name` whose server refused it past two connections: it
+/// holds both (returned by the function) and knows the ceiling.
+pub async fn capped_pool(name: &str) -> (tidepool::Pool<Capped>, Vec<tidepool::Pooled<Capped>>) {
+    let pool = tidepool::Pool::builder(Capped {
+        room: 2,
+        open: Default::default(),
+    })
+    .name(name)
+    .min_size(0)
+    .max_size(4)
+    .acquire_timeout(Duration::from_millis(300))
+    .build()
+    .await
+    .unwrap();
+    let held = vec![pool.get().await.unwrap(), pool.get().await.unwrap()];
+    assert!(pool.get().await.is_err(), "no room for a third");
+    assert_eq!(pool.status().server_ceiling, Some(2));
+    (pool, held)
+}
+
 /// An SQLite pool in a temporary directory, named `name`, with some
 /// traffic through it.
 pub async fn sqlite_pool(
@@ -120,17 +174,28 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
 
 /// `GET path` with extra header lines (each ending in `\r\n`).
 pub async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> Reply {
+    request(addr, "GET", path, headers).await
+}
+
+/// `POST path` with an empty body, within 10 s.
+pub async fn post(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "POST", path, "Content-Length: 0\r\n").await
+}
+
+/// `METHOD path` with extra header lines, within 10 s.
+pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &str) -> Reply {
     tokio::time::timeout(Duration::from_secs(10), async {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        let req =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+        );
         s.write_all(req.as_bytes()).await.unwrap();
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).await.unwrap();
         parse(&raw)
     })
     .await
-    .unwrap_or_else(|_| panic!("GET {path} took over 10 s"))
+    .unwrap_or_else(|_| panic!("{method} {path} took over 10 s"))
 }
 
 fn parse(raw: &[u8]) -> Reply {
