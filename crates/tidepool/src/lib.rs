@@ -25,6 +25,7 @@ mod metrics;
 mod pool;
 mod pool_query;
 mod query;
+mod registry;
 mod row;
 mod scaling;
 mod shared;
@@ -53,6 +54,9 @@ pub use query::{
     run_in_transaction, transaction, BoxFuture, Classify, QueryKind, Queryable, RetryPolicy,
 };
 pub use row::{ColumnIndex, FromRow, Row, RowError};
+pub use registry::{
+    Budget, ConfigPatch, PoolKey, Registry, RegistryBuilder, RegistryConfig, RegistryError,
+};
 pub use scaling::{
     EffectiveConfig, Load, PredictorState, ScalingConfig, ScalingDecision, ScalingReason, Strategy,
 };
