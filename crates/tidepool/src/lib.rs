@@ -16,6 +16,7 @@ mod decimal;
 mod error;
 mod events;
 mod from_value;
+mod groups;
 mod guard;
 mod health;
 mod histogram;
@@ -41,6 +42,10 @@ pub use decimal::{Decimal, DecimalError};
 pub use error::{BuildError, Error, FailureKind};
 pub use events::{Event, Listener};
 pub use from_value::{FromValue, ValueError};
+pub use groups::{
+    operation, tx_operation, GroupError, GroupFailure, GroupStats, OnError, Operation,
+    OperationGroup, Outcome, TxOperation,
+};
 pub use guard::Pooled;
 pub use health::{
     Component, FindingKind, HealthCheck, HealthFigures, HealthReport, HealthSample, HealthStatus,
