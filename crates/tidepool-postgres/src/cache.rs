@@ -5,6 +5,7 @@
 //! bounded too. Capacity 0 turns caching off (each statement is prepared,
 //! used once and closed).
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
@@ -15,12 +16,16 @@ use crate::txstate::{statement_effect, Effect};
 /// A bounded LRU of prepared statements.
 pub(crate) struct StatementCache {
     inner: Option<LruCache<String, (Statement, Effect)>>,
+    /// How many cached statements have each `tidepool::statement_key`, so
+    /// the pool can ask "has this connection prepared it?" without text.
+    keys: HashMap<u64, u32>,
 }
 
 impl StatementCache {
     pub(crate) fn new(capacity: usize) -> Self {
         StatementCache {
             inner: NonZeroUsize::new(capacity).map(LruCache::new),
+            keys: HashMap::new(),
         }
     }
 
@@ -30,14 +35,37 @@ impl StatementCache {
     }
 
     pub(crate) fn insert(&mut self, sql: &str, statement: Statement) {
-        if let Some(cache) = self.inner.as_mut() {
-            cache.put(sql.to_string(), (statement, statement_effect(sql)));
+        let Some(cache) = self.inner.as_mut() else {
+            return;
+        };
+        let pushed = cache.push(sql.to_string(), (statement, statement_effect(sql)));
+        match pushed {
+            // Replaced the same text: the key count is unchanged.
+            Some((old, _)) if old == sql => {}
+            evicted => {
+                *self.keys.entry(tidepool::statement_key(sql)).or_default() += 1;
+                if let Some((old, _)) = evicted {
+                    self.forget(&old);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, sql: &str) {
+        let key = tidepool::statement_key(sql);
+        if let Some(n) = self.keys.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.keys.remove(&key);
+            }
         }
     }
 
     pub(crate) fn remove(&mut self, sql: &str) {
         if let Some(cache) = self.inner.as_mut() {
-            cache.pop(sql);
+            if cache.pop(sql).is_some() {
+                self.forget(sql);
+            }
         }
     }
 
@@ -45,6 +73,12 @@ impl StatementCache {
         if let Some(cache) = self.inner.as_mut() {
             cache.clear();
         }
+        self.keys.clear();
+    }
+
+    /// Whether a statement with this `tidepool::statement_key` is cached.
+    pub(crate) fn has_key(&self, key: u64) -> bool {
+        self.keys.contains_key(&key)
     }
 
     pub(crate) fn len(&self) -> usize {

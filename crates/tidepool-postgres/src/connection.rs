@@ -238,6 +238,13 @@ impl PgConnection {
         Ok(self.client.query_typed(sql, params).await?)
     }
 
+    /// Whether this connection has the statement with this
+    /// [`tidepool::statement_key`] in its cache (for statement-cache
+    /// affinity). Never waits: a cache busy this instant answers `false`.
+    pub fn has_prepared(&self, key: u64) -> bool {
+        self.track.has_prepared(key)
+    }
+
     /// Whether the connection is closed or saw a fatal error.
     pub fn is_broken(&self) -> bool {
         self.track.is_broken() || self.client.is_closed()

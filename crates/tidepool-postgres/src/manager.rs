@@ -288,6 +288,10 @@ impl Manager for PgManager {
         conn.is_broken()
     }
 
+    fn has_prepared(&self, conn: &PgConnection, statement: u64) -> bool {
+        conn.has_prepared(statement)
+    }
+
     fn classify(&self, error: &PgError) -> FailureKind {
         error.failure_kind()
     }

@@ -172,6 +172,16 @@ impl Tracker {
             .fetch_update(Relaxed, Relaxed, |s| Some(f(TxState::from_u8(s)) as u8));
     }
 
+    /// Whether the statement with this key is cached, without waiting: a
+    /// cache busy right now answers no (the pool asks under its own lock).
+    pub(crate) fn has_prepared(&self, key: u64) -> bool {
+        match self.cache.try_lock() {
+            Ok(cache) => cache.has_key(key),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().has_key(key),
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
+    }
+
     pub(crate) fn cache(&self) -> MutexGuard<'_, StatementCache> {
         // The cache holds no invariant a panic could break half-way.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)

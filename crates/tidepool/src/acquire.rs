@@ -192,6 +192,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         location: &'static Location<'static>,
+        statement: Option<u64>,
     ) -> Result<Pooled<M>, Error<M::Error>> {
         let started = Instant::now();
         // A span for tracing subscribers that want one (an OpenTelemetry
@@ -210,11 +211,17 @@ impl<M: Manager> Shared<M> {
         }
         let deadline = started + self.config.acquire_timeout;
         let result = match self.breaker.admit() {
-            Ok(Admission::Normal) => self.checkout_until(started, deadline, location).await,
+            Ok(Admission::Normal) => {
+                self.checkout_until(started, deadline, location, statement)
+                    .await
+            }
             // The database is in trouble: the slower path, boxed so that
             // its state does not weigh on every checkout's future.
             admitted => {
-                Box::pin(self.acquire_past_breaker(admitted, started, deadline, location)).await
+                Box::pin(
+                    self.acquire_past_breaker(admitted, started, deadline, location, statement),
+                )
+                .await
             }
         };
         if let Err(e) = &result {
@@ -252,6 +259,7 @@ impl<M: Manager> Shared<M> {
         started: Instant,
         deadline: Instant,
         location: &'static Location<'static>,
+        statement: Option<u64>,
     ) -> Result<Pooled<M>, Error<M::Error>> {
         let mut held = false;
         loop {
@@ -263,7 +271,9 @@ impl<M: Manager> Shared<M> {
                 }
             };
             let probing = matches!(admission, Admission::Probe { .. });
-            let result = self.checkout_until(started, deadline, location).await;
+            let result = self
+                .checkout_until(started, deadline, location, statement)
+                .await;
             drop(admission);
             match result {
                 // A held caller let through as a probe that found the
@@ -296,12 +306,13 @@ impl<M: Manager> Shared<M> {
         started: Instant,
         deadline: Instant,
         location: &'static Location<'static>,
+        statement: Option<u64>,
     ) -> Result<Pooled<M>, Error<M::Error>> {
         // `now` is read again only after something that takes time (a
         // wait, a validation, a connect): clock reads are a measurable
         // share of an uncontended checkout.
         let mut now = started;
-        let mut grant = match self.checkout(deadline) {
+        let mut grant = match self.checkout(deadline, statement) {
             Checkout::Now(grant) => grant,
             Checkout::Closed => return Err(Error::Closed),
             Checkout::Wait(slot) => {

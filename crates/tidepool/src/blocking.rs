@@ -77,7 +77,7 @@ impl<M: Manager> Pool<M> {
         let shared = self.shared().clone();
         let wait = move || {
             let runtime = shared.runtime.clone();
-            runtime.block_on(async move { shared.acquire(location).await })
+            runtime.block_on(async move { shared.acquire(location, None).await })
         };
         match Handle::try_current().map(|h| h.runtime_flavor()) {
             Err(_) => wait(),

@@ -149,6 +149,11 @@ impl<M: Manager> Builder<M> {
         track_stack_trace: bool
     );
     setter!(
+        /// Prefer an idle connection that has prepared the statement a
+        /// checkout names ([`Pool::get_for`]). Defaults to true.
+        statement_affinity: bool
+    );
+    setter!(
         /// Log acquires slower than this at warn; `None` disables it.
         /// Defaults to 1 s.
         slow_acquire_threshold: Option<Duration>

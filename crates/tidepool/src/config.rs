@@ -114,6 +114,10 @@ pub struct Config {
     /// `None` disables it. Default 1 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub slow_acquire_threshold: Option<Duration>,
+    /// A checkout for a statement ([`Pool::get_for`](crate::Pool::get_for),
+    /// `execute_query`) prefers an idle connection that has prepared it.
+    /// Default true.
+    pub statement_affinity: bool,
     /// The circuit breaker. Defaults to [`BreakerConfig::default`].
     pub breaker: BreakerConfig,
     /// How the pool sizes itself: warm target, predictor, concurrency
@@ -148,6 +152,7 @@ impl Default for Config {
             leak_timeout: Some(Duration::from_secs(300)),
             track_stack_trace: false,
             slow_acquire_threshold: Some(Duration::from_secs(1)),
+            statement_affinity: true,
             breaker: BreakerConfig::default(),
             scaling: crate::scaling::ScalingConfig::default(),
         }

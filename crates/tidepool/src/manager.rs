@@ -108,6 +108,16 @@ pub trait Manager: Send + Sync + 'static {
         false
     }
 
+    /// Whether this connection has already prepared the statement known by
+    /// `statement` (a [`statement_key`](crate::statement_key) of its exact
+    /// SQL text), for statement-cache affinity
+    /// ([`Pool::get_for`](crate::Pool::get_for)). Called under the pool's
+    /// lock: it must be cheap and must never block (answer `false` rather
+    /// than wait for a lock). Defaults to `false`.
+    fn has_prepared(&self, _conn: &Self::Connection, _statement: u64) -> bool {
+        false
+    }
+
     /// A short description of the target for logs, without credentials
     /// (for example `postgres://app@db:5432/orders`). Defaults to the type
     /// name.

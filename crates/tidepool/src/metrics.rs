@@ -42,6 +42,8 @@ pub(crate) struct Counters {
     pub created: AtomicU64,
     pub create_failed: AtomicU64,
     pub refused_at_capacity: AtomicU64,
+    pub affinity_hits: AtomicU64,
+    pub affinity_misses: AtomicU64,
     pub refused_circuit_open: AtomicU64,
     pub failed_at_once: AtomicU64,
     pub validations_failed: AtomicU64,
@@ -125,6 +127,8 @@ impl Recorder {
             connections_created: r(&c.created),
             connection_attempts_failed: r(&c.create_failed),
             connection_attempts_refused_at_capacity: r(&c.refused_at_capacity),
+            affinity_hits: r(&c.affinity_hits),
+            affinity_misses: r(&c.affinity_misses),
             acquires_refused_circuit_open: r(&c.refused_circuit_open),
             acquires_failed_at_once: r(&c.failed_at_once),
             checkins: self.hold_time.snapshot().count,
@@ -181,6 +185,11 @@ pub struct Metrics {
     /// [`Manager::is_at_capacity`](crate::Manager::is_at_capacity)); not
     /// counted as failures.
     pub connection_attempts_refused_at_capacity: u64,
+    /// Checkouts for a statement ([`Pool::get_for`](crate::Pool::get_for))
+    /// that found an idle connection which had prepared it.
+    pub affinity_hits: u64,
+    /// Such checkouts that found idle connections, none of which had.
+    pub affinity_misses: u64,
     /// Acquires refused at once because the circuit was open.
     pub acquires_refused_circuit_open: u64,
     /// Acquires failed at once because opening a connection failed with an

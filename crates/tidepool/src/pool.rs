@@ -149,7 +149,40 @@ impl<M: Manager> Pool<M> {
         &self,
     ) -> impl std::future::Future<Output = Result<Pooled<M>, Error<M::Error>>> + Send + '_ {
         let location = Location::caller();
-        self.shared().acquire(location)
+        self.shared().acquire(location, None)
+    }
+
+    /// Checks out a connection for running `statement` (a
+    /// [`statement_key`](crate::statement_key) of its SQL text): like
+    /// [`get`](Pool::get), but when it takes an idle connection directly
+    /// it prefers one that has already prepared the statement (see
+    /// [`Manager::has_prepared`]). It never waits longer for that, and a
+    /// caller that must queue is served in arrival order like any other.
+    /// Hits and misses are counted in [`Metrics`].
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Pool};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(M).build().await?;
+    /// let sql = "SELECT name FROM users WHERE id = $1";
+    /// let conn = pool.get_for(tidepool::statement_key(sql)).await?;
+    /// # drop(conn); Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn get_for(
+        &self,
+        statement: u64,
+    ) -> impl std::future::Future<Output = Result<Pooled<M>, Error<M::Error>>> + Send + '_ {
+        let location = Location::caller();
+        self.shared().acquire(location, Some(statement))
     }
 
     /// The pool's size and occupancy now.

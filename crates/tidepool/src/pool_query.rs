@@ -35,7 +35,7 @@ where
         sql: &str,
         params: &[Value],
     ) -> Result<Vec<Row>, Error<M::Error>> {
-        let mut conn = self.get().await?;
+        let mut conn = self.get_for(crate::statement_key(sql)).await?;
         let outcome = conn.query_values(sql, params).await;
         self.settle(&mut conn, kind, outcome)
     }

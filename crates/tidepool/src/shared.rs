@@ -200,7 +200,7 @@ impl<M: Manager> Shared<M> {
         self.last_error.lock().clone()
     }
 
-    fn pop_idle(&self, state: &mut State<M::Connection>) -> Option<Idle<M::Connection>> {
+    pub(crate) fn pop_idle(&self, state: &mut State<M::Connection>) -> Option<Idle<M::Connection>> {
         match self.config.queue_mode {
             QueueMode::Lifo => state.idle.pop_back(),
             QueueMode::Fifo => state.idle.pop_front(),
@@ -209,13 +209,21 @@ impl<M: Manager> Shared<M> {
 
     /// The first step of a checkout: an idle connection, room to open one,
     /// or a place in the wait list with this deadline.
-    pub(crate) fn checkout(&self, deadline: Instant) -> Checkout<M::Connection> {
+    pub(crate) fn checkout(
+        &self,
+        deadline: Instant,
+        statement: Option<u64>,
+    ) -> Checkout<M::Connection> {
         let mut state = self.state.lock();
         if self.is_closed() {
             return Checkout::Closed;
         }
         if !state.has_waiters() && state.in_use < state.limit {
-            if let Some(idle) = self.pop_idle(&mut state) {
+            let idle = match statement {
+                Some(key) if self.config.statement_affinity => self.pop_idle_for(&mut state, key),
+                _ => self.pop_idle(&mut state),
+            };
+            if let Some(idle) = idle {
                 state.in_use += 1;
                 return Checkout::Now(Grant::Conn(idle));
             }

@@ -357,7 +357,7 @@ mod loom_model {
             runtime.handle().clone(),
         ));
         assert!(matches!(
-            shared.checkout(deadline()),
+            shared.checkout(deadline(), None),
             Checkout::Now(Grant::Create)
         ));
         let meta = shared.created(Instant::now());
@@ -376,7 +376,7 @@ mod loom_model {
     }
 
     fn queue(shared: &Arc<Shared<Numbers>>) -> Arc<Slot<u32>> {
-        match shared.checkout(deadline()) {
+        match shared.checkout(deadline(), None) {
             Checkout::Wait(slot) => slot,
             _ => panic!("a full pool must queue the caller"),
         }

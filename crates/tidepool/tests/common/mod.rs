@@ -107,6 +107,8 @@ pub struct Conn {
     /// validation round trip finds out.
     pub dead: Arc<AtomicBool>,
     pub dirty: bool,
+    /// Statement keys this connection "has prepared" (affinity tests).
+    pub prepared: std::collections::HashSet<u64>,
     plan: Arc<Plan>,
 }
 
@@ -180,6 +182,7 @@ impl Manager for TestManager {
             broken: Arc::new(AtomicBool::new(false)),
             dead: Arc::new(AtomicBool::new(false)),
             dirty: false,
+            prepared: Default::default(),
             plan: self.plan.clone(),
         })
     }
@@ -219,6 +222,10 @@ impl Manager for TestManager {
 
     fn is_restarting(&self, e: &FakeError) -> bool {
         matches!(e, FakeError::Restarting)
+    }
+
+    fn has_prepared(&self, conn: &Conn, statement: u64) -> bool {
+        conn.prepared.contains(&statement)
     }
 
     fn is_at_capacity(&self, e: &FakeError) -> bool {
