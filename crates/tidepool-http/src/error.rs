@@ -22,4 +22,13 @@ pub enum HttpError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A gauge given to [`Pools::gauge`](crate::Pools::gauge) that cannot
+    /// be exported under its name.
+    #[error("metric name `{name}` is not usable: {reason}")]
+    BadMetricName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }

@@ -532,11 +532,58 @@ impl Collector for PoolCollector {
     }
 }
 
-/// A registry holding the collector over `pools`.
+/// The gauges added with [`Pools::gauge`], read at scrape time.
+struct GaugeCollector {
+    gauges: Vec<crate::pools::Gauge>,
+}
+
+impl std::fmt::Debug for GaugeCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.gauges.iter().map(|g| &g.name))
+            .finish()
+    }
+}
+
+impl Collector for GaugeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for g in &self.gauges {
+            let metric = encoder.encode_descriptor(&g.name, &g.help, None, MetricType::Gauge)?;
+            if let Some(v) = (g.read)() {
+                // Straight on the descriptor: a series without labels
+                // (`name 1.0`, not `name{} 1.0`).
+                GaugeF(v).write(metric)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A registry holding the collector over `pools`, and their extra gauges.
 pub(crate) fn registry(pools: Arc<Pools>) -> Registry {
     let mut registry = Registry::default();
+    let gauges = pools.gauges.clone();
     registry.register_collector(Box::new(PoolCollector { pools }));
+    if !gauges.is_empty() {
+        registry.register_collector(Box::new(GaugeCollector { gauges }));
+    }
     registry
+}
+
+/// The names of the families the pools export (their `# TYPE` lines,
+/// written for no pool at all).
+pub(crate) fn pool_families() -> Vec<String> {
+    let registry = registry(Arc::new(Pools::new()));
+    let text = render(&registry).unwrap_or_default();
+    let openmetrics = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .map(str::to_string);
+    // A counter family `x` is `x_total` in the classic format; both are taken.
+    openmetrics
+        .flat_map(|n| [format!("{n}_total"), n])
+        .collect()
 }
 
 /// The exposition of `registry`, in the OpenMetrics text format.

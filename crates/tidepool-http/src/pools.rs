@@ -88,6 +88,19 @@ impl Entry {
 #[derive(Default, Clone)]
 pub struct Pools {
     pub(crate) entries: Vec<Arc<Entry>>,
+    pub(crate) gauges: Vec<Gauge>,
+}
+
+/// How an extra gauge is read at scrape time.
+pub(crate) type ReadGauge = Arc<dyn Fn() -> Option<f64> + Send + Sync>;
+
+/// A gauge of the serving process beside the pools' families (see
+/// [`Pools::gauge`]).
+#[derive(Clone)]
+pub(crate) struct Gauge {
+    pub name: String,
+    pub help: String,
+    pub read: ReadGauge,
 }
 
 impl std::fmt::Debug for Pools {
@@ -162,6 +175,56 @@ impl Pools {
             return Err(HttpError::DuplicateName { name });
         }
         self.push(name, pool);
+        Ok(self)
+    }
+
+    /// Exports a gauge of your own in `/metrics`, beside the pools'
+    /// families: `read` is called at each scrape, and `None` leaves the
+    /// series out of that scrape. The series has no labels (it is about the
+    /// process, not a pool). Refused if `name` is not a Prometheus metric
+    /// name, or is taken by another gauge or by a family the pools export.
+    ///
+    /// ```
+    /// let started = std::time::Instant::now();
+    /// let pools = tidepool_http::Pools::new().gauge(
+    ///     "myapp_uptime_seconds",
+    ///     "Seconds since the service started.",
+    ///     move || Some(started.elapsed().as_secs_f64()),
+    /// )?;
+    /// assert!(pools.clone().gauge("db_client_connection_max", "taken", || None).is_err());
+    /// # Ok::<(), tidepool_http::HttpError>(())
+    /// ```
+    pub fn gauge(
+        mut self,
+        name: impl Into<String>,
+        help: impl Into<String>,
+        read: impl Fn() -> Option<f64> + Send + Sync + 'static,
+    ) -> Result<Self, HttpError> {
+        let name = name.into();
+        let bad = |reason| HttpError::BadMetricName {
+            name: name.chars().take(200).collect(),
+            reason,
+        };
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':');
+        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            return Err(bad(
+                "a metric name is a letter, `_` or `:` followed by letters, digits, `_` or `:`",
+            ));
+        }
+        if self.gauges.iter().any(|g| g.name == name) {
+            return Err(bad("another gauge has that name"));
+        }
+        if crate::export::pool_families().contains(&name) {
+            return Err(bad("the pools export a family of that name"));
+        }
+        self.gauges.push(Gauge {
+            name,
+            help: help.into(),
+            read: Arc::new(read),
+        });
         Ok(self)
     }
 

@@ -277,3 +277,56 @@ async fn the_exposition_passes_promtool_check_metrics() {
     // The parse itself succeeded: a parse error exits 1, lint problems 3.
     assert!(matches!(out.status.code(), Some(0) | Some(3)), "{report}");
 }
+
+#[tokio::test]
+async fn a_gauge_of_the_process_is_exported_beside_the_pools_and_left_out_while_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = Pools::new()
+        .add_pool(sqlite_pool("orders", dir.path()).await)
+        .unwrap()
+        .gauge("myapp_resident_memory_bytes", "Resident memory.", || {
+            Some(1234.0)
+        })
+        .unwrap()
+        .gauge("myapp_not_known_yet", "Not known yet.", || None)
+        .unwrap();
+    let addr = serve(pools.router()).await;
+    let classic = get(addr, "/metrics").await.body;
+    assert!(
+        classic.contains(
+            "# TYPE myapp_resident_memory_bytes gauge\nmyapp_resident_memory_bytes 1234.0\n"
+        ),
+        "{classic}"
+    );
+    assert!(classic.contains("# TYPE myapp_not_known_yet gauge\n"));
+    assert!(!sample_names(&classic).contains("myapp_not_known_yet"));
+    let open = get_with(addr, "/metrics", PROMETHEUS_ACCEPT).await.body;
+    assert!(
+        open.contains("\nmyapp_resident_memory_bytes 1234.0\n"),
+        "{open}"
+    );
+
+    for (name, says) in [
+        ("9lives", "is a letter"),
+        ("my app", "is a letter"),
+        ("", "is a letter"),
+        (
+            "tidepool_health_score",
+            "the pools export a family of that name",
+        ),
+        ("db_client_connection_timeouts_total", "the pools export"),
+        ("db_client_connection_timeouts", "the pools export"),
+    ] {
+        let err = Pools::new().gauge(name, "x", || None).unwrap_err();
+        assert!(err.to_string().contains(says), "{name}: {err}");
+    }
+    let err = Pools::new()
+        .gauge("a", "x", || None)
+        .unwrap()
+        .gauge("a", "y", || None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("another gauge has that name"),
+        "{err}"
+    );
+}
