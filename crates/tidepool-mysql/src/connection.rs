@@ -202,6 +202,21 @@ impl MysqlConnection {
 
 fn to_mysql(position: usize, value: &Value) -> Result<MyValue, MysqlError> {
     use chrono::{Datelike, Timelike};
+    let datetime = |t: &chrono::NaiveDateTime| -> Result<MyValue, MysqlError> {
+        let year = u16::try_from(t.year()).map_err(|_| MysqlError::UnsupportedValue {
+            position,
+            reason: "the year is outside MySQL's range (0 to 9999)".into(),
+        })?;
+        Ok(MyValue::Date(
+            year,
+            t.month() as u8,
+            t.day() as u8,
+            t.hour() as u8,
+            t.minute() as u8,
+            t.second() as u8,
+            t.nanosecond() / 1_000 % 1_000_000,
+        ))
+    };
     Ok(match value {
         Value::Null => MyValue::NULL,
         Value::Bool(b) => MyValue::Int(i64::from(*b)),
@@ -209,25 +224,29 @@ fn to_mysql(position: usize, value: &Value) -> Result<MyValue, MysqlError> {
         Value::Float(f) => MyValue::Double(*f),
         Value::Text(s) => MyValue::Bytes(s.as_bytes().to_vec()),
         Value::Bytes(b) => MyValue::Bytes(b.clone()),
-        Value::Timestamp(t) => {
-            let year = u16::try_from(t.year()).map_err(|_| MysqlError::UnsupportedValue {
-                position,
-                reason: format!("year {} is outside MySQL's range", t.year()),
-            })?;
-            MyValue::Date(
-                year,
-                t.month() as u8,
-                t.day() as u8,
-                t.hour() as u8,
-                t.minute() as u8,
-                t.second() as u8,
-                t.nanosecond() / 1_000 % 1_000_000,
-            )
-        }
+        Value::Timestamp(t) => datetime(t)?,
+        // MySQL's TIMESTAMP is shown in the session's time zone: this is
+        // the UTC wall-clock time, right when the session's is UTC.
+        Value::TimestampTz(t) => datetime(&t.naive_utc())?,
+        Value::Date(d) => datetime(&d.and_time(chrono::NaiveTime::MIN))?,
+        Value::Time(t) => MyValue::Time(
+            false,
+            0,
+            t.hour() as u8,
+            t.minute() as u8,
+            t.second() as u8,
+            t.nanosecond() / 1_000 % 1_000_000,
+        ),
+        // As text, which the server converts exactly (a double would not).
+        Value::Decimal(d) => MyValue::Bytes(d.as_str().as_bytes().to_vec()),
+        // For CHAR(36); a BINARY(16) column takes `Value::Bytes` of the
+        // UUID's 16 bytes instead (see the README).
+        Value::Uuid(u) => MyValue::Bytes(u.hyphenated().to_string().into_bytes()),
+        Value::Json(j) => MyValue::Bytes(j.to_string().into_bytes()),
         other => {
             return Err(MysqlError::UnsupportedValue {
                 position,
-                reason: format!("no MySQL mapping for {other:?}"),
+                reason: format!("no MySQL encoding for a {} value", other.type_name()),
             })
         }
     })
@@ -284,10 +303,47 @@ fn is_temporal(t: ColumnType) -> bool {
     )
 }
 
-fn date_value(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> Option<Value> {
-    chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d))
-        .and_then(|date| date.and_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us))
+#[allow(clippy::too_many_arguments)]
+fn date_value(
+    ty: ColumnType,
+    y: u16,
+    mo: u8,
+    d: u8,
+    h: u8,
+    mi: u8,
+    s: u8,
+    us: u32,
+) -> Option<Value> {
+    let date = chrono::NaiveDate::from_ymd_opt(i32::from(y), u32::from(mo), u32::from(d))?;
+    if matches!(
+        ty,
+        ColumnType::MYSQL_TYPE_DATE | ColumnType::MYSQL_TYPE_NEWDATE
+    ) {
+        return Some(Value::Date(date));
+    }
+    date.and_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us)
         .map(Value::Timestamp)
+}
+
+/// A `TIME` within a day is a time of day; MySQL's wider durations
+/// (negative, or 24 hours and more) stay text.
+fn time_value(neg: bool, days: u32, h: u8, mi: u8, s: u8, us: u32) -> Value {
+    let time_of_day = (!neg && days == 0)
+        .then(|| {
+            chrono::NaiveTime::from_hms_micro_opt(u32::from(h), u32::from(mi), u32::from(s), us)
+        })
+        .flatten();
+    if let Some(t) = time_of_day {
+        return Value::Time(t);
+    }
+    let hours = days * 24 + u32::from(h);
+    let sign = if neg { "-" } else { "" };
+    let frac = if us > 0 {
+        format!(".{us:06}")
+    } else {
+        String::new()
+    };
+    Value::Text(format!("{sign}{hours:02}:{mi:02}:{s:02}{frac}"))
 }
 
 /// Converts a value as the server sent it (binary protocol: typed; text
@@ -299,23 +355,13 @@ fn from_mysql(value: MyValue, col: &Column) -> Value {
         MyValue::NULL => Value::Null,
         MyValue::Int(i) if is_bool_column(col) && (i == 0 || i == 1) => Value::Bool(i == 1),
         MyValue::Int(i) => Value::Int(i),
-        MyValue::UInt(u) => {
-            i64::try_from(u).map_or_else(|_| Value::Text(u.to_string()), Value::Int)
-        }
+        // BIGINT UNSIGNED past i64::MAX: exact, as a decimal.
+        MyValue::UInt(u) => i64::try_from(u).map_or_else(|_| Value::Decimal(u.into()), Value::Int),
         MyValue::Float(f) => Value::Float(f64::from(f)),
         MyValue::Double(f) => Value::Float(f),
-        MyValue::Date(y, mo, d, h, mi, s, us) => date_value(y, mo, d, h, mi, s, us)
+        MyValue::Date(y, mo, d, h, mi, s, us) => date_value(ty, y, mo, d, h, mi, s, us)
             .unwrap_or_else(|| Value::Text(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))),
-        MyValue::Time(neg, days, h, mi, s, us) => {
-            let hours = days * 24 + u32::from(h);
-            let sign = if neg { "-" } else { "" };
-            let frac = if us > 0 {
-                format!(".{us:06}")
-            } else {
-                String::new()
-            };
-            Value::Text(format!("{sign}{hours:02}:{mi:02}:{s:02}{frac}"))
-        }
+        MyValue::Time(neg, days, h, mi, s, us) => time_value(neg, days, h, mi, s, us),
         MyValue::Bytes(bytes) => {
             // The text protocol sends everything as text: parse by type.
             let text = || std::str::from_utf8(&bytes).ok().map(str::trim);
@@ -325,16 +371,25 @@ fn from_mysql(value: MyValue, col: &Column) -> Value {
                     let unsigned = col.flags().contains(ColumnFlags::UNSIGNED_FLAG);
                     match t.parse::<i64>() {
                         Ok(i) => Some(from_mysql(MyValue::Int(i), col)),
-                        Err(_) if unsigned => Some(Value::Text(t.to_string())),
+                        Err(_) if unsigned => t.parse().ok().map(Value::Decimal),
                         Err(_) => None,
                     }
                 }),
                 MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE => {
                     text().and_then(|t| t.parse::<f64>().ok()).map(Value::Float)
                 }
-                MYSQL_TYPE_DATE
-                | MYSQL_TYPE_NEWDATE
-                | MYSQL_TYPE_DATETIME
+                // The binary protocol sends decimals as text too.
+                MYSQL_TYPE_DECIMAL | MYSQL_TYPE_NEWDECIMAL => {
+                    text().and_then(|t| t.parse().ok()).map(Value::Decimal)
+                }
+                MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => text()
+                    .and_then(|t| chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d").ok())
+                    .map(Value::Date),
+                MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => text().and_then(parse_time),
+                // MySQL's JSON type; MariaDB's JSON is LONGTEXT and reads
+                // as text.
+                MYSQL_TYPE_JSON => serde_json::from_slice(&bytes).ok().map(Value::Json),
+                MYSQL_TYPE_DATETIME
                 | MYSQL_TYPE_DATETIME2
                 | MYSQL_TYPE_TIMESTAMP
                 | MYSQL_TYPE_TIMESTAMP2 => text().and_then(parse_datetime).map(Value::Timestamp),
@@ -346,6 +401,15 @@ fn from_mysql(value: MyValue, col: &Column) -> Value {
             parsed.unwrap_or_else(|| text_of(bytes, col))
         }
     }
+}
+
+/// A text-protocol TIME: a time of day when it is one, else `None` (the
+/// caller keeps it as text).
+fn parse_time(s: &str) -> Option<Value> {
+    chrono::NaiveTime::parse_from_str(s, "%H:%M:%S%.f")
+        .ok()
+        .filter(|_| s.as_bytes().get(2) == Some(&b':'))
+        .map(Value::Time)
 }
 
 fn parse_datetime(s: &str) -> Option<chrono::NaiveDateTime> {

@@ -85,6 +85,11 @@ pub enum MysqlError {
         /// Why it cannot be bound.
         reason: String,
     },
+    /// A row read with [`tidepool::Row::try_get`] or [`tidepool::FromRow`]
+    /// had a missing column or a value of another type; here so that `?`
+    /// works inside a transaction body.
+    #[error(transparent)]
+    Row(#[from] tidepool::RowError),
 }
 
 impl From<mysql_async::Error> for MysqlError {
@@ -334,7 +339,8 @@ impl Classify for MysqlError {
             | MysqlError::Env { .. }
             | MysqlError::RowCount { .. }
             | MysqlError::Parameters { .. }
-            | MysqlError::UnsupportedValue { .. } => FailureKind::Client,
+            | MysqlError::UnsupportedValue { .. }
+            | MysqlError::Row(_) => FailureKind::Client,
             MysqlError::Mysql(e) => match e {
                 mysql_async::Error::Server(s) => classify_server(s.code),
                 mysql_async::Error::Io(_) => FailureKind::Connect,

@@ -213,6 +213,11 @@ pub enum PgError {
         /// Why it could not be read.
         reason: String,
     },
+    /// A row read with [`tidepool::Row::try_get`] or [`tidepool::FromRow`]
+    /// had a missing column or a value of another type; here so that `?`
+    /// works inside a transaction body.
+    #[error(transparent)]
+    Row(#[from] tidepool::RowError),
     /// A query expected a set number of rows and got another.
     #[error("expected {expected} row, got {got}")]
     RowCount {
@@ -266,6 +271,7 @@ impl fmt::Debug for PgError {
                 .field("expected", expected)
                 .field("got", got)
                 .finish(),
+            PgError::Row(e) => f.debug_tuple("Row").field(e).finish(),
             PgError::Closed => f.write_str("Closed"),
             PgError::Cancel { reason } => f.debug_struct("Cancel").field("reason", reason).finish(),
         }
@@ -398,6 +404,7 @@ impl PgError {
             PgError::Parameter { .. }
             | PgError::ParameterCount { .. }
             | PgError::Column { .. }
+            | PgError::Row(_)
             | PgError::RowCount { .. } => false,
         }
     }
@@ -434,6 +441,7 @@ impl PgError {
             | PgError::Parameter { .. }
             | PgError::ParameterCount { .. }
             | PgError::Column { .. }
+            | PgError::Row(_)
             | PgError::RowCount { .. }
             | PgError::Cancel { .. } => false,
         }
@@ -476,6 +484,7 @@ impl Classify for PgError {
             PgError::Parameter { .. }
             | PgError::ParameterCount { .. }
             | PgError::Column { .. }
+            | PgError::Row(_)
             | PgError::RowCount { .. } => FailureKind::Client,
         }
     }

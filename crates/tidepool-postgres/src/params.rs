@@ -1,15 +1,17 @@
 //! Turning [`Value`] parameters into what a statement declares. A prepared
 //! statement tells us each parameter's type; a value is converted to it
-//! (an `Int` for an `int4` column is sent as `int4`, range-checked), sent
-//! in binary when we know the encoding, and otherwise sent as text for the
-//! server's own input function to parse (numeric, date, uuid, json, ...).
-//! In transaction-pooler mode nothing is prepared, so each value carries
-//! its own type and text values let the server infer theirs.
+//! (an `Int` for an `int4` column is sent as `int4`, range-checked; a
+//! `Date` for a `timestamptz` as midnight UTC), sent in binary when we know
+//! the encoding, and otherwise sent as text for the server's own input
+//! function to parse (a `Decimal` for `numeric`, `Json` for `jsonb`, any
+//! value for a type we do not encode). In transaction-pooler mode nothing
+//! is prepared, so each value carries its own type and text values let the
+//! server infer theirs. Errors name types and positions, never values.
 
 use std::error::Error as StdError;
 
 use bytes::BytesMut;
-use chrono::{NaiveDateTime, TimeZone, Utc};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use tidepool::Value;
 use tokio_postgres::types::{Format, IsNull, ToSql, Type};
 
@@ -33,6 +35,9 @@ pub(crate) enum Param {
     Bytes(Vec<u8>),
     Timestamp(NaiveDateTime),
     TimestampTz(chrono::DateTime<Utc>),
+    Date(NaiveDate),
+    Time(NaiveTime),
+    Uuid(uuid::Uuid),
     /// Text for the server to parse as the declared type.
     TextFormat(String),
 }
@@ -54,8 +59,10 @@ pub(crate) fn for_declared(values: &[Value], types: &[Type]) -> Result<Vec<Param
 }
 
 /// Pairs values with the types sent for an unprepared (pooler-mode) query:
-/// integers as int8, floats as float8, booleans, bytea and timestamps as
-/// themselves, text and NULL as `unknown` so the server infers the type.
+/// integers as int8, floats as float8, decimals as numeric, JSON as jsonb
+/// (which PostgreSQL assigns to json columns too), booleans, bytea, dates,
+/// times, timestamps and uuids as themselves, text and NULL as `unknown` so
+/// the server infers the type.
 pub(crate) fn self_typed(values: &[Value]) -> Result<Vec<(Param, Type)>, PgError> {
     values
         .iter()
@@ -69,12 +76,13 @@ pub(crate) fn self_typed(values: &[Value]) -> Result<Vec<(Param, Type)>, PgError
                 Value::Text(s) => (Param::TextFormat(s.clone()), Type::UNKNOWN),
                 Value::Bytes(b) => (Param::Bytes(b.clone()), Type::BYTEA),
                 Value::Timestamp(t) => (Param::Timestamp(*t), Type::TIMESTAMP),
-                other => {
-                    return Err(PgError::Parameter {
-                        position: i + 1,
-                        reason: format!("unsupported value {other:?}"),
-                    })
-                }
+                Value::TimestampTz(t) => (Param::TimestampTz(*t), Type::TIMESTAMPTZ),
+                Value::Date(d) => (Param::Date(*d), Type::DATE),
+                Value::Time(t) => (Param::Time(*t), Type::TIME),
+                Value::Uuid(u) => (Param::Uuid(*u), Type::UUID),
+                Value::Decimal(d) => (Param::TextFormat(d.to_string()), Type::NUMERIC),
+                Value::Json(j) => (Param::TextFormat(j.to_string()), Type::JSONB),
+                other => return Err(unsupported(i + 1, other)),
             })
         })
         .collect()
@@ -106,6 +114,17 @@ fn convert(position: usize, value: &Value, ty: &Type) -> Result<Param, PgError> 
         (Value::Bytes(b), &Type::BYTEA) => Param::Bytes(b.clone()),
         (Value::Timestamp(t), &Type::TIMESTAMP) => Param::Timestamp(*t),
         (Value::Timestamp(t), &Type::TIMESTAMPTZ) => Param::TimestampTz(Utc.from_utc_datetime(t)),
+        (Value::TimestampTz(t), &Type::TIMESTAMPTZ) => Param::TimestampTz(*t),
+        // An instant in a column without zone: its UTC wall-clock time, the
+        // same convention `Timestamp` follows the other way.
+        (Value::TimestampTz(t), &Type::TIMESTAMP) => Param::Timestamp(t.naive_utc()),
+        (Value::Date(d), &Type::DATE) => Param::Date(*d),
+        (Value::Date(d), &Type::TIMESTAMP) => Param::Timestamp(d.and_time(NaiveTime::MIN)),
+        (Value::Date(d), &Type::TIMESTAMPTZ) => {
+            Param::TimestampTz(d.and_time(NaiveTime::MIN).and_utc())
+        }
+        (Value::Time(t), &Type::TIME) => Param::Time(*t),
+        (Value::Uuid(u), &Type::UUID) => Param::Uuid(*u),
         (Value::Bytes(b), t) => match std::str::from_utf8(b) {
             Ok(s) if is_text_like(t) => Param::Str(s.to_string()),
             Ok(s) => Param::TextFormat(s.to_string()),
@@ -140,13 +159,23 @@ fn as_text(position: usize, v: &Value) -> Result<String, PgError> {
         Value::Float(f) => format!("{f:?}"),
         Value::Text(s) => s.clone(),
         Value::Timestamp(t) => t.format("%Y-%m-%d %H:%M:%S%.f").to_string(),
-        other => {
-            return Err(PgError::Parameter {
-                position,
-                reason: format!("unsupported value {other:?}"),
-            })
-        }
+        Value::TimestampTz(t) => t.format("%Y-%m-%d %H:%M:%S%.f+00").to_string(),
+        Value::Date(d) => d.format("%Y-%m-%d").to_string(),
+        Value::Time(t) => t.format("%H:%M:%S%.f").to_string(),
+        Value::Decimal(d) => d.to_string(),
+        Value::Uuid(u) => u.hyphenated().to_string(),
+        Value::Json(j) => j.to_string(),
+        other => return Err(unsupported(position, other)),
     })
+}
+
+/// A value this driver has no encoding for (a variant newer than it).
+/// Names the type only: the value may be a secret.
+fn unsupported(position: usize, value: &Value) -> PgError {
+    PgError::Parameter {
+        position,
+        reason: format!("no PostgreSQL encoding for a {} value", value.type_name()),
+    }
 }
 
 impl ToSql for Param {
@@ -167,6 +196,9 @@ impl ToSql for Param {
             Param::Bytes(b) => b.as_slice().to_sql(ty, out),
             Param::Timestamp(t) => t.to_sql(ty, out),
             Param::TimestampTz(t) => t.to_sql(ty, out),
+            Param::Date(d) => d.to_sql(ty, out),
+            Param::Time(t) => t.to_sql(ty, out),
+            Param::Uuid(u) => u.to_sql(ty, out),
         }
     }
 

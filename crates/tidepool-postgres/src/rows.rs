@@ -1,9 +1,10 @@
 //! Reading result columns into [`Value`]s: integers (int2/4/8, oid) as
 //! `Int`, float4/8 as `Float`, bool, text-like types (text, varchar, char,
-//! name, json, jsonb, xml, enums) as `Text`, numeric, date, time and uuid
-//! as their canonical text, bytea as `Bytes`, timestamp as `Timestamp` and
-//! timestamptz as `Timestamp` in UTC, void as `Null`. Domains read as
-//! their base type.
+//! name, xml, enums) as `Text`, bytea as `Bytes`, timestamp as
+//! `Timestamp`, timestamptz as `TimestampTz`, date as `Date`, time as
+//! `Time` (its `24:00:00`, which no `NaiveTime` holds, as text), numeric as
+//! `Decimal` with every digit, uuid as `Uuid`, json and jsonb as `Json`,
+//! void as `Null`. Domains read as their base type.
 //! Other types are refused with an error that says to cast in SQL.
 
 use std::error::Error as StdError;
@@ -11,11 +12,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use tidepool::{Row, Value};
-use tokio_postgres::types::{FromSql, Kind, Type};
+use tokio_postgres::types::{FromSql, Json, Kind, Type};
 
 use crate::error::PgError;
 
 type BoxError = Box<dyn StdError + Sync + Send>;
+
+/// PostgreSQL's `time '24:00:00'` in microseconds; chrono's decoding would
+/// wrap it to midnight.
+const END_OF_DAY: i64 = 86_400_000_000;
 
 /// One column's value, decoded from the binary wire format.
 struct Cell(Value);
@@ -43,22 +48,20 @@ fn decode(ty: &Type, raw: &[u8]) -> Result<Value, BoxError> {
         Type::OID => Value::Int(u32::from_sql(ty, raw)?.into()),
         Type::FLOAT4 => Value::Float(f32::from_sql(ty, raw)?.into()),
         Type::FLOAT8 => Value::Float(f64::from_sql(ty, raw)?),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON | Type::XML => {
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::XML => {
             Value::Text(std::str::from_utf8(raw)?.to_string())
         }
-        Type::JSONB => match raw.split_first() {
-            Some((1, rest)) => Value::Text(std::str::from_utf8(rest)?.to_string()),
-            _ => return Err("unsupported jsonb version".into()),
-        },
+        Type::JSON | Type::JSONB => Value::Json(Json::<serde_json::Value>::from_sql(ty, raw)?.0),
         Type::CHAR => Value::Text(char::from(i8::from_sql(ty, raw)? as u8).to_string()),
         Type::BYTEA => Value::Bytes(raw.to_vec()),
         Type::VOID => Value::Null,
         Type::TIMESTAMP => Value::Timestamp(NaiveDateTime::from_sql(ty, raw)?),
-        Type::TIMESTAMPTZ => Value::Timestamp(DateTime::<Utc>::from_sql(ty, raw)?.naive_utc()),
-        Type::DATE => Value::Text(NaiveDate::from_sql(ty, raw)?.format("%Y-%m-%d").to_string()),
-        Type::TIME => Value::Text(NaiveTime::from_sql(ty, raw)?.format("%H:%M:%S%.f").to_string()),
-        Type::NUMERIC => Value::Text(numeric_to_string(raw)?),
-        Type::UUID => Value::Text(uuid_to_string(raw)?),
+        Type::TIMESTAMPTZ => Value::TimestampTz(DateTime::<Utc>::from_sql(ty, raw)?),
+        Type::DATE => Value::Date(NaiveDate::from_sql(ty, raw)?),
+        Type::TIME if raw == END_OF_DAY.to_be_bytes() => Value::Text("24:00:00".into()),
+        Type::TIME => Value::Time(NaiveTime::from_sql(ty, raw)?),
+        Type::NUMERIC => Value::Decimal(numeric_to_string(raw)?.parse()?),
+        Type::UUID => Value::Uuid(uuid::Uuid::from_sql(ty, raw)?),
         _ => match ty.kind() {
             Kind::Enum(_) => Value::Text(std::str::from_utf8(raw)?.to_string()),
             Kind::Domain(base) => decode(base, raw)?,
@@ -156,21 +159,6 @@ fn numeric_to_string(raw: &[u8]) -> Result<String, BoxError> {
         out.push_str(&frac);
     }
     Ok(out)
-}
-
-fn uuid_to_string(raw: &[u8]) -> Result<String, BoxError> {
-    if raw.len() != 16 {
-        return Err("a uuid is not 16 bytes".into());
-    }
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
 }
 
 #[cfg(test)]

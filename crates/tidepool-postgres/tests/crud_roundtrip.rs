@@ -153,8 +153,8 @@ async fn transaction_pooler_mode_uses_no_named_prepared_statements() {
         row.values(),
         &[
             Value::Int(7),
-            Value::Text("1.25".into()),
-            Value::Timestamp(at),
+            Value::Decimal("1.25".parse().unwrap()),
+            Value::TimestampTz(at.and_utc()),
             Value::Bool(true),
             Value::Null
         ]

@@ -17,6 +17,7 @@ mod decimal;
 mod error;
 mod events;
 mod from_value;
+mod groups;
 mod guard;
 mod health;
 mod histogram;
@@ -36,13 +37,17 @@ mod value;
 mod waiters;
 
 pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};
-pub use builder::Builder;
 pub use affinity::statement_key;
+pub use builder::Builder;
 pub use config::{Config, QueueMode};
 pub use decimal::{Decimal, DecimalError};
 pub use error::{BuildError, Error, FailureKind};
 pub use events::{Event, Listener};
 pub use from_value::{FromValue, ValueError};
+pub use groups::{
+    operation, tx_operation, GroupError, GroupFailure, GroupStats, OnError, Operation,
+    OperationGroup, Outcome, TxOperation,
+};
 pub use guard::Pooled;
 pub use health::{
     Component, FindingKind, HealthCheck, HealthFigures, HealthReport, HealthSample, HealthStatus,
