@@ -89,6 +89,11 @@ pub enum SqliteError {
         /// Why it cannot be bound.
         reason: String,
     },
+    /// A row read with [`tidepool::Row::try_get`] or [`tidepool::FromRow`]
+    /// had a missing column or a value of another type; here so that `?`
+    /// works inside a transaction body.
+    #[error(transparent)]
+    Row(#[from] tidepool::RowError),
 }
 
 impl SqliteError {
@@ -177,7 +182,8 @@ impl Classify for SqliteError {
             | SqliteError::UnknownOption { .. }
             | SqliteError::RowCount { .. }
             | SqliteError::Parameters { .. }
-            | SqliteError::UnsupportedValue { .. } => FailureKind::Client,
+            | SqliteError::UnsupportedValue { .. }
+            | SqliteError::Row(_) => FailureKind::Client,
             SqliteError::Open { source, .. } => match classify_rusqlite(source) {
                 // A busy database while applying pragmas is still a
                 // connection that could not be made.

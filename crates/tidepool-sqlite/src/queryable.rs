@@ -5,12 +5,18 @@
 //! Placeholders: `?` (in order), `?N` and `$N` (by number, so PostgreSQL-style
 //! SQL works unchanged). Named parameters (`:name`, `@name`) are bound in
 //! order of first appearance.
+//!
+//! SQLite has no date, decimal, UUID or JSON types: those values are stored
+//! as text (ISO-8601, canonical decimal, hyphenated UUID, JSON), and a
+//! column's declared type says which `Value` to read the text back as
+//! (`decl_of`). Text that does not parse stays `Text` rather than failing
+//! the query.
 
 use std::sync::Arc;
 
-use chrono::NaiveDateTime;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use tidepool::{Queryable, Row, Value};
+use tidepool::{Decimal, Queryable, Row, Value};
 
 use crate::connection::SqliteConnection;
 use crate::error::SqliteError;
@@ -49,6 +55,24 @@ pub fn parse_timestamp(s: &str) -> Option<NaiveDateTime> {
         .and_then(|d| d.and_hms_opt(0, 0, 0))
 }
 
+/// Parses an instant: a `Z` or `±HH:MM` offset is honoured, and text
+/// without one (what `CURRENT_TIMESTAMP` writes) is UTC.
+fn parse_timestamp_tz(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%:z"]
+        .iter()
+        .find_map(|fmt| DateTime::parse_from_str(s, fmt).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|| parse_timestamp(s).map(|t| t.and_utc()))
+}
+
+fn parse_time(s: &str) -> Option<NaiveTime> {
+    let s = s.trim();
+    NaiveTime::parse_from_str(s, "%H:%M:%S%.f")
+        .or_else(|_| NaiveTime::parse_from_str(s, "%H:%M"))
+        .ok()
+}
+
 fn to_sql(position: usize, value: &Value) -> Result<SqlValue, SqliteError> {
     Ok(match value {
         Value::Null => SqlValue::Null,
@@ -58,10 +82,19 @@ fn to_sql(position: usize, value: &Value) -> Result<SqlValue, SqliteError> {
         Value::Text(s) => SqlValue::Text(s.clone()),
         Value::Bytes(b) => SqlValue::Blob(b.clone()),
         Value::Timestamp(t) => SqlValue::Text(format_timestamp(t)),
+        // With an explicit offset, which SQLite's date functions honour.
+        Value::TimestampTz(t) => {
+            SqlValue::Text(format!("{}+00:00", format_timestamp(&t.naive_utc())))
+        }
+        Value::Date(d) => SqlValue::Text(d.format("%Y-%m-%d").to_string()),
+        Value::Time(t) => SqlValue::Text(t.format("%H:%M:%S%.f").to_string()),
+        Value::Decimal(d) => SqlValue::Text(d.to_string()),
+        Value::Uuid(u) => SqlValue::Text(u.hyphenated().to_string()),
+        Value::Json(j) => SqlValue::Text(j.to_string()),
         other => {
             return Err(SqliteError::UnsupportedValue {
                 position,
-                reason: format!("no SQLite mapping for {other:?}"),
+                reason: format!("no SQLite mapping for a {} value", other.type_name()),
             })
         }
     })
@@ -72,35 +105,78 @@ fn to_sql(position: usize, value: &Value) -> Result<SqlValue, SqliteError> {
 enum Decl {
     Plain,
     Timestamp,
+    TimestampTz,
+    Date,
+    Time,
     Bool,
+    Decimal,
+    Uuid,
+    Json,
 }
 
+/// The declared type's reading: `TIMESTAMPTZ` or `TIMESTAMP WITH TIME
+/// ZONE` → instants; any other `TIMESTAMP` or `DATETIME` → timestamps;
+/// and by the type's first word, `DATE`, `TIME`, `BOOLEAN`/`BOOL`,
+/// `DECIMAL`/`NUMERIC`, `UUID` and `JSON`.
 fn decl_of(decl: Option<&str>) -> Decl {
     let Some(decl) = decl else { return Decl::Plain };
     let upper = decl.to_ascii_uppercase();
-    if upper.contains("TIMESTAMP") || upper.contains("DATETIME") {
+    let base = upper
+        .split(|c: char| c == '(' || c.is_ascii_whitespace())
+        .next()
+        .unwrap_or("");
+    if upper.contains("TIMESTAMPTZ")
+        || (upper.contains("TIMESTAMP") && upper.contains("WITH TIME ZONE"))
+    {
+        Decl::TimestampTz
+    } else if upper.contains("TIMESTAMP") || upper.contains("DATETIME") {
         Decl::Timestamp
-    } else if upper == "BOOLEAN" || upper == "BOOL" {
-        Decl::Bool
     } else {
-        Decl::Plain
+        match base {
+            "DATE" => Decl::Date,
+            "TIME" => Decl::Time,
+            "BOOLEAN" | "BOOL" => Decl::Bool,
+            "DECIMAL" | "NUMERIC" => Decl::Decimal,
+            "UUID" => Decl::Uuid,
+            "JSON" => Decl::Json,
+            _ => Decl::Plain,
+        }
     }
+}
+
+fn from_text(text: String, decl: Decl) -> Value {
+    let parsed = match decl {
+        Decl::Timestamp => parse_timestamp(&text).map(Value::Timestamp),
+        Decl::TimestampTz => parse_timestamp_tz(&text).map(Value::TimestampTz),
+        Decl::Date => NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .map(Value::Date),
+        Decl::Time => parse_time(&text).map(Value::Time),
+        Decl::Decimal => text.parse::<Decimal>().ok().map(Value::Decimal),
+        Decl::Uuid => uuid::Uuid::try_parse(text.trim()).ok().map(Value::Uuid),
+        Decl::Json => serde_json::from_str(&text).ok().map(Value::Json),
+        Decl::Plain | Decl::Bool => None,
+    };
+    parsed.unwrap_or(Value::Text(text))
 }
 
 fn from_sql(value: ValueRef<'_>, decl: Decl) -> Value {
     match (value, decl) {
         (ValueRef::Null, _) => Value::Null,
         (ValueRef::Integer(i), Decl::Bool) if i == 0 || i == 1 => Value::Bool(i == 1),
+        (ValueRef::Integer(i), Decl::Decimal) => Value::Decimal(i.into()),
         (ValueRef::Integer(i), _) => Value::Int(i),
+        // NUMERIC affinity already made this a double (15 significant
+        // digits): its shortest text is the most that is left.
+        (ValueRef::Real(f), Decl::Decimal) => {
+            Decimal::from_f64(f).map_or(Value::Float(f), Value::Decimal)
+        }
         (ValueRef::Real(f), _) => Value::Float(f),
         (ValueRef::Text(bytes), decl) => {
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            match decl {
-                Decl::Timestamp => {
-                    parse_timestamp(&text).map_or(Value::Text(text), Value::Timestamp)
-                }
-                _ => Value::Text(text),
-            }
+            from_text(String::from_utf8_lossy(bytes).into_owned(), decl)
+        }
+        (ValueRef::Blob(b), Decl::Uuid) if b.len() == 16 => {
+            uuid::Uuid::from_slice(b).map_or_else(|_| Value::Bytes(b.to_vec()), Value::Uuid)
         }
         (ValueRef::Blob(b), _) => Value::Bytes(b.to_vec()),
     }

@@ -1,7 +1,8 @@
 //! Every `tidepool::Value` kind survives a round trip through SQLite.
 
-use chrono::NaiveDate;
-use tidepool::{Manager, Queryable, Value};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use serde_json::json;
+use tidepool::{FromRow, Manager, Queryable, RetryPolicy, Value};
 use tidepool_sqlite::SqliteManager;
 
 #[tokio::test]
@@ -144,4 +145,146 @@ async fn integers_and_reals_keep_their_storage_class_in_untyped_expressions() {
             Value::Null
         ]
     );
+}
+
+#[tokio::test]
+async fn dates_times_instants_decimals_uuids_and_json_round_trip_through_declared_columns() {
+    let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
+    let mut conn = manager.connect().await.unwrap();
+    // `DECIMAL TEXT`: TEXT affinity keeps every digit, and the first word
+    // says to read it back as a decimal.
+    conn.execute_values(
+        "CREATE TABLE n (d DATE, tm TIME, tz TIMESTAMPTZ, tz2 TIMESTAMP WITH TIME ZONE, \
+         num DECIMAL TEXT, u UUID, j JSON)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let at = NaiveDate::from_ymd_opt(2024, 2, 29)
+        .unwrap()
+        .and_hms_micro_opt(23, 59, 58, 123_456)
+        .unwrap()
+        .and_utc();
+    let values = vec![
+        Value::Date(NaiveDate::from_ymd_opt(1999, 12, 31).unwrap()),
+        Value::Time(NaiveTime::from_hms_micro_opt(13, 5, 9, 250_001).unwrap()),
+        Value::TimestampTz(at),
+        Value::TimestampTz(DateTime::<Utc>::UNIX_EPOCH),
+        Value::Decimal(
+            format!("-{}.{}", "1234567890".repeat(4), "0987654321".repeat(3))
+                .parse()
+                .unwrap(),
+        ),
+        Value::Uuid(uuid::Uuid::from_u128(
+            0xa0ee_bc99_9c0b_4ef8_bb6d_6bb9_bd38_0a11,
+        )),
+        Value::Json(json!({"a": [1, 2.5, "x ✓"], "b": null})),
+    ];
+    conn.execute_values("INSERT INTO n VALUES ($1, $2, $3, $4, $5, $6, $7)", &values)
+        .await
+        .unwrap();
+    let row = conn.query_one_values("SELECT * FROM n", &[]).await.unwrap();
+    assert_eq!(row.values(), values.as_slice());
+    // Stored as text SQLite's own functions understand.
+    let row = conn
+        .query_one_values(
+            "SELECT typeof(d) AS ty, d, tm, tz, datetime(tz) AS utc, json_extract(j, '$.a[1]') AS a1, \
+             length(u) AS ulen FROM n",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get("ty"), Some(&Value::Text("text".into())));
+    assert_eq!(
+        row.values()[1..4],
+        [
+            Value::Date(NaiveDate::from_ymd_opt(1999, 12, 31).unwrap()),
+            Value::Time(NaiveTime::from_hms_micro_opt(13, 5, 9, 250_001).unwrap()),
+            Value::TimestampTz(at),
+        ]
+    );
+    assert_eq!(
+        row.get("utc"),
+        Some(&Value::Text("2024-02-29 23:59:58".into()))
+    );
+    assert_eq!(row.get("a1"), Some(&Value::Float(2.5)));
+    assert_eq!(row.get("ulen"), Some(&Value::Int(36)));
+}
+
+#[tokio::test]
+async fn text_the_declared_type_cannot_parse_stays_text_and_numeric_affinity_is_explained() {
+    let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
+    let mut conn = manager.connect().await.unwrap();
+    conn.execute_values(
+        "CREATE TABLE m (d DATE, u UUID, j JSON, num NUMERIC(10, 2), ub UUID, plain TEXT)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let id = uuid::Uuid::from_u128(7);
+    conn.execute_values(
+        "INSERT INTO m VALUES ('someday', 'not-a-uuid', '{oops', $1, $2, $3)",
+        &[
+            Value::Decimal("12.50".parse().unwrap()),
+            Value::Bytes(id.as_bytes().to_vec()),
+            Value::Uuid(id),
+        ],
+    )
+    .await
+    .unwrap();
+    let row = conn.query_one_values("SELECT * FROM m", &[]).await.unwrap();
+    assert_eq!(
+        row.values()[..3],
+        [
+            Value::Text("someday".into()),
+            Value::Text("not-a-uuid".into()),
+            Value::Text("{oops".into()),
+        ]
+    );
+    // NUMERIC affinity stored 12.50 as the REAL 12.5: the scale is gone,
+    // which is why exact decimals want a `DECIMAL TEXT` column.
+    assert_eq!(
+        row.get("num"),
+        Some(&Value::Decimal("12.5".parse().unwrap()))
+    );
+    // A 16-byte blob in a UUID column is a UUID too.
+    assert_eq!(row.get("ub"), Some(&Value::Uuid(id)));
+    // An undeclared (TEXT) column gives text, which try_get still reads.
+    assert_eq!(row.get("plain"), Some(&Value::Text(id.to_string())));
+    assert_eq!(row.try_get::<uuid::Uuid, _>("plain"), Ok(id));
+    let err = row.try_get::<NaiveDate, _>("d").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "column `d`: expected NaiveDate, found text that does not parse as one"
+    );
+}
+
+#[tokio::test]
+async fn rows_read_into_rust_types_and_row_errors_leave_transaction_bodies_through_question_mark() {
+    let manager = SqliteManager::from_url("sqlite::memory:").unwrap();
+    let mut conn = manager.connect().await.unwrap();
+    let row = conn
+        .query_one_values(
+            "SELECT 7 AS id, 'ada' AS name, NULL AS email, 1 = 1 AS yes, CURRENT_TIMESTAMP AS now",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (id, name, email, yes, now): (i32, String, Option<String>, bool, DateTime<Utc>) =
+        FromRow::from_row(&row).unwrap();
+    assert_eq!((id, name.as_str(), email, yes), (7, "ada", None, true));
+    assert!((Utc::now() - now).num_seconds().abs() < 60);
+    let outcome = tidepool::run_in_transaction(&mut conn, RetryPolicy::none(), async |tx| {
+        let row = tx.query_one_values("SELECT 'x' AS n", &[]).await?;
+        let n: i64 = row.try_get("n")?;
+        Ok(n)
+    })
+    .await;
+    let err = outcome.unwrap_err();
+    assert!(
+        matches!(err, tidepool_sqlite::SqliteError::Row(_)),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), "column `n`: expected i64, found text");
+    assert!(!conn.in_transaction());
 }
