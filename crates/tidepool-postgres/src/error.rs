@@ -229,6 +229,10 @@ pub enum PgError {
     /// The connection is closed or was found broken.
     #[error("the connection is closed")]
     Closed,
+    /// A pool's configuration was refused (a [`PgCluster`](crate::PgCluster)
+    /// builds pools of its own).
+    #[error("pool configuration refused: {0}")]
+    PoolConfig(tidepool::BuildError),
     /// A cancel request for an abandoned query could not be sent.
     #[error("could not send a cancel request: {reason}")]
     Cancel {
@@ -274,6 +278,7 @@ impl fmt::Debug for PgError {
             PgError::Row(e) => f.debug_tuple("Row").field(e).finish(),
             PgError::Closed => f.write_str("Closed"),
             PgError::Cancel { reason } => f.debug_struct("Cancel").field("reason", reason).finish(),
+            PgError::PoolConfig(e) => f.debug_tuple("PoolConfig").field(e).finish(),
         }
     }
 }
@@ -392,7 +397,7 @@ impl PgError {
     /// ```
     pub fn is_retryable_connect(&self) -> bool {
         match self {
-            PgError::Config(_) | PgError::Tls { .. } => false,
+            PgError::Config(_) | PgError::Tls { .. } | PgError::PoolConfig(_) => false,
             PgError::Driver(e) => match self.sqlstate() {
                 Some(code) => {
                     classify::sqlstate_is_retryable_connect(code)
@@ -438,6 +443,7 @@ impl PgError {
             PgError::Closed => true,
             PgError::Config(_)
             | PgError::Tls { .. }
+            | PgError::PoolConfig(_)
             | PgError::Parameter { .. }
             | PgError::ParameterCount { .. }
             | PgError::Column { .. }
@@ -478,7 +484,7 @@ impl From<tokio_postgres::Error> for PgError {
 impl Classify for PgError {
     fn failure_kind(&self) -> FailureKind {
         match self {
-            PgError::Config(_) => FailureKind::Client,
+            PgError::Config(_) | PgError::PoolConfig(_) => FailureKind::Client,
             PgError::Tls { .. } | PgError::Closed | PgError::Cancel { .. } => FailureKind::Connect,
             PgError::Driver(e) => classify::driver_error_kind(e),
             PgError::Parameter { .. }

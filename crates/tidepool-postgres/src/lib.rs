@@ -5,6 +5,7 @@
 mod cache;
 mod cancel;
 mod classify;
+mod cluster;
 mod config;
 mod connection;
 mod error;
@@ -23,6 +24,7 @@ mod transaction;
 mod txstate;
 
 pub use classify::sqlstate_kind;
+pub use cluster::{BanReason, ClusterStatus, Lsn, PgCluster, PgClusterBuilder, ReplicaStatus};
 pub use config::{PgConfig, PgHost};
 pub use connection::PgConnection;
 pub use error::{ConfigError, PgError};
