@@ -158,6 +158,22 @@ impl<M: Manager> Builder<M> {
         /// Defaults to 1 s.
         slow_acquire_threshold: Option<Duration>
     );
+    setter!(
+        /// Keep per-shape query statistics and the slow-query log.
+        /// Defaults to true.
+        query_stats: bool
+    );
+    setter!(
+        /// Log queries slower than this at warn (target
+        /// `tidepool::slow_query`), once per shape per minute; `None`
+        /// disables it. Defaults to 150 ms.
+        slow_query_threshold: Option<Duration>
+    );
+    setter!(
+        /// Put parameter values in slow-query log lines (they may hold
+        /// personal data). Defaults to false.
+        log_query_parameters: bool
+    );
 
     /// Sizes the pool with a preset of the scaling knobs (see
     /// [`Strategy`](crate::Strategy) and the core README's tables).

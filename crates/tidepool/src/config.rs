@@ -114,6 +114,19 @@ pub struct Config {
     /// `None` disables it. Default 1 s.
     #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
     pub slow_acquire_threshold: Option<Duration>,
+    /// Keep per-shape statistics of the queries run through the pool
+    /// ([`Pool::queries`](crate::Pool::queries)) and write the slow-query
+    /// log. Default true.
+    pub query_stats: bool,
+    /// A query slower than this is logged at warn (target
+    /// `tidepool::slow_query`), once per statement shape per minute, with
+    /// its normalized text and time. `None` disables the log. Default
+    /// 150 ms.
+    #[cfg_attr(feature = "serde", serde(with = "humantime_serde"))]
+    pub slow_query_threshold: Option<Duration>,
+    /// Add the parameter values to slow-query log lines. They may hold
+    /// personal data or secrets: off unless asked for. Default false.
+    pub log_query_parameters: bool,
     /// A checkout for a statement ([`Pool::get_for`](crate::Pool::get_for),
     /// `execute_query`) prefers an idle connection that has prepared it.
     /// Default true.
@@ -152,6 +165,9 @@ impl Default for Config {
             leak_timeout: Some(Duration::from_secs(300)),
             track_stack_trace: false,
             slow_acquire_threshold: Some(Duration::from_secs(1)),
+            query_stats: true,
+            slow_query_threshold: Some(Duration::from_millis(150)),
+            log_query_parameters: false,
             statement_affinity: true,
             breaker: BreakerConfig::default(),
             scaling: crate::scaling::ScalingConfig::default(),
@@ -240,6 +256,7 @@ impl Config {
         nonzero_opt("health_check_interval", self.health_check_interval)?;
         nonzero_opt("leak_timeout", self.leak_timeout)?;
         nonzero_opt("slow_acquire_threshold", self.slow_acquire_threshold)?;
+        nonzero_opt("slow_query_threshold", self.slow_query_threshold)?;
         if !(0.1..=0.5).contains(&self.max_lifetime_jitter) {
             return Err(invalid(
                 "max_lifetime_jitter",

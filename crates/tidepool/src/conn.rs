@@ -26,6 +26,9 @@ pub(crate) struct ConnMeta {
     pub created: Instant,
     pub retire_at: Option<Instant>,
     uses: AtomicU64,
+    /// Queries through the pool's query face, and their total time.
+    queries: AtomicU64,
+    query_nanos: AtomicU64,
     /// Nanoseconds since the pool's epoch; `NEVER` when never set.
     last_active: AtomicU64,
     last_validated: AtomicU64,
@@ -59,6 +62,8 @@ impl ConnMeta {
             created,
             retire_at: lifetime.map(|l| created + l),
             uses: AtomicU64::new(0),
+            queries: AtomicU64::new(0),
+            query_nanos: AtomicU64::new(0),
             // A new connection has just proved it works.
             last_active: AtomicU64::new(nanos_since(epoch, created)),
             last_validated: AtomicU64::new(NEVER),
@@ -151,6 +156,12 @@ impl ConnMeta {
         ))
     }
 
+    pub(crate) fn record_query(&self, elapsed: Duration) {
+        self.queries.fetch_add(1, Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.query_nanos.fetch_add(ns, Relaxed);
+    }
+
     pub(crate) fn snapshot(
         &self,
         epoch: Instant,
@@ -167,6 +178,13 @@ impl ConnMeta {
             },
             in_use,
             times_used: self.uses.load(Relaxed),
+            query_count: self.queries.load(Relaxed),
+            avg_query_time: Duration::from_nanos(
+                self.query_nanos
+                    .load(Relaxed)
+                    .checked_div(self.queries.load(Relaxed))
+                    .unwrap_or(0),
+            ),
             last_validated: elapsed(epoch, self.last_validated.load(Relaxed), now),
             held_for: if in_use {
                 elapsed(epoch, self.checked_out_at.load(Relaxed), now)

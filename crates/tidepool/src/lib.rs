@@ -31,6 +31,7 @@ mod registry;
 mod row;
 mod scaling;
 mod shared;
+mod stats;
 mod sync;
 mod validation;
 mod value;
@@ -67,4 +68,5 @@ pub use registry::{
 pub use scaling::{
     EffectiveConfig, Load, PredictorState, ScalingConfig, ScalingDecision, ScalingReason, Strategy,
 };
+pub use stats::{QueryShape, QueryStats, QUERY_STATS_CAPACITY};
 pub use value::Value;

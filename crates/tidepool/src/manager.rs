@@ -118,6 +118,16 @@ pub trait Manager: Send + Sync + 'static {
         false
     }
 
+    /// The shape of `sql` for the pool's query statistics and slow-query
+    /// log ([`Pool::queries`](crate::Pool::queries)): a stable id and the
+    /// normalized text, never holding a literal's value. The drivers
+    /// answer with tidepool-sql's fingerprint. Called on every query
+    /// through the pool, so it must be cheap (cache by text). Defaults to
+    /// `None`: no statistics.
+    fn query_shape(&self, _sql: &str) -> Option<crate::QueryShape> {
+        None
+    }
+
     /// A short description of the target for logs, without credentials
     /// (for example `postgres://app@db:5432/orders`). Defaults to the type
     /// name.

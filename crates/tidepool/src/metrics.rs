@@ -269,6 +269,11 @@ pub struct ConnectionSnapshot {
     pub in_use: bool,
     /// How many times it was handed out.
     pub times_used: u64,
+    /// Queries run on it through the pool's query face
+    /// ([`Pool::execute_query`](crate::Pool::execute_query)).
+    pub query_count: u64,
+    /// Their mean time (zero before the first).
+    pub avg_query_time: Duration,
     /// Time since it was last validated, if ever.
     pub last_validated: Option<Duration>,
     /// How long its current holder has had it (`None` when idle, or when

@@ -36,7 +36,9 @@ where
         params: &[Value],
     ) -> Result<Vec<Row>, Error<M::Error>> {
         let mut conn = self.get_for(crate::statement_key(sql)).await?;
+        let timer = crate::stats::QueryTimer::start(self, &conn, sql, params);
         let outcome = conn.query_values(sql, params).await;
+        timer.finish(outcome.as_ref().ok().map(|rows| rows.len() as u64));
         self.settle(&mut conn, kind, outcome)
     }
 

@@ -120,6 +120,8 @@ pub(crate) struct Shared<M: Manager> {
     pub scaling: parking_lot::Mutex<crate::scaling::apply::ScalingState>,
     /// Knobs adaptive configuration may move (`scaling::adaptive`).
     pub tuned: crate::scaling::adaptive::Tuned,
+    /// Per-shape query statistics (`stats`).
+    pub queries: crate::stats::QueryTable,
     /// Runs on every new connection before it is used (`Builder::after_connect`).
     pub after_connect: Option<AfterConnect<M>>,
 }
@@ -175,6 +177,7 @@ impl<M: Manager> Shared<M> {
             arrivals: Arc::new(Notify::new()),
             sweeper_alive: Default::default(),
             maintenance_alive: Default::default(),
+            queries: crate::stats::QueryTable::new(),
             after_connect: None,
         }
     }
