@@ -34,6 +34,12 @@ pub(crate) fn value_text(v: &tidepool::Value) -> String {
         tidepool::Value::Text(s) => s.clone(),
         tidepool::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
         tidepool::Value::Timestamp(t) => t.to_string(),
+        tidepool::Value::Date(d) => d.to_string(),
+        tidepool::Value::Time(t) => t.to_string(),
+        tidepool::Value::TimestampTz(t) => t.to_rfc3339(),
+        tidepool::Value::Decimal(d) => d.to_string(),
+        tidepool::Value::Uuid(u) => u.to_string(),
+        tidepool::Value::Json(j) => j.to_string(),
         other => format!("{other:?}"),
     }
 }
