@@ -5,9 +5,10 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
+use tidepool::QueryShape;
 
 use crate::{analyze, Analysis, Dialect};
 
@@ -20,6 +21,7 @@ const MAX_CACHED_LEN: usize = 4096;
 struct Entry {
     sql: Box<str>,
     analysis: Arc<Analysis>,
+    shape: QueryShape,
 }
 
 type Shard = HashMap<u64, Entry, foldhash::fast::FixedState>;
@@ -36,6 +38,7 @@ type Shard = HashMap<u64, Entry, foldhash::fast::FixedState>;
 /// let a = analyzer.analyze("SELECT name FROM users WHERE id = $1");
 /// let b = analyzer.analyze("SELECT name FROM users WHERE id = $1");
 /// assert!(std::sync::Arc::ptr_eq(&a, &b));
+/// assert_eq!(analyzer.shape("SELECT 1").id(), analyzer.shape("SELECT 2").id());
 /// ```
 pub struct Analyzer {
     dialect: Dialect,
@@ -84,6 +87,11 @@ impl Analyzer {
         let analysis = Arc::new(analyze(sql, self.dialect));
         let entry = Entry {
             sql: sql.into(),
+            shape: QueryShape::new(
+                analysis.fingerprint.id,
+                analysis.fingerprint.normalized.as_str(),
+                analysis.kind,
+            ),
             analysis,
         };
         let out = pick(&entry);
@@ -102,5 +110,28 @@ impl Analyzer {
     /// The analysis of `sql`, from the cache when it was seen before.
     pub fn analyze(&self, sql: &str) -> Arc<Analysis> {
         self.lookup(sql, |e| e.analysis.clone())
+    }
+
+    /// The shape of `sql` as the pool's statistics take it (id, normalized
+    /// text, kind); no allocation when `sql` was seen before. What the
+    /// drivers' [`Manager::query_shape`](tidepool::Manager::query_shape)
+    /// returns.
+    pub fn shape(&self, sql: &str) -> QueryShape {
+        self.lookup(sql, |e| e.shape.clone())
+    }
+
+    /// A process-wide analyzer for `dialect` (1,024 texts), for drivers
+    /// and code that have nowhere better to keep one: the texts an
+    /// application sends are the same whichever pool sends them.
+    pub fn global(dialect: Dialect) -> &'static Analyzer {
+        static POSTGRES: OnceLock<Analyzer> = OnceLock::new();
+        static MYSQL: OnceLock<Analyzer> = OnceLock::new();
+        static SQLITE: OnceLock<Analyzer> = OnceLock::new();
+        let cell = match dialect {
+            Dialect::Postgres => &POSTGRES,
+            Dialect::MySql => &MYSQL,
+            Dialect::Sqlite => &SQLITE,
+        };
+        cell.get_or_init(|| Analyzer::new(dialect))
     }
 }
