@@ -199,6 +199,13 @@ impl Manager for MysqlManager {
         matches!(error.server_code(), Some(1040 | 1203 | 1226))
     }
 
+    /// tidepool-sql's fingerprint of `sql`, from a process-wide cache of
+    /// the texts seen: the shape under which the pool's statistics and
+    /// slow-query log count it.
+    fn query_shape(&self, sql: &str) -> Option<tidepool::QueryShape> {
+        Some(tidepool_sql::Analyzer::global(tidepool_sql::Dialect::MySql).shape(sql))
+    }
+
     fn describe(&self) -> String {
         self.config.describe()
     }

@@ -310,6 +310,13 @@ impl Manager for PgManager {
         error.sqlstate() == Some("53300")
     }
 
+    /// tidepool-sql's fingerprint of `sql`, from a process-wide cache of
+    /// the texts seen: the shape under which the pool's statistics and
+    /// slow-query log count it.
+    fn query_shape(&self, sql: &str) -> Option<tidepool::QueryShape> {
+        Some(tidepool_sql::Analyzer::global(tidepool_sql::Dialect::Postgres).shape(sql))
+    }
+
     fn describe(&self) -> String {
         self.described.clone()
     }

@@ -132,6 +132,13 @@ impl Manager for SqliteManager {
         error.is_retryable()
     }
 
+    /// tidepool-sql's fingerprint of `sql`, from a process-wide cache of
+    /// the texts seen: the shape under which the pool's statistics and
+    /// slow-query log count it.
+    fn query_shape(&self, sql: &str) -> Option<tidepool::QueryShape> {
+        Some(tidepool_sql::Analyzer::global(tidepool_sql::Dialect::Sqlite).shape(sql))
+    }
+
     fn describe(&self) -> String {
         self.config.describe()
     }
