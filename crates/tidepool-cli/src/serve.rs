@@ -4,7 +4,11 @@
 //! thing work — `/dashboard`, `/metrics`, `/health`, `/pools` — in one
 //! command. Ctrl-C stops the load, the server and the pool, and drops the
 //! tables it made on a server (unless `--keep`). An address it cannot
-//! listen on is refused before anything else happens.
+//! listen on is refused before anything else happens. Beside the pool it
+//! watches its own resident memory ([`memwatch`]): a warning at
+//! target `tidepool::memory` when it trends upward, and gauges in
+//! `/metrics`. Warnings (the pool's and the watch's) go to stderr;
+//! `RUST_LOG` chooses more.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +23,9 @@ use crate::error::{one_line, CliError};
 use crate::settings::Mix;
 use crate::target::{with_manager, Dialect, Target};
 use crate::workload::{self, Op, Statements};
+use memwatch::{Gauges, Watch};
+
+mod memwatch;
 
 /// `tidepool serve`'s flags.
 #[derive(Debug, Args)]
@@ -76,6 +83,52 @@ pub struct ServeArgs {
     /// Keep the load's tables (or the temporary SQLite file) on exit.
     #[arg(long)]
     pub keep: bool,
+
+    /// The span the memory watch fits its trend over; 0 turns the watch
+    /// off. Default 5m.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub memory_window: Duration,
+
+    /// Time between resident-memory samples. Default 5s.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub memory_interval: Duration,
+
+    /// Growth, in MiB per minute over the window, that the memory watch
+    /// warns about. Default 1.
+    #[arg(long, value_name = "MIB_PER_MIN", default_value_t = 1.0)]
+    pub memory_slope: f64,
+}
+
+impl ServeArgs {
+    /// The memory watch's settings, or `None` when it is turned off;
+    /// refused when the window holds too few samples to judge.
+    fn memory_settings(&self) -> Result<Option<memwatch::Settings>, CliError> {
+        if self.memory_window.is_zero() {
+            return Ok(None);
+        }
+        if self.memory_interval.is_zero() || self.memory_window < self.memory_interval * 4 {
+            return Err(CliError::InvalidValue {
+                flag: "--memory-window",
+                value: humantime::format_duration(self.memory_window).to_string(),
+                reason: format!(
+                    "must hold at least 4 samples of --memory-interval ({}), or be 0 to turn the watch off",
+                    humantime::format_duration(self.memory_interval)
+                ),
+            });
+        }
+        if !(self.memory_slope.is_finite() && self.memory_slope > 0.0) {
+            return Err(CliError::InvalidValue {
+                flag: "--memory-slope",
+                value: self.memory_slope.to_string(),
+                reason: "must be a positive number of MiB per minute".into(),
+            });
+        }
+        Ok(Some(memwatch::Settings {
+            window: self.memory_window,
+            interval: self.memory_interval,
+            slope_threshold: self.memory_slope * 1024.0 * 1024.0,
+        }))
+    }
 }
 
 /// Users seeded for the load.
@@ -88,6 +141,7 @@ pub async fn run(args: ServeArgs, stop: watch::Receiver<bool>) -> Result<(), Cli
         value: args.mix.clone(),
         reason,
     })?;
+    let memory = args.memory_settings()?;
     if args.max_size == 0 || args.min_size > args.max_size {
         return Err(CliError::InvalidValue {
             flag: "--max-size",
@@ -101,6 +155,7 @@ pub async fn run(args: ServeArgs, stop: watch::Receiver<bool>) -> Result<(), Cli
     // Listen first: a port that is taken is the operator's first mistake
     // to hear about, before a database is touched.
     let listener = bind(&args.listen).await?;
+    log_warnings();
     let (target, temp) = match &args.url {
         Some(url) => (Target::parse(url)?, None),
         None => {
@@ -114,7 +169,12 @@ pub async fn run(args: ServeArgs, stop: watch::Receiver<bool>) -> Result<(), Cli
         }
     };
     let outcome = with_manager!(&target, |make, dialect| {
-        serve_on(make()?, dialect, &args, mix, listener, stop, temp.is_some()).await
+        let place = Place {
+            listener,
+            temporary: temp.is_some(),
+            memory,
+        };
+        serve_on(make()?, dialect, &args, mix, place, stop).await
     });
     if let Some(dir) = temp {
         if args.keep {
@@ -154,19 +214,43 @@ async fn bind(listen: &str) -> Result<TcpListener, CliError> {
     })
 }
 
+/// Sends the pool's warnings, and the memory watch's, to stderr (`RUST_LOG`
+/// for more). A subscriber already set (none is, in the binary) is kept.
+fn log_warnings() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Where `serve_on` runs: the bound listener, whether the database is the
+/// temporary one, and the memory watch's settings (`None`: off).
+struct Place {
+    listener: TcpListener,
+    temporary: bool,
+    memory: Option<memwatch::Settings>,
+}
+
 async fn serve_on<M>(
     manager: M,
     dialect: Dialect,
     args: &ServeArgs,
     mix: Mix,
-    listener: TcpListener,
+    place: Place,
     mut stop: watch::Receiver<bool>,
-    temporary: bool,
 ) -> Result<(), CliError>
 where
     M: Manager,
     M::Connection: Queryable,
 {
+    let Place {
+        listener,
+        temporary,
+        memory,
+    } = place;
     let target = manager.describe();
     let mut builder = Pool::builder(manager)
         .min_size(args.min_size)
@@ -221,7 +305,9 @@ where
         pool.name(),
         args.load
     );
-    let router = tidepool_http::router(pool.clone());
+    let gauges = Arc::new(Gauges::default());
+    let watcher = memory.and_then(|settings| watch_memory(settings, gauges.clone(), stop.clone()));
+    let router = router(&pool, &gauges)?;
     let shutdown = async move {
         while !*stop.borrow() {
             if stop.changed().await.is_err() {
@@ -236,6 +322,9 @@ where
 
     for c in clients {
         let _ = c.await;
+    }
+    if let Some(w) = watcher {
+        let _ = w.await;
     }
     if seeded && !temporary && !args.keep {
         match pool.get().await {
@@ -253,6 +342,92 @@ where
         report.closed_idle, report.still_checked_out
     );
     served
+}
+
+/// tidepool-http's router over `pool`, with the memory watch's gauges.
+fn router<M: Manager>(pool: &Pool<M>, gauges: &Arc<Gauges>) -> Result<axum::Router, CliError> {
+    let name = pool.name();
+    let bad = |e: tidepool_http::HttpError| CliError::InvalidValue {
+        flag: "--name",
+        value: name.chars().take(100).collect(),
+        reason: e.to_string(),
+    };
+    let (g1, g2, g3) = (gauges.clone(), gauges.clone(), gauges.clone());
+    let pools = tidepool_http::Pools::new()
+        .add_named(name.clone(), pool.clone())
+        .map_err(bad)?
+        .gauge(
+            "process_resident_memory_bytes",
+            "Resident memory of the tidepool serve process, in bytes (sampled by the memory watch; Linux only).",
+            move || g1.resident(),
+        )
+        .map_err(bad)?
+        .gauge(
+            "tidepool_memory_slope_bytes_per_minute",
+            "The least-squares slope of resident memory over the memory watch's window, in bytes per minute (absent until a window is full).",
+            move || g2.slope_per_min(),
+        )
+        .map_err(bad)?
+        .gauge(
+            "tidepool_memory_growth_bytes",
+            "Resident memory growth over the memory watch's window along the fitted line, in bytes (absent until a window is full).",
+            move || g3.growth(),
+        )
+        .map_err(bad)?;
+    Ok(pools.router())
+}
+
+/// Samples resident memory every `settings.interval` until `stop`, keeps
+/// the gauges current, and warns at target `tidepool::memory` when memory
+/// trends upward. `None` (with one line on stderr) where resident memory
+/// cannot be read: every system but Linux.
+fn watch_memory(
+    settings: memwatch::Settings,
+    gauges: Arc<Gauges>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if memwatch::resident_bytes().is_none() {
+        eprintln!(
+            "memory watch off: resident memory is read from /proc/self/status, which this system does not have"
+        );
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let mut watch = Watch::new(settings);
+        let mut tick = tokio::time::interval(settings.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+            let Some(resident) = memwatch::resident_bytes() else {
+                continue;
+            };
+            let at = started.elapsed().as_secs_f64();
+            let verdict = watch.record(at, resident);
+            gauges.set(resident, verdict.as_ref().map(|(t, _)| t));
+            if let Some((t, true)) = verdict {
+                tracing::warn!(
+                    target: "tidepool::memory",
+                    slope_bytes_per_min = t.slope_per_min.round() as i64,
+                    growth_bytes = t.growth.round() as i64,
+                    window_secs = t.span.as_secs(),
+                    resident_bytes = t.last,
+                    r2 = format_args!("{:.2}", t.r2),
+                    "resident memory is growing: {} over the last {} ({}/min, steady through the window), now {}: a leak, or a cache still filling",
+                    memwatch::mib(t.growth),
+                    humantime::format_duration(Duration::from_secs(t.span.as_secs_f64().round() as u64)),
+                    memwatch::mib(t.slope_per_min),
+                    memwatch::mib(t.last as f64),
+                );
+            }
+        }
+    }))
 }
 
 /// One synthetic client: the bench mix, back to back with `think` between
