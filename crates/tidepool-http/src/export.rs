@@ -319,6 +319,13 @@ impl Collector for PoolCollector {
                 (labels(name, &[("reason", "create_failed")]), Counter(r.metrics.acquires_failed_at_once)),
             ]
         })?;
+        family(e, "tidepool_affinity_checkouts", "Checkouts for a statement (Pool::get_for) that found idle connections, by outcome: hit (one had prepared the statement) or miss (none had).", None, MetricType::Counter, r, |r| {
+            let name = &r.labels[0].1;
+            vec![
+                (labels(name, &[("outcome", "hit")]), Counter(r.metrics.affinity_hits)),
+                (labels(name, &[("outcome", "miss")]), Counter(r.metrics.affinity_misses)),
+            ]
+        })?;
         family(
             e,
             "tidepool_checkins",

@@ -54,6 +54,10 @@ async fn pools_shows_status_metrics_breaker_health_and_each_connection() {
     // What the core counts beyond checkouts and timeouts.
     let c = &p["counters"];
     assert_eq!(c["checkins"], 5);
+    assert_eq!(
+        (c["affinity_hits"].clone(), c["affinity_misses"].clone()),
+        (0.into(), 0.into())
+    );
     assert_eq!(c["acquires_refused_circuit_open"], 0);
     assert_eq!(c["acquires_failed_at_once"], 0);
     assert_eq!(c["validations_failed"], 0);

@@ -67,6 +67,7 @@ pub const EXPORTED: &[&str] = &[
     "tidepool_server_connection_ceiling",
     "tidepool_acquires_refused_total",
     "tidepool_checkins_total",
+    "tidepool_affinity_checkouts_total",
     "tidepool_connections_closed_total",
     "tidepool_checkouts_waited_total",
     "tidepool_validations_total",
@@ -171,6 +172,16 @@ async fn the_counters_and_gauges_beyond_the_conventions_carry_the_pools_figures(
                 &format!("direction=\"{direction}\"")
             ),
             0.0
+        );
+    }
+    for outcome in ["hit", "miss"] {
+        assert_eq!(
+            o(
+                "tidepool_affinity_checkouts_total",
+                &format!("outcome=\"{outcome}\"")
+            ),
+            0.0,
+            "plain get() is not a checkout for a statement"
         );
     }
     for reason in ["circuit_open", "create_failed"] {
@@ -329,4 +340,36 @@ async fn a_gauge_of_the_process_is_exported_beside_the_pools_and_left_out_while_
         err.to_string().contains("another gauge has that name"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn checkouts_for_a_statement_are_counted_by_affinity_outcome() {
+    let key = tidepool::statement_key("SELECT 1");
+    let mut by_outcome = Vec::new();
+    for (name, prepared) in [("cold", false), ("warm", true)] {
+        let pool = tidepool::Pool::builder(common::Fake {
+            prepared,
+            ..Default::default()
+        })
+        .name(name)
+        .min_size(1)
+        .build()
+        .await
+        .unwrap();
+        while pool.status().idle < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        drop(pool.get_for(key).await.unwrap());
+        let text = get(serve(tidepool_http::router(pool)).await, "/metrics")
+            .await
+            .body;
+        let n = |outcome: &str| {
+            value(
+                &text,
+                &format!("tidepool_affinity_checkouts_total{{pool_name=\"{name}\",outcome=\"{outcome}\"}}"),
+            )
+        };
+        by_outcome.push((name, n("hit"), n("miss")));
+    }
+    assert_eq!(by_outcome, [("cold", 0.0, 1.0), ("warm", 1.0, 0.0)]);
 }

@@ -16,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Clone, Default)]
 pub struct Fake {
     pub failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Whether every connection says it has prepared every statement.
+    pub prepared: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,9 @@ impl tidepool::Manager for Fake {
     }
     fn describe(&self) -> String {
         "fake://db".into()
+    }
+    fn has_prepared(&self, _: &(), _: u64) -> bool {
+        self.prepared
     }
 }
 
