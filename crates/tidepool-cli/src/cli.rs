@@ -43,11 +43,15 @@ pub enum Command {
     /// background health checks, no leak detection, no idle timeout and no
     /// lifetime limit.
     ///
-    /// Tuned (unless a [pool] configuration is given): max_size = the
-    /// concurrency level, min_size = initial_size = a quarter of it (at
-    /// least 2), validation on borrow skipped for connections used within
-    /// 500ms, background health checks every 30s, leak detection at 30s,
-    /// idle_timeout 60s, max_lifetime 30m.
+    /// Tuned (unless a [pool] configuration is given): the --strategy
+    /// preset (default balanced: the pool sizes itself) with max_size = what
+    /// the database runs well at once (cores x 2 + 1, the `tidepool size`
+    /// arithmetic; SQLite: 2, its single writer and a reader), at most the
+    /// concurrency level (under dynamic: the concurrency level, the
+    /// adaptive limit finds the knee), min_size = initial_size = a quarter
+    /// of max (at least 2), validation on borrow skipped for connections
+    /// used within 500ms, background health checks every 30s, leak
+    /// detection at 30s, idle_timeout 60s, max_lifetime 30m.
     ///
     /// Latency is measured from asking the pool for a connection to the
     /// end of the operation; acquire wait is the part spent in `get()`.
@@ -134,6 +138,18 @@ pub struct BenchArgs {
     /// error, in both configurations. Default 5s.
     #[arg(long, env = "TIDEPOOL_ACQUIRE_TIMEOUT", value_name = "DURATION")]
     pub acquire_timeout: Option<String>,
+
+    /// The tuned side's scaling preset: fixed, balanced, high-throughput,
+    /// low-latency or dynamic. Default balanced.
+    #[arg(long, env = "TIDEPOOL_STRATEGY", value_name = "NAME")]
+    pub strategy: Option<String>,
+
+    /// How the client count moves over each run: steady (all clients all
+    /// the time), ramp (from 2 up to the level and back down over the run)
+    /// or burst (a square wave between a tenth of the level and the level,
+    /// three periods per run). Default steady.
+    #[arg(long, env = "TIDEPOOL_SHAPE", value_name = "SHAPE")]
+    pub shape: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]

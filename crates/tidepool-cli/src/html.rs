@@ -20,6 +20,8 @@ const BASELINE_WAIT: &str = "#c3ccd5";
 const TUNED_WAIT: &str = "#f6cf9c";
 /// Clients waiting for a connection, on the pool charts of both sides.
 const WAITING: &str = "#b03a2e";
+/// The concurrency limit line on the pool-over-time charts.
+const LIMIT: &str = "#2e6fb0";
 /// Side-by-side offset of the two configurations on categorical charts.
 const DODGE: f64 = 0.07;
 
@@ -263,6 +265,13 @@ fn pool_panel(run: &RunResult, name: &str, level: u32, y_max: f64) -> String {
                 "4 3",
                 timeline(run, |s| s.waiting as f64),
             ),
+            Series::line(
+                "warm target",
+                color,
+                "2 2",
+                timeline(run, |s| s.warm_target as f64),
+            ),
+            Series::line("limit", LIMIT, "8 3", timeline(run, |s| s.limit as f64)),
         ],
         x_categories: None,
         log_y: false,
@@ -322,7 +331,8 @@ fn over_time(out: &mut String, r: &BenchReport, level: u32) {
             .flat_map(|(_, run)| run.timeline.iter().map(f))
             .fold(0.0, f64::max)
     };
-    let pool_max = most(|s| (s.size.max(s.in_use).max(s.waiting)) as f64).max(1.0) * 1.05;
+    let pool_max =
+        most(|s| (s.size.max(s.in_use).max(s.waiting).max(s.limit)) as f64).max(1.0) * 1.05;
     let wait_max = (most(|s| s.acquire_wait_mean_ms) * 1.05).max(1.0);
     let _ = write!(out, "<h3>{level} clients</h3><div class=grid>");
     for (name, run) in &runs {

@@ -43,6 +43,8 @@ pub struct BenchFile {
     pub json: Option<PathBuf>,
     pub report: Option<PathBuf>,
     pub acquire_timeout: Option<String>,
+    pub strategy: Option<String>,
+    pub shape: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -330,6 +332,72 @@ impl std::fmt::Display for Mix {
     }
 }
 
+/// How the number of active clients moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    /// Every client, the whole run.
+    #[default]
+    Steady,
+    /// From 2 clients up to the level at mid-run, then back down to 2.
+    Ramp,
+    /// A square wave between a tenth of the level and the level, three
+    /// periods per run.
+    Burst,
+}
+
+impl Shape {
+    pub const ALL: [Shape; 3] = [Shape::Steady, Shape::Ramp, Shape::Burst];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Steady => "steady",
+            Shape::Ramp => "ramp",
+            Shape::Burst => "burst",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Shape, String> {
+        let wanted = text.trim().to_ascii_lowercase();
+        Shape::ALL
+            .into_iter()
+            .find(|s| s.as_str() == wanted)
+            .ok_or_else(|| format!("unknown shape `{text}`; known: steady, ramp, burst"))
+    }
+
+    /// Clients active `elapsed` into a run of `total` at `level` clients.
+    pub fn active(self, level: u32, elapsed: Duration, total: Duration) -> u32 {
+        let x = if total.is_zero() {
+            1.0
+        } else {
+            (elapsed.as_secs_f64() / total.as_secs_f64()).clamp(0.0, 1.0)
+        };
+        match self {
+            Shape::Steady => level,
+            Shape::Ramp => {
+                let low = level.min(2);
+                let up = 1.0 - (2.0 * x - 1.0).abs();
+                low + (f64::from(level - low) * up).round() as u32
+            }
+            Shape::Burst => {
+                let low = (level / 10).max(1);
+                // Three periods, each low first then high.
+                if (x * 6.0).floor() as u32 % 2 == 1 {
+                    level
+                } else {
+                    low
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Everything `bench` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct BenchSettings {
@@ -347,6 +415,18 @@ pub struct BenchSettings {
     pub report: Option<PathBuf>,
     pub acquire_timeout: Duration,
     pub tuned: Option<tidepool::Config>,
+    /// The tuned side's scaling preset; `None` when neither the flag nor
+    /// the `[bench]` table named one (balanced for the default tuned side,
+    /// the `[pool]` table's own `[pool.scaling]` otherwise).
+    pub strategy: Option<tidepool::Strategy>,
+    pub shape: Shape,
+}
+
+impl BenchSettings {
+    /// The strategy the default tuned side uses.
+    pub fn tuned_strategy(&self) -> tidepool::Strategy {
+        self.strategy.unwrap_or(tidepool::Strategy::Balanced)
+    }
 }
 
 fn parse_levels(text: &str) -> Result<Vec<u32>, String> {
@@ -514,6 +594,16 @@ impl BenchSettings {
             report: args.report.or(f.report),
             acquire_timeout,
             tuned: file.pool,
+            strategy: r.get(
+                pick("--strategy", args.strategy, "bench", "strategy", f.strategy),
+                None,
+                |t: &String| t.parse::<tidepool::Strategy>().map(Some),
+            )?,
+            shape: r.get(
+                pick("--shape", args.shape, "bench", "shape", f.shape),
+                Shape::Steady,
+                |t: &String| Shape::parse(t),
+            )?,
         })
     }
 }

@@ -47,11 +47,64 @@ pub fn baseline(size: u32, acquire_timeout: Duration) -> tidepool::Config {
     c
 }
 
-/// The default tuned configuration for `level` concurrent clients.
-pub fn tuned_default(level: u32, acquire_timeout: Duration) -> tidepool::Config {
+/// What the database runs well at once, and how that was worked out.
+///
+/// The tuned side must not flood the database: past this many busy
+/// connections queries queue on the server (or, on SQLite, in its busy
+/// handler, sleeping), where they cost more than queueing in the pool.
+/// For a server it is `tidepool size`'s arithmetic, cores x 2 + 1 spindle,
+/// with this host's cores when the server runs on it (a loopback URL) and
+/// `size`'s assumed 4 otherwise. SQLite runs on this host and lets one
+/// writer in at a time while readers run beside it, so cores + 1.
+pub fn database_concurrency(url: Option<&str>) -> (u32, String) {
+    let here = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let url = url.unwrap_or("sqlite:");
+    if url.starts_with("sqlite:") {
+        return (
+            here + 1,
+            format!("SQLite: {here} cores for readers + its one writer"),
+        );
+    }
+    let local = [
+        "@127.",
+        "@localhost",
+        "@[::1]",
+        "//127.",
+        "//localhost",
+        "//[::1]",
+    ]
+    .iter()
+    .any(|h| url.contains(h));
+    let (cores, whose) = if local {
+        (here, "this host's")
+    } else {
+        (crate::settings::ASSUMED_CORES, "an assumed")
+    };
+    (
+        cores * 2 + 1,
+        format!("{whose} {cores} cores x 2 + 1, as `tidepool size` counts"),
+    )
+}
+
+/// The default tuned configuration for `level` concurrent clients: the
+/// strategy's preset, capped at what the database runs well at once
+/// (`db_concurrency`) so that extra clients queue in the pool rather than
+/// on the database. Under `dynamic` the cap is the client count: its
+/// adaptive limit finds the database's knee by itself.
+pub fn tuned_default(
+    level: u32,
+    acquire_timeout: Duration,
+    strategy: tidepool::Strategy,
+    db_concurrency: u32,
+) -> tidepool::Config {
     let mut c = tidepool::Config::default();
-    let floor = (level / 4).max(2).min(level);
-    c.max_size = level;
+    let max = if strategy == tidepool::Strategy::Dynamic {
+        level
+    } else {
+        level.min(db_concurrency.max(1))
+    };
+    let floor = (max / 4).max(2).min(max);
+    c.max_size = max;
     c.min_size = floor;
     c.initial_size = floor;
     c.acquire_timeout = acquire_timeout;
@@ -62,6 +115,7 @@ pub fn tuned_default(level: u32, acquire_timeout: Duration) -> tidepool::Config 
     c.idle_timeout = Some(Duration::from_secs(60));
     c.max_lifetime = Some(Duration::from_secs(1800));
     c.slow_acquire_threshold = None;
+    c.scaling = tidepool::ScalingConfig::preset(strategy);
     c
 }
 
@@ -70,8 +124,19 @@ impl Configuration {
     pub fn pool_config(&self, level: u32, settings: &BenchSettings) -> tidepool::Config {
         match (self.tuned, &settings.tuned) {
             (false, _) => baseline(settings.baseline_size, settings.acquire_timeout),
-            (true, Some(file)) => file.clone(),
-            (true, None) => tuned_default(level, settings.acquire_timeout),
+            (true, Some(file)) => {
+                let mut c = file.clone();
+                if let Some(strategy) = settings.strategy {
+                    c.scaling = tidepool::ScalingConfig::preset(strategy);
+                }
+                c
+            }
+            (true, None) => tuned_default(
+                level,
+                settings.acquire_timeout,
+                settings.tuned_strategy(),
+                database_concurrency(settings.url.as_deref()).0,
+            ),
         }
     }
 
@@ -84,7 +149,8 @@ impl Configuration {
                 n = settings.baseline_size
             ),
             (true, Some(c)) => format!(
-                "from the settings file's [pool] table: min {} / max {} / initial {}, test_on_borrow {}, validation_interval {}, leak detection {}",
+                "from the settings file's [pool] table: strategy {}, min {} / max {} / initial {}, test_on_borrow {}, validation_interval {}, leak detection {}",
+                settings.strategy.unwrap_or(c.scaling.strategy),
                 c.min_size,
                 c.max_size,
                 c.initial_size,
@@ -92,7 +158,18 @@ impl Configuration {
                 t(c.validation_interval),
                 c.leak_timeout.map_or("off".to_string(), |d| t(d).to_string()),
             ),
-            (true, None) => "max = concurrency, min = initial = concurrency/4 (at least 2), validation on borrow unless used within 500ms, health checks every 30s, leak detection at 30s, idle_timeout 60s, max_lifetime 30m".to_string(),
+            (true, None) => {
+                let strategy = settings.tuned_strategy();
+                let (db, why) = database_concurrency(settings.url.as_deref());
+                let max = if strategy == tidepool::Strategy::Dynamic {
+                    "max = concurrency (the adaptive limit finds the database's knee)".to_string()
+                } else {
+                    format!("max = the concurrency, at most {db} (what the database runs well at once: {why})")
+                };
+                format!(
+                    "strategy {strategy} (the pool sizes itself between min and max), {max}, min = initial = max/4 (at least 2), validation on borrow unless used within 500ms, health checks every 30s, leak detection at 30s, idle_timeout 60s, max_lifetime 30m"
+                )
+            }
         }
     }
 
@@ -113,21 +190,50 @@ impl Configuration {
 mod tests {
     use super::*;
 
+    use tidepool::Strategy;
+
     #[test]
-    fn both_configurations_are_valid_at_every_level() {
+    fn both_configurations_are_valid_at_every_level_and_strategy() {
         for level in [1, 2, 3, 10, 50, 500] {
             assert!(baseline(10, Duration::from_secs(5)).validate().is_ok());
-            assert!(tuned_default(level, Duration::from_secs(5))
-                .validate()
-                .is_ok());
+            for strategy in Strategy::ALL {
+                for db in [1, 3, 9, 100] {
+                    let c = tuned_default(level, Duration::from_secs(5), strategy, db);
+                    assert!(c.validate().is_ok(), "{level} {strategy} {db}");
+                    assert_eq!(c.scaling.strategy, strategy);
+                }
+            }
         }
     }
 
     #[test]
-    fn the_tuned_pool_is_sized_from_the_concurrency() {
-        let c = tuned_default(50, Duration::from_secs(5));
+    fn the_tuned_pool_never_opens_more_than_the_database_runs_well_at_once() {
+        let c = tuned_default(50, Duration::from_secs(5), Strategy::Balanced, 9);
+        assert_eq!((c.min_size, c.max_size), (2, 9));
+        let c = tuned_default(50, Duration::from_secs(5), Strategy::Balanced, 100);
         assert_eq!((c.min_size, c.max_size), (12, 50));
-        let c = tuned_default(1, Duration::from_secs(5));
+        let c = tuned_default(1, Duration::from_secs(5), Strategy::Balanced, 9);
         assert_eq!((c.min_size, c.max_size), (1, 1));
+    }
+
+    #[test]
+    fn under_dynamic_the_adaptive_limit_not_the_cap_bounds_the_pool() {
+        let c = tuned_default(50, Duration::from_secs(5), Strategy::Dynamic, 9);
+        assert_eq!(c.max_size, 50);
+        assert!(c.scaling.adaptive_limit);
+    }
+
+    #[test]
+    fn the_database_concurrency_follows_the_backend_and_the_host() {
+        let here = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        assert_eq!(database_concurrency(None).0, here + 1);
+        assert_eq!(
+            database_concurrency(Some("postgres://u@127.0.0.1:5432/db")).0,
+            here * 2 + 1
+        );
+        assert_eq!(
+            database_concurrency(Some("mysql://u@db.example.com/db")).0,
+            9
+        );
     }
 }

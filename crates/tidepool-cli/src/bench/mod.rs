@@ -202,6 +202,7 @@ where
         warmup_s: settings.warmup.as_secs_f64(),
         repeat: settings.repeat,
         mix: settings.mix,
+        shape: settings.shape,
         acquire_timeout_s: settings.acquire_timeout.as_secs_f64(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         configurations: configurations.iter().map(|c| c.info(settings)).collect(),
@@ -292,8 +293,26 @@ where
         let stop = stop.clone();
         let mix = settings.mix;
         let seed = u64::from(level) << 32 | u64::from(repeat) << 16 | u64::from(i);
+        let turn = Turn {
+            index: i,
+            level,
+            shape: settings.shape,
+            start,
+            total: settings.warmup + settings.duration,
+        };
         workers.push(tokio::spawn(async move {
-            client(pool, statements, mix, live, measure_from, end, stop, seed).await
+            client(
+                pool,
+                statements,
+                mix,
+                live,
+                measure_from,
+                end,
+                stop,
+                seed,
+                turn,
+            )
+            .await
         }));
     }
 
@@ -324,6 +343,13 @@ where
             in_use: status.in_use,
             idle: status.idle,
             waiting: status.waiting,
+            warm_target: status.warm_target,
+            limit: status.limit,
+            clients: settings.shape.active(
+                level,
+                now.duration_since(start),
+                settings.warmup + settings.duration,
+            ),
             ops_per_s: if dt > 0.0 {
                 (ops - last.1) as f64 / dt
             } else {
@@ -403,6 +429,24 @@ where
     Ok(result)
 }
 
+/// When a client task takes part: client `index` works while the shape
+/// has more than `index` clients active.
+struct Turn {
+    index: u32,
+    level: u32,
+    shape: crate::settings::Shape,
+    start: Instant,
+    total: Duration,
+}
+
+impl Turn {
+    fn active(&self, now: Instant) -> bool {
+        self.shape
+            .active(self.level, now.duration_since(self.start), self.total)
+            > self.index
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn client<M>(
     pool: Pool<M>,
@@ -413,6 +457,7 @@ async fn client<M>(
     end: Instant,
     mut stop: watch::Receiver<bool>,
     seed: u64,
+    turn: Turn,
 ) -> WorkerTally
 where
     M: Manager,
@@ -429,6 +474,14 @@ where
         let t0 = Instant::now();
         if t0 >= end || *stop.borrow() {
             break;
+        }
+        if !turn.active(t0) {
+            // Off in this part of the shape: look again shortly.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            continue;
         }
         let op = Op::pick(&mix, &mut rng);
         let work = async {

@@ -64,6 +64,14 @@ pub struct Sample {
     pub in_use: usize,
     pub idle: usize,
     pub waiting: usize,
+    /// Connections the pool keeps open and ready (moves with a scaling
+    /// strategy; `min_size` otherwise).
+    pub warm_target: usize,
+    /// Connections that may be out at once (moves with the adaptive
+    /// concurrency limit; `max_size` otherwise).
+    pub limit: usize,
+    /// Client tasks the load shape had active.
+    pub clients: u32,
     /// Operations completed per second since the previous sample.
     pub ops_per_s: f64,
     /// Mean and longest acquire wait since the previous sample.
@@ -154,6 +162,10 @@ pub struct Aggregate {
     pub error_rate: f64,
     /// Smallest and largest pool size sampled.
     pub pool_size_range: (usize, usize),
+    /// The warm target sampled: lowest, mean, highest.
+    pub warm_target: (usize, f64, usize),
+    /// The concurrency limit sampled: lowest, mean, highest.
+    pub limit: (usize, f64, usize),
     pub interrupted: bool,
 }
 
@@ -202,6 +214,8 @@ pub struct BenchReport {
     pub warmup_s: f64,
     pub repeat: u32,
     pub mix: Mix,
+    /// How the client count moved over each run.
+    pub shape: crate::settings::Shape,
     pub acquire_timeout_s: f64,
     pub cpus: usize,
     pub configurations: Vec<ConfigurationInfo>,
@@ -229,6 +243,7 @@ fn aggregate(runs: &[&RunResult]) -> Option<Aggregate> {
     let mut tmin = f64::INFINITY;
     let mut tmax: f64 = 0.0;
     let (mut smin, mut smax) = (usize::MAX, 0usize);
+    let (mut warm, mut limit) = (Vec::new(), Vec::new());
     for r in runs {
         if let Some(h) = &r.latency_hist {
             let _ = lat.add(h);
@@ -246,6 +261,8 @@ fn aggregate(runs: &[&RunResult]) -> Option<Aggregate> {
         for s in &r.timeline {
             smin = smin.min(s.size);
             smax = smax.max(s.size);
+            warm.push(s.warm_target);
+            limit.push(s.limit);
         }
     }
     let failed: u64 = errors.values().sum();
@@ -268,8 +285,19 @@ fn aggregate(runs: &[&RunResult]) -> Option<Aggregate> {
         } else {
             (smin, smax)
         },
+        warm_target: spread(&warm),
+        limit: spread(&limit),
         interrupted: first.interrupted || runs.iter().any(|r| r.interrupted),
     })
+}
+
+/// Lowest, mean and highest of sampled values; zeros when none.
+fn spread(values: &[usize]) -> (usize, f64, usize) {
+    let (Some(lo), Some(hi)) = (values.iter().min(), values.iter().max()) else {
+        return (0, 0.0, 0);
+    };
+    let mean = values.iter().sum::<usize>() as f64 / values.len() as f64;
+    (*lo, mean, *hi)
 }
 
 fn ratio(a: f64, b: f64) -> f64 {

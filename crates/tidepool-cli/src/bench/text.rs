@@ -43,6 +43,13 @@ pub fn render(r: &BenchReport) -> String {
         "workload: mix {} | warm-up {:.1}s + {:.1}s measured per level and configuration | {} repeat(s) | {} CPUs",
         r.mix, r.warmup_s, r.duration_s, r.repeat, r.cpus
     );
+    if r.shape != crate::settings::Shape::Steady {
+        let _ = writeln!(
+            out,
+            "shape:    {} (the client count moves over each run; the level is its peak)",
+            r.shape
+        );
+    }
     for c in &r.configurations {
         let _ = writeln!(out, "{:<9} {}", format!("{}:", c.name), c.description);
     }
@@ -87,6 +94,21 @@ pub fn render(r: &BenchReport) -> String {
                 format!("{}-{}", a.pool_size_range.0, a.pool_size_range.1),
                 errors_cell(a),
                 if a.interrupted { " (interrupted)" } else { "" }
+            );
+        }
+        for (name, agg) in [("baseline", &level.baseline), ("tuned", &level.tuned)] {
+            let Some(a) = agg else { continue };
+            let (wl, wm, wh) = a.warm_target;
+            let (ll, lm, lh) = a.limit;
+            let limit = if ll == lh {
+                format!("{ll}")
+            } else {
+                format!("min {ll} / avg {lm:.1} / max {lh}")
+            };
+            let _ = writeln!(
+                out,
+                "{:>5}  {name} over time: warm target min {wl} / avg {wm:.1} / max {wh}, limit {limit}",
+                ""
             );
         }
         if let Some(ratio) = &level.tuned_over_baseline {

@@ -534,6 +534,8 @@ mod tests {
             errors: Default::default(),
             error_rate: 0.0,
             pool_size_range: pool,
+            warm_target: (pool.0, pool.0 as f64, pool.0),
+            limit: (pool.1, pool.1 as f64, pool.1),
             interrupted: false,
         }
     }
@@ -576,6 +578,7 @@ mod tests {
                 write: 20,
                 txn: 10,
             },
+            shape: crate::settings::Shape::Steady,
             acquire_timeout_s: 5.0,
             cpus: 2,
             configurations: vec![ConfigurationInfo {
