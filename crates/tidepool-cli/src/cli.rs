@@ -46,7 +46,7 @@ pub enum Command {
     /// Tuned (unless a [pool] configuration is given): the --strategy
     /// preset (default balanced: the pool sizes itself) with max_size = what
     /// the database runs well at once (cores x 2 + 1, the `tidepool size`
-    /// arithmetic; SQLite: 2, its single writer and a reader), at most the
+    /// arithmetic; SQLite: cores + 1, readers and its one writer), at most the
     /// concurrency level (under dynamic: the concurrency level, the
     /// adaptive limit finds the knee), min_size = initial_size = a quarter
     /// of max (at least 2), validation on borrow skipped for connections

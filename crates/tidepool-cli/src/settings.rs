@@ -944,4 +944,90 @@ mod tests {
         let err = BenchSettings::resolve(args, FileSettings::default()).unwrap_err();
         assert!(err.to_string().contains("--duration"), "{err}");
     }
+
+    #[test]
+    fn the_strategy_defaults_to_balanced_and_comes_from_the_flag_or_the_file() {
+        let s = BenchSettings::resolve(BenchArgs::default(), FileSettings::default()).unwrap();
+        assert_eq!(s.strategy, None);
+        assert_eq!(s.tuned_strategy(), tidepool::Strategy::Balanced);
+        let file = parse("[bench]\nstrategy = \"low-latency\"\n").unwrap();
+        let s = BenchSettings::resolve(BenchArgs::default(), file).unwrap();
+        assert_eq!(s.tuned_strategy(), tidepool::Strategy::LowLatency);
+        let file = parse("[bench]\nstrategy = \"low-latency\"\n").unwrap();
+        let args = BenchArgs {
+            strategy: Some("dynamic".into()),
+            ..BenchArgs::default()
+        };
+        let s = BenchSettings::resolve(args, file).unwrap();
+        assert_eq!(s.tuned_strategy(), tidepool::Strategy::Dynamic);
+    }
+
+    #[test]
+    fn an_unknown_strategy_is_a_usage_error_listing_the_known_ones() {
+        let args = BenchArgs {
+            strategy: Some("fastest".into()),
+            ..BenchArgs::default()
+        };
+        let err = BenchSettings::resolve(args, FileSettings::default()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("--strategy") && text.contains("fastest"),
+            "{text}"
+        );
+        for known in [
+            "fixed",
+            "balanced",
+            "high-throughput",
+            "low-latency",
+            "dynamic",
+        ] {
+            assert!(text.contains(known), "{text}");
+        }
+        let mut file = parse("[bench]\nstrategy = \"fastest\"\n").unwrap();
+        file.path = Some("t.toml".into());
+        let err = BenchSettings::resolve(BenchArgs::default(), file).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("[bench] strategy"), "{err}");
+    }
+
+    #[test]
+    fn shapes_drive_the_client_count_over_the_run() {
+        let total = Duration::from_secs(6);
+        let at = |shape: Shape, s: f64| shape.active(50, Duration::from_secs_f64(s), total);
+        assert!((0..=60).all(|i| at(Shape::Steady, f64::from(i) / 10.0) == 50));
+        // Ramp: 2 at the ends, the level at mid-run, rising then falling.
+        assert_eq!(
+            (
+                at(Shape::Ramp, 0.0),
+                at(Shape::Ramp, 3.0),
+                at(Shape::Ramp, 6.0)
+            ),
+            (2, 50, 2)
+        );
+        assert!(at(Shape::Ramp, 1.0) < at(Shape::Ramp, 2.0));
+        assert!(at(Shape::Ramp, 4.0) > at(Shape::Ramp, 5.0));
+        // Burst: a tenth of the level, then the level, three times.
+        let burst: Vec<u32> = (0..6)
+            .map(|i| at(Shape::Burst, f64::from(i) + 0.5))
+            .collect();
+        assert_eq!(burst, [5, 50, 5, 50, 5, 50]);
+        assert_eq!(Shape::Burst.active(4, Duration::ZERO, total), 1);
+        assert_eq!(Shape::Ramp.active(1, Duration::ZERO, total), 1);
+    }
+
+    #[test]
+    fn an_unknown_shape_is_refused_with_the_known_ones() {
+        let args = BenchArgs {
+            shape: Some("sawtooth".into()),
+            ..BenchArgs::default()
+        };
+        let err = BenchSettings::resolve(args, FileSettings::default()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("--shape") && text.contains("steady, ramp, burst"),
+            "{text}"
+        );
+    }
 }

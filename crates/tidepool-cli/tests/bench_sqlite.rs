@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{stderr, stdout, tidepool, tidepool_std, QUICK};
+use common::{assert_clean_failure, quick_at, stderr, stdout, tidepool, tidepool_std, QUICK};
 
 #[test]
 fn bench_with_no_url_runs_both_configurations_per_level_and_removes_its_database() {
@@ -158,7 +158,13 @@ fn json_output_holds_every_run_and_level_summary() {
     );
     assert_eq!(v["mix"]["txn"], 20);
     assert_eq!(v["configurations"][0]["by_level"]["2"]["max_size"], 10);
-    assert_eq!(v["configurations"][1]["by_level"]["4"]["max_size"], 4);
+    // The tuned side stops at what SQLite runs well at once: this host's
+    // cores for readers plus its one writer.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    assert_eq!(
+        v["configurations"][1]["by_level"]["4"]["max_size"],
+        4.min(cores + 1)
+    );
 }
 
 #[test]
@@ -356,4 +362,156 @@ fn an_in_memory_sqlite_url_is_refused_with_the_reason() {
         err.starts_with("error: invalid value `sqlite::memory:` for --url"),
         "{err}"
     );
+}
+
+#[test]
+fn the_tuned_side_runs_the_named_strategy_and_balanced_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = tidepool()
+        .arg("bench")
+        .args(quick_at("4"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    assert!(text.contains("tuned:    strategy balanced"), "{text}");
+    assert!(text.contains("tuned over time: warm target min "), "{text}");
+    assert!(
+        text.contains("baseline over time: warm target min 10 / avg 10.0 / max 10, limit 10"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tuned = &v["configurations"][1]["by_level"]["4"];
+    assert_eq!(tuned["scaling"]["strategy"], "balanced");
+    let sample = &v["runs"][1]["timeline"][0];
+    assert!(
+        sample["warm_target"].is_u64() && sample["limit"].is_u64(),
+        "{sample}"
+    );
+
+    let out = tidepool()
+        .arg("bench")
+        .args(quick_at("4"))
+        .args(["--strategy", "dynamic", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    assert!(text.contains("tuned:    strategy dynamic"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let tuned = &v["configurations"][1]["by_level"]["4"];
+    assert_eq!(tuned["scaling"]["strategy"], "dynamic");
+    assert_eq!(
+        tuned["max_size"], 4,
+        "under dynamic the limit, not a cap, bounds it"
+    );
+}
+
+#[test]
+fn an_unknown_strategy_exits_2_naming_the_known_ones() {
+    let out = tidepool()
+        .args(["bench", "--strategy", "fastest"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, 2);
+    let err = stderr(&out);
+    for known in [
+        "fixed",
+        "balanced",
+        "high-throughput",
+        "low-latency",
+        "dynamic",
+    ] {
+        assert!(err.contains(known), "{err}");
+    }
+}
+
+#[test]
+fn a_ramp_moves_the_client_count_up_to_the_level_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = tidepool()
+        .args([
+            "bench",
+            "--concurrency",
+            "10",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+        ])
+        .args(["--seed-users", "200", "--shape", "ramp", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}\n{text}", stderr(&out));
+    assert!(text.contains("shape:    ramp"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["shape"], "ramp");
+    let clients: Vec<u64> = v["runs"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["clients"].as_u64().unwrap())
+        .collect();
+    let peak = clients
+        .iter()
+        .position(|&c| c == 10)
+        .expect("reaches the level");
+    assert!(clients[0] <= 3, "{clients:?}");
+    assert!(*clients.last().unwrap() <= 3, "{clients:?}");
+    assert!(
+        clients[..peak].windows(2).all(|w| w[0] <= w[1]),
+        "{clients:?}"
+    );
+}
+
+#[test]
+fn a_burst_alternates_between_a_tenth_of_the_level_and_the_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let out = tidepool()
+        .args([
+            "bench",
+            "--concurrency",
+            "20",
+            "--duration",
+            "1200ms",
+            "--warmup",
+            "0s",
+        ])
+        .args(["--seed-users", "200", "--shape", "burst", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let clients: Vec<u64> = v["runs"][0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["clients"].as_u64().unwrap())
+        .collect();
+    assert!(clients.iter().all(|&c| c == 2 || c == 20), "{clients:?}");
+    let switches = clients.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(switches >= 4, "three periods: {clients:?}");
+}
+
+#[test]
+fn an_unknown_shape_exits_2() {
+    let out = tidepool()
+        .args(["bench", "--shape", "sawtooth"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&out, 2);
+    assert!(stderr(&out).contains("steady, ramp, burst"));
 }
