@@ -5,3 +5,4 @@ pub mod harness;
 pub mod noop;
 pub mod pg;
 pub mod report;
+pub mod shapes;
