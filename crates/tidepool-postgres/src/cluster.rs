@@ -159,6 +159,7 @@ struct Inner {
     max_lag: u64,
     backoff: (Duration, Duration),
     sample_timeout: Duration,
+    primary_reads: bool,
     next: AtomicUsize,
     all_out: AtomicBool,
     fallback_reads: AtomicU64,
@@ -217,6 +218,7 @@ pub struct PgClusterBuilder {
     sample_timeout: Duration,
     backoff: (Duration, Duration),
     pooler: bool,
+    primary_reads: bool,
 }
 
 impl PgCluster {
@@ -247,6 +249,7 @@ impl PgCluster {
             sample_timeout: Duration::from_secs(1),
             backoff: (Duration::from_millis(500), Duration::from_secs(30)),
             pooler: false,
+            primary_reads: false,
         })
     }
 }
@@ -310,6 +313,13 @@ impl PgClusterBuilder {
     /// again (doubling between). Defaults to 500 ms and 30 s.
     pub fn failure_backoff(mut self, first: Duration, max: Duration) -> Self {
         self.backoff = (first, max.max(first));
+        self
+    }
+    /// Whether the primary takes a share of reads too, as one more member
+    /// of the rotation (pgcat's `primary_reads_enabled`). Defaults to
+    /// false: the primary serves reads only when no replica can.
+    pub fn primary_reads(mut self, on: bool) -> Self {
+        self.primary_reads = on;
         self
     }
     /// Transaction-pooler mode for every pool (see the crate docs).
@@ -381,6 +391,7 @@ impl PgClusterBuilder {
             max_lag: self.max_lag,
             backoff: self.backoff,
             sample_timeout: self.sample_timeout,
+            primary_reads: self.primary_reads,
             next: AtomicUsize::new(0),
             all_out: AtomicBool::new(false),
             fallback_reads: AtomicU64::new(0),
@@ -535,6 +546,9 @@ impl PgCluster {
         let inner = &self.inner;
         let n = inner.replicas.len();
         let start = inner.next.fetch_add(1, Ordering::Relaxed);
+        if inner.primary_reads && start % (n + 1) == n {
+            return inner.writer.get().await;
+        }
         for i in 0..n {
             let r = &inner.replicas[(start + i) % n];
             let known_replay = {

@@ -176,3 +176,25 @@ async fn a_read_after_the_callers_write_never_returns_an_older_row_over_1000_tri
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn with_primary_reads_the_primary_takes_its_share_of_reads() {
+    let Some((primary, replica)) = urls("cluster_primary_reads") else {
+        return;
+    };
+    let cluster = PgCluster::builder(&primary)
+        .unwrap()
+        .replica(&replica)
+        .unwrap()
+        .primary_reads(true)
+        .build()
+        .await
+        .unwrap();
+    let mut on_replica = 0;
+    for _ in 0..20 {
+        if in_recovery(&cluster.reader().await.unwrap()).await {
+            on_replica += 1;
+        }
+    }
+    assert_eq!(on_replica, 10, "one primary + one replica: half each");
+}
