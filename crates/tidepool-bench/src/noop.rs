@@ -170,6 +170,10 @@ pub enum PoolKind {
     /// tidepool with `test_on_borrow(false)` and leak detection off
     /// (metrics are always on).
     TidepoolBare,
+    /// tidepool with its defaults and the `balanced` scaling strategy
+    /// (warm target moved on the scaling tick), to show what sizing
+    /// itself costs the checkout path.
+    TidepoolBalanced,
     /// deadpool's managed pool, default configuration (it waits for a
     /// connection without limit).
     Deadpool,
@@ -188,6 +192,7 @@ impl PoolKind {
         match self {
             PoolKind::Tidepool => "tidepool",
             PoolKind::TidepoolBare => "tidepool-bare",
+            PoolKind::TidepoolBalanced => "tidepool-balanced",
             PoolKind::Deadpool => "deadpool",
             PoolKind::DeadpoolWait => "deadpool-wait",
             PoolKind::Bb8 => "bb8",
@@ -196,9 +201,10 @@ impl PoolKind {
     }
 
     /// Every pool, in table order.
-    pub const ALL: [PoolKind; 6] = [
+    pub const ALL: [PoolKind; 7] = [
         PoolKind::Tidepool,
         PoolKind::TidepoolBare,
+        PoolKind::TidepoolBalanced,
         PoolKind::Deadpool,
         PoolKind::DeadpoolWait,
         PoolKind::Bb8,
@@ -273,6 +279,14 @@ pub async fn build(kind: PoolKind, size: usize) -> Result<Built, String> {
                 .await
                 .map_err(|e| e.to_string())?,
         )),
+        PoolKind::TidepoolBalanced => Built::Tidepool(Arc::new(
+            tidepool::Pool::builder(Noop)
+                .max_size(size32)
+                .strategy(tidepool::Strategy::Balanced)
+                .build()
+                .await
+                .map_err(|e| e.to_string())?,
+        )),
         PoolKind::Deadpool => Built::Deadpool(Arc::new(
             deadpool::managed::Pool::builder(Noop)
                 .max_size(size)
@@ -300,7 +314,7 @@ pub async fn build(kind: PoolKind, size: usize) -> Result<Built, String> {
 
 /// A built pool of one of the known kinds.
 pub enum Built {
-    /// Either tidepool configuration.
+    /// Any tidepool configuration.
     Tidepool(Arc<tidepool::Pool<Noop>>),
     /// deadpool.
     Deadpool(Arc<deadpool::managed::Pool<Noop>>),

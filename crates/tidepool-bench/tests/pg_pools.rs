@@ -14,6 +14,7 @@ fn every_pool_runs_select_one_without_errors() {
     for pool in [
         PgKind::Tidepool,
         PgKind::TidepoolNotest,
+        PgKind::TidepoolBalanced,
         PgKind::TidepoolDeadpoolWay,
         PgKind::Deadpool,
         PgKind::DeadpoolVerified,

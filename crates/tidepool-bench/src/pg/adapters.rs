@@ -220,6 +220,7 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
     Ok(match kind {
         PgKind::Tidepool
         | PgKind::TidepoolNotest
+        | PgKind::TidepoolBalanced
         | PgKind::TidepoolDeadpoolWay
         | PgKind::TidepoolVerified
         | PgKind::TidepoolClean => {
@@ -237,6 +238,11 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
                 .max_size(size32)
                 .acquire_timeout(timeout)
                 .test_on_borrow(kind != PgKind::TidepoolNotest)
+                .strategy(if kind == PgKind::TidepoolBalanced {
+                    tidepool::Strategy::Balanced
+                } else {
+                    tidepool::Strategy::Fixed
+                })
                 .build()
                 .await
                 .map_err(|e| e.to_string())?;

@@ -57,6 +57,9 @@ pub enum PgKind {
     Tidepool,
     /// tidepool-postgres with `test_on_borrow(false)`.
     TidepoolNotest,
+    /// tidepool-postgres with its defaults and the `balanced` scaling
+    /// strategy: what sizing itself costs on a steady load.
+    TidepoolBalanced,
     /// tidepool-postgres with its defaults, written the deadpool-postgres
     /// way: `prepare_cached` then `query_one(&stmt, ..)` on the pooled
     /// connection (the same code as the `deadpool` row), not
@@ -97,6 +100,7 @@ impl PgKind {
         match self {
             PgKind::Tidepool => "tidepool",
             PgKind::TidepoolNotest => "tidepool-notest",
+            PgKind::TidepoolBalanced => "tidepool-balanced",
             PgKind::TidepoolDeadpoolWay => "tidepool-deadpool-way",
             PgKind::TidepoolVerified => "tidepool-verified",
             PgKind::TidepoolClean => "tidepool-clean",
