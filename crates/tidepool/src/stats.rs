@@ -444,7 +444,8 @@ impl<M: Manager> Pool<M> {
         else {
             return;
         };
-        let pool = shared.config.name.as_deref().unwrap_or("");
+        // Only when a line is due: the name may be built from the manager.
+        let pool = self.name();
         let params = if shared.config.log_query_parameters {
             params()
         } else {
@@ -453,7 +454,7 @@ impl<M: Manager> Pool<M> {
         match params {
             Some(params) => tracing::warn!(
                 target: "tidepool::slow_query",
-                pool,
+                pool = %pool,
                 fingerprint = format_args!("{:016x}", report.id),
                 elapsed_ms = elapsed.as_secs_f64() * 1e3,
                 occurrences = report.occurrences,
@@ -462,7 +463,7 @@ impl<M: Manager> Pool<M> {
             ),
             None => tracing::warn!(
                 target: "tidepool::slow_query",
-                pool,
+                pool = %pool,
                 fingerprint = format_args!("{:016x}", report.id),
                 elapsed_ms = elapsed.as_secs_f64() * 1e3,
                 occurrences = report.occurrences,
