@@ -228,7 +228,11 @@ async fn a_slow_query_is_logged_once_per_shape_per_minute_without_its_parameters
     assert!(lines[0].contains("elapsed_ms=200"), "{}", lines[0]);
     assert!(!lines[0].contains("secret-canary"), "{}", lines[0]);
     // Named by the manager's description when the pool has no name.
-    assert!(lines[0].contains("pool=query_stats::Fingerprinting"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("pool=query_stats::Fingerprinting"),
+        "{}",
+        lines[0]
+    );
 
     tokio::time::sleep(Duration::from_secs(61)).await;
     pool.execute_query(QueryKind::Read, "sleep 300", &secret)
