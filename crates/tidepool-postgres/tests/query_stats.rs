@@ -23,7 +23,10 @@ async fn queries_through_the_pool_are_counted_by_fingerprint() {
     pool.execute_query(QueryKind::Read, "SELECT pg_sleep(0.2)", &[])
         .await
         .unwrap();
-    assert!(pool.execute_query(QueryKind::Read, "SELEC 1", &[]).await.is_err());
+    assert!(pool
+        .execute_query(QueryKind::Read, "SELEC 1", &[])
+        .await
+        .is_err());
 
     let stats = pool.queries();
     let find = |text: &str| {
