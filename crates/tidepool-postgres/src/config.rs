@@ -428,6 +428,24 @@ impl PgConfig {
         Ok(())
     }
 
+    /// `host:port` of the `i`th host, as `redacted_url` writes it.
+    pub(crate) fn host_label(&self, i: usize) -> String {
+        let mut out = String::new();
+        match self.hosts.get(i) {
+            Some(h) => h.write_url(&mut out),
+            None => out.push_str("localhost"),
+        }
+        let port = self
+            .ports
+            .get(i)
+            .or(self.ports.first())
+            .copied()
+            .unwrap_or(5432);
+        out.push(':');
+        out.push_str(&port.to_string());
+        out
+    }
+
     /// The target as a URL without the password or parameters, for logs:
     /// `postgres://app@db1:5432,db2:5433/orders`.
     pub fn redacted_url(&self) -> String {

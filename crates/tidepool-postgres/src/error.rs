@@ -229,6 +229,13 @@ pub enum PgError {
     /// The connection is closed or was found broken.
     #[error("the connection is closed")]
     Closed,
+    /// No host of a multi-host target accepted the connection; each is
+    /// named (`host:port`, never a password) with its own error.
+    #[error("no host accepted the connection (target_session_attrs and reachability are checked per host): {}", NoHostList(.attempts))]
+    NoHost {
+        /// Each host tried, in order, with why it was refused.
+        attempts: Vec<(String, PgError)>,
+    },
     /// A pool's configuration was refused (a [`PgCluster`](crate::PgCluster)
     /// builds pools of its own).
     #[error("pool configuration refused: {0}")]
@@ -279,7 +286,25 @@ impl fmt::Debug for PgError {
             PgError::Closed => f.write_str("Closed"),
             PgError::Cancel { reason } => f.debug_struct("Cancel").field("reason", reason).finish(),
             PgError::PoolConfig(e) => f.debug_tuple("PoolConfig").field(e).finish(),
+            PgError::NoHost { attempts } => f
+                .debug_struct("NoHost")
+                .field("attempts", attempts)
+                .finish(),
         }
+    }
+}
+
+struct NoHostList<'a>(&'a [(String, PgError)]);
+
+impl fmt::Display for NoHostList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (host, e)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{host}: {e}")?;
+        }
+        Ok(())
     }
 }
 
@@ -406,6 +431,7 @@ impl PgError {
                 None => !classify::driver_error_is_permanent(e),
             },
             PgError::Closed | PgError::Cancel { .. } => true,
+            PgError::NoHost { attempts } => attempts.iter().any(|(_, e)| e.is_retryable_connect()),
             PgError::Parameter { .. }
             | PgError::ParameterCount { .. }
             | PgError::Column { .. }
@@ -440,7 +466,7 @@ impl PgError {
                 Some(code) => classify::sqlstate_is_transient(code),
                 None => classify::driver_error_is_fatal(e),
             },
-            PgError::Closed => true,
+            PgError::Closed | PgError::NoHost { .. } => true,
             PgError::Config(_)
             | PgError::Tls { .. }
             | PgError::PoolConfig(_)
@@ -461,8 +487,12 @@ impl PgError {
     /// assert!(!PgError::Closed.is_server_restarting());
     /// ```
     pub fn is_server_restarting(&self) -> bool {
-        self.sqlstate()
-            .is_some_and(classify::sqlstate_says_restarting)
+        match self {
+            PgError::NoHost { attempts } => attempts.iter().any(|(_, e)| e.is_server_restarting()),
+            _ => self
+                .sqlstate()
+                .is_some_and(classify::sqlstate_says_restarting),
+        }
     }
 
     /// Whether this error means the connection can no longer be used.
@@ -486,6 +516,16 @@ impl Classify for PgError {
         match self {
             PgError::Config(_) | PgError::PoolConfig(_) => FailureKind::Client,
             PgError::Tls { .. } | PgError::Closed | PgError::Cancel { .. } => FailureKind::Connect,
+            PgError::NoHost { attempts } => {
+                if attempts
+                    .iter()
+                    .all(|(_, e)| e.failure_kind() == FailureKind::Client)
+                {
+                    FailureKind::Client
+                } else {
+                    FailureKind::Connect
+                }
+            }
             PgError::Driver(e) => classify::driver_error_kind(e),
             PgError::Parameter { .. }
             | PgError::ParameterCount { .. }

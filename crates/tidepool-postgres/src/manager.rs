@@ -95,19 +95,25 @@ impl PgManager {
     }
 
     /// Opens one connection outside any pool, trying each host in order
-    /// (as libpq does) and returning the last host's error if none works.
+    /// (as libpq does). With one host its error is returned as it is; with
+    /// several, [`PgError::NoHost`] names each host and why it was refused
+    /// (`target_session_attrs` not met, refused, ...).
     pub async fn connect_one(&self) -> Result<PgConnection, PgError> {
-        let mut last = None;
-        for (config, target) in &self.per_host {
+        let mut attempts = Vec::new();
+        for (i, (config, target)) in self.per_host.iter().enumerate() {
             match self.connect_host(config, target).await {
                 Ok(conn) => return Ok(conn),
                 Err(e) => {
                     tracing::debug!(target: "tidepool::postgres", error = %e, "host failed; trying the next");
-                    last = Some(e);
+                    attempts.push((self.config.host_label(i), e));
                 }
             }
         }
-        Err(last.unwrap_or(PgError::Closed))
+        match attempts.len() {
+            0 => Err(PgError::Closed),
+            1 => Err(attempts.pop().map_or(PgError::Closed, |(_, e)| e)),
+            _ => Err(PgError::NoHost { attempts }),
+        }
     }
 
     async fn connect_host(

@@ -84,3 +84,43 @@ async fn a_unix_socket_host_connects() {
         assert_eq!(row.get("via_socket"), Some(&Value::Bool(true)), "{url}");
     }
 }
+
+#[tokio::test]
+async fn no_read_write_host_fails_with_an_error_naming_each_host_and_why_without_the_password() {
+    let Some(url) = support::url("multi_host_no_read_write") else {
+        return;
+    };
+    let Some(replica) = tidepool_testkit::replica_url("multi_host_no_read_write") else {
+        return;
+    };
+    let (rh, rp) = tidepool_testkit::host_port(&replica, 5433).unwrap();
+    let _ = url;
+    // The replica is read-only; nothing listens on port 1.
+    let url = format!(
+        "postgres://postgres:n0t-sh0wn@{rh}:{rp},127.0.0.1:1/test?sslmode=disable&target_session_attrs=read-write"
+    );
+    let err = PgManager::from_url(&url)
+        .unwrap()
+        .connect_one()
+        .await
+        .expect_err("no read-write host");
+    let shown = err.to_string();
+    assert!(
+        matches!(err, tidepool_postgres::PgError::NoHost { ref attempts } if attempts.len() == 2),
+        "{err:?}"
+    );
+    assert!(
+        shown.contains(&format!("{rh}:{rp}: ")) && shown.contains("127.0.0.1:1: "),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("n0t-sh0wn") && !format!("{err:?}").contains("n0t-sh0wn"),
+        "{shown}"
+    );
+    assert_eq!(
+        tidepool::Classify::failure_kind(&err),
+        tidepool::FailureKind::Connect
+    );
+    assert!(err.is_retryable_connect(), "a refused host may come back");
+    eprintln!("{shown}");
+}
