@@ -37,8 +37,8 @@ mod validation;
 mod value;
 mod waiters;
 
-pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};
 pub use affinity::statement_key;
+pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState, Thresholds};
 pub use builder::Builder;
 pub use config::{Config, QueueMode};
 pub use decimal::{Decimal, DecimalError};
@@ -61,10 +61,10 @@ pub use pool::{CloseReport, Pool, Status};
 pub use query::{
     run_in_transaction, transaction, BoxFuture, Classify, QueryKind, Queryable, RetryPolicy,
 };
-pub use row::{ColumnIndex, FromRow, Row, RowError};
 pub use registry::{
     Budget, ConfigPatch, PoolKey, Registry, RegistryBuilder, RegistryConfig, RegistryError,
 };
+pub use row::{ColumnIndex, FromRow, Row, RowError};
 pub use scaling::{
     EffectiveConfig, Load, PredictorState, ScalingConfig, ScalingDecision, ScalingReason, Strategy,
 };
