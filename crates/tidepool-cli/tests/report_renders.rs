@@ -5,7 +5,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{stderr, tidepool, QUICK};
@@ -145,8 +145,10 @@ fn headless(browser: &Path, profile: &Path, args: &[&str], page: &Path) -> std::
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(format!("file://{}", page.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Files, not pipes: nobody reads a pipe until the browser exits, so
+        // a DOM past the pipe's 64 KiB would block it forever.
+        .stdout(std::fs::File::create(profile.with_extension("out")).unwrap())
+        .stderr(std::fs::File::create(profile.with_extension("err")).unwrap())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -157,7 +159,11 @@ fn headless(browser: &Path, profile: &Path, args: &[&str], page: &Path) -> std::
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    child.wait_with_output().unwrap()
+    std::process::Output {
+        status: child.wait().unwrap(),
+        stdout: std::fs::read(profile.with_extension("out")).unwrap(),
+        stderr: std::fs::read(profile.with_extension("err")).unwrap(),
+    }
 }
 
 #[test]
