@@ -244,3 +244,37 @@ async fn load_and_effective_config_report_what_the_pool_sees() {
     assert!(eff.limit >= 1 && eff.warm_target <= 8);
     drop(held);
 }
+
+#[tokio::test(start_paused = true)]
+async fn under_the_adaptive_limit_the_warm_target_never_passes_the_limit() {
+    let pool = Pool::builder(TestManager::new())
+        .max_size(50)
+        .acquire_timeout(Duration::from_secs(30))
+        .scaling(quick(Strategy::Dynamic))
+        .build()
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..40)
+        .map(|_| {
+            let pool = pool.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let c = pool.get().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    drop(c);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = pool.status();
+        assert!(s.warm_target <= s.limit.max(s.min_size), "{s:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in load {
+        t.await.unwrap();
+    }
+}

@@ -199,7 +199,15 @@ impl<M: Manager> Shared<M> {
                     waiting: load.waiting,
                     forecast,
                 };
-                if let Some((to, reason)) = s.controller.decide(cfg, &input, warm, min, max, now) {
+                // Under the adaptive limit, callers past it queue by
+                // design: keeping more connections warm than may be out
+                // at once would only hold server slots nobody can use.
+                let top = if cfg.adaptive_limit {
+                    limit.clamp(min, max)
+                } else {
+                    max
+                };
+                if let Some((to, reason)) = s.controller.decide(cfg, &input, warm, min, top, now) {
                     decisions.push(ScalingDecision {
                         knob: "warm_target",
                         from: warm,
@@ -268,6 +276,7 @@ impl<M: Manager> Shared<M> {
             match d.knob {
                 "limit" => {
                     state.limit = d.to.clamp(state.min_size.max(1), state.max_size);
+                    state.warm_target = state.warm_target.min(state.limit.max(state.min_size));
                     state.serve_within_limit(&mut wakeups);
                 }
                 _ => state.warm_target = d.to.clamp(state.min_size, state.max_size),
