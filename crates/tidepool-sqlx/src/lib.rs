@@ -4,7 +4,7 @@
 // Without a backend feature only the classification functions remain.
 #![cfg_attr(
     not(any(feature = "postgres", feature = "mysql")),
-    allow(dead_code, unused_imports)
+    allow(dead_code, unused_imports, unused_macros)
 )]
 
 mod classify;
