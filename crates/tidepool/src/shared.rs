@@ -158,7 +158,14 @@ impl<M: Manager> Shared<M> {
                 waiting: 0,
                 min_size,
                 max_size: config.max_size as usize,
-                warm_target: min_size.max(config.initial_size as usize),
+                // Under `fixed` the floor is min_size, as it always was:
+                // initial_size is a build-time warm-up, not a target. A
+                // scaling strategy starts from it and moves it.
+                warm_target: if config.scaling.autoscale || config.scaling.predictive {
+                    min_size.max(config.initial_size as usize)
+                } else {
+                    min_size
+                },
                 limit,
                 ceiling: Default::default(),
             }),

@@ -278,3 +278,21 @@ async fn under_the_adaptive_limit_the_warm_target_never_passes_the_limit() {
         t.await.unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn under_fixed_initial_connections_above_min_size_idle_out_and_are_not_replaced() {
+    let manager = TestManager::new();
+    let plan = manager.plan.clone();
+    let pool = Pool::builder(manager)
+        .max_size(6)
+        .initial_size(4)
+        .idle_timeout(Some(Duration::from_secs(1)))
+        .maintenance_interval(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(pool.status().warm_target, 0, "initial_size is not a floor");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(pool.status().size, 0);
+    assert_eq!(plan.connects.load(std::sync::atomic::Ordering::SeqCst), 4);
+}
