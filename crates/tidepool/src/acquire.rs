@@ -29,8 +29,9 @@ pub(crate) enum CreateFailure<E> {
     /// `connect_timeout` (or the acquire deadline) ran out.
     TimedOut(Duration),
     /// The server is full ([`Manager::is_at_capacity`]); the ceiling has
-    /// been learned. `open` is how many connections the pool has open.
-    AtCapacity { open: usize },
+    /// been learned. `open` is how many connections the pool has open,
+    /// `others_opening` how many other attempts were in flight.
+    AtCapacity { open: usize, others_opening: usize },
 }
 
 impl<M: Manager> Shared<M> {
@@ -77,22 +78,26 @@ impl<M: Manager> Shared<M> {
                     .counters
                     .refused_at_capacity
                     .fetch_add(1, Relaxed);
-                let (open, changed) = {
+                let (open, others_opening, changed) = {
                     let mut state = self.state.lock();
                     let open = state.size() - state.creating;
+                    let others_opening = state.creating.saturating_sub(1);
                     let changed = state.ceiling.refused(
                         open,
                         Instant::now(),
                         self.config.retry_delay,
                         self.config.max_retry_delay,
                     );
-                    (open, changed)
+                    (open, others_opening, changed)
                 };
                 if changed.is_some() {
                     tracing::warn!(target: "tidepool::pool", target_db = %self.manager.describe(), open, error = %text, "the server is at its connection limit: the pool will not open more than {open} until it has room (callers queue for those)");
                 }
                 self.set_last_error(text);
-                Err(CreateFailure::AtCapacity { open })
+                Err(CreateFailure::AtCapacity {
+                    open,
+                    others_opening,
+                })
             }
             Ok(Err(error)) => {
                 if let Some(failed) = failed {

@@ -75,8 +75,15 @@ impl Ceiling {
     /// ceiling was forgotten.
     pub(crate) fn opened(&mut self, open: usize, max_size: usize) -> bool {
         let Some(at) = self.at else { return false };
-        self.trying = false;
         if open < at {
+            return false;
+        }
+        if !std::mem::replace(&mut self.trying, false) {
+            // An attempt that started before the refusal taught us the
+            // ceiling: the server had room for it, so the ceiling is at
+            // least this, but it is no answer to a try and must not reset
+            // the backoff.
+            self.at = Some(open.min(max_size));
             return false;
         }
         self.refusals = 0;
@@ -139,6 +146,18 @@ mod tests {
             c.refused(0, t0 + BASE * i, BASE, CAP);
         }
         assert_eq!(c.next_try(), Some(t0 + BASE * 10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_already_in_flight_at_the_refusal_raises_the_ceiling_but_keeps_the_backoff()
+    {
+        let mut c = Ceiling::default();
+        let t0 = Instant::now();
+        c.refused(1, t0, BASE, CAP);
+        assert!(!c.opened(2, 10), "not a try: it started before the refusal");
+        assert_eq!(c.limit(10), 2);
+        assert!(!c.take_try(t0), "the backoff still holds");
+        assert!(c.take_try(t0 + BASE));
     }
 
     #[tokio::test(start_paused = true)]

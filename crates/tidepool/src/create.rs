@@ -236,8 +236,13 @@ impl<M: Manager> Creating<M> {
                     }
                     return Ok(());
                 }
-                Err(CreateFailure::AtCapacity { open }) => {
-                    if open > 0 || shared.is_closed() {
+                Err(CreateFailure::AtCapacity {
+                    open,
+                    others_opening,
+                }) => {
+                    // Connections open, or others still opening (which may
+                    // yet succeed): callers queue for those.
+                    if open > 0 || others_opening > 0 || shared.is_closed() {
                         // Callers queue for the connections that exist;
                         // the room is given up (under the ceiling it goes
                         // to nobody).

@@ -202,7 +202,7 @@ impl<M: Manager> Shared<M> {
                 Err(crate::acquire::CreateFailure::TimedOut(limit)) => {
                     return Err(format!("connecting timed out after {limit:?}"))
                 }
-                Err(crate::acquire::CreateFailure::AtCapacity { open }) => {
+                Err(crate::acquire::CreateFailure::AtCapacity { open, .. }) => {
                     return Err(format!(
                         "the server is at its connection limit ({open} open)"
                     ))
