@@ -344,6 +344,8 @@ impl<M: Manager> Shared<M> {
                 Grant::Conn(idle) => {
                     let verdict = if idle.meta.expired(now) {
                         Err((idle, CloseReason::MaxLifetime))
+                    } else if self.is_evicted(&idle.meta) {
+                        Err((idle, CloseReason::Evicted))
                     } else if self.manager.is_broken(&idle.conn) {
                         // Died while idle (reset, server shutdown): the
                         // driver noticed, so no round trip is needed.

@@ -25,6 +25,9 @@ pub(crate) struct ConnMeta {
     pub id: u64,
     pub created: Instant,
     pub retire_at: Option<Instant>,
+    /// The pool's eviction generation when its creation began: older than
+    /// the pool's current one means `Pool::soft_evict` retired it.
+    pub generation: u64,
     uses: AtomicU64,
     /// Queries through the pool's query face, and their total time.
     queries: AtomicU64,
@@ -56,11 +59,13 @@ impl ConnMeta {
         created: Instant,
         lifetime: Option<Duration>,
         epoch: Instant,
+        generation: u64,
     ) -> Arc<Self> {
         Arc::new(ConnMeta {
             id,
             created,
             retire_at: lifetime.map(|l| created + l),
+            generation,
             uses: AtomicU64::new(0),
             queries: AtomicU64::new(0),
             query_nanos: AtomicU64::new(0),

@@ -136,6 +136,8 @@ impl<M: Manager> Drop for Pooled<M> {
             Some(CloseReason::PoolClosed)
         } else if self.meta.expired(now) {
             Some(CloseReason::MaxLifetime)
+        } else if shared.is_evicted(&self.meta) {
+            Some(CloseReason::Evicted)
         } else {
             None
         };
@@ -184,6 +186,9 @@ impl<M: Manager> ResetTicket<M> {
             tokio::time::timeout(shared.config.reset_timeout, shared.manager.reset(&mut conn))
                 .await;
         match outcome {
+            Ok(Ok(())) if shared.is_evicted(&self.meta) => {
+                shared.discard_in_use(conn, &self.meta, CloseReason::Evicted);
+            }
             Ok(Ok(())) if !shared.manager.is_broken(&conn) && !shared.is_closed() => {
                 shared.release(conn, self.meta.clone(), false);
             }

@@ -84,6 +84,10 @@ impl<M: Manager> Shared<M> {
                 if idle.meta.expired(now) {
                     excess = excess.saturating_sub(1);
                     doomed.push((idle, CloseReason::MaxLifetime));
+                } else if self.is_evicted(&idle.meta) {
+                    // Raced a soft_evict into the idle queue.
+                    excess = excess.saturating_sub(1);
+                    doomed.push((idle, CloseReason::Evicted));
                 } else if excess > 0
                     && idle_limit.is_some_and(|t| idle.meta.idle_for(self.epoch, now) >= t)
                 {

@@ -33,6 +33,9 @@ pub enum CloseReason {
     Overflow,
     /// Past a new, smaller `max_size` set by `Pool::resize`.
     Resized,
+    /// Opened before a [`Pool::soft_evict`](crate::Pool::soft_evict): closed
+    /// when idle at that call, or on its return or checkout afterwards.
+    Evicted,
 }
 
 #[derive(Default)]
@@ -53,6 +56,7 @@ pub(crate) struct Counters {
     pub failures: [AtomicU64; 5],
     pub closed_overflow: AtomicU64,
     pub closed_resized: AtomicU64,
+    pub closed_evicted: AtomicU64,
     pub scale_ups: AtomicU64,
     pub scale_downs: AtomicU64,
     pub tunings: AtomicU64,
@@ -90,6 +94,7 @@ impl Counters {
             CloseReason::Detached => &self.detached,
             CloseReason::Overflow => &self.closed_overflow,
             CloseReason::Resized => &self.closed_resized,
+            CloseReason::Evicted => &self.closed_evicted,
         };
         c.fetch_add(1, Relaxed);
     }
@@ -141,6 +146,7 @@ impl Recorder {
                 .collect(),
             connections_closed_overflow: r(&c.closed_overflow),
             connections_closed_resized: r(&c.closed_resized),
+            connections_closed_evicted: r(&c.closed_evicted),
             scale_ups: r(&c.scale_ups),
             scale_downs: r(&c.scale_downs),
             adaptive_tunings: r(&c.tunings),
@@ -211,6 +217,9 @@ pub struct Metrics {
     pub connections_closed_overflow: u64,
     /// Connections closed because `Pool::resize` lowered `max_size`.
     pub connections_closed_resized: u64,
+    /// Connections closed because [`Pool::soft_evict`](crate::Pool::soft_evict)
+    /// retired them (idle at the call, or returned or checked out after it).
+    pub connections_closed_evicted: u64,
     /// Times the warm target or the concurrency limit went up.
     pub scale_ups: u64,
     /// Times the warm target or the concurrency limit went down.

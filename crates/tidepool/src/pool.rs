@@ -282,6 +282,43 @@ impl<M: Manager> Pool<M> {
         &self.shared().manager
     }
 
+    /// Retires every connection open now without closing the pool, as
+    /// HikariCP's `softEvictConnections`: idle connections close at once,
+    /// checked-out ones close when their holder returns them (never under
+    /// the holder), and connections being opened are closed when first
+    /// checked out. New checkouts open fresh connections. For when the
+    /// database behind the pool changed (a failover, a credentials or DNS
+    /// change): the old connections are not broken, only no longer wanted.
+    /// Each is counted as [`CloseReason::Evicted`](crate::CloseReason::Evicted).
+    /// Returns how many idle connections it closed.
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Pool};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(M).initial_size(2).build().await?;
+    /// let held = pool.get().await?;
+    /// assert_eq!(pool.soft_evict(), 1, "the idle one closes now");
+    /// drop(held); // closes on return
+    /// assert_eq!(pool.status().size, 0);
+    /// assert_eq!(pool.metrics().connections_closed_evicted, 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn soft_evict(&self) -> usize {
+        let shared = self.shared();
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+        let n = shared.drain_idle(CloseReason::Evicted);
+        tracing::info!(target: "tidepool::pool", pool = %self.name(), closed_idle = n, "connections soft-evicted: in-use ones close on return");
+        n
+    }
+
     /// Whether [`close`](Pool::close) was called (or the pool shut down).
     pub fn is_closed(&self) -> bool {
         self.shared().is_closed()

@@ -105,6 +105,9 @@ pub(crate) struct Shared<M: Manager> {
     pub epoch: Instant,
     pub next_id: AtomicU64,
     pub closed: AtomicBool,
+    /// Bumped by `Pool::soft_evict`: connections whose creation began under
+    /// an older generation are closed instead of reused.
+    pub generation: AtomicU64,
     pub runtime: Handle,
     pub last_error: Mutex<Option<String>>,
     pub breaker: Breaker,
@@ -177,6 +180,7 @@ impl<M: Manager> Shared<M> {
             epoch: Instant::now(),
             next_id: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             runtime,
             last_error: Mutex::new(None),
             breaker: Breaker::new(config_breaker),
@@ -191,6 +195,12 @@ impl<M: Manager> Shared<M> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether `Pool::soft_evict` was called after this connection's
+    /// creation began.
+    pub(crate) fn is_evicted(&self, meta: &ConnMeta) -> bool {
+        meta.generation < self.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
@@ -312,9 +322,15 @@ impl<M: Manager> Shared<M> {
 
     /// A connection finished being created: it is now in use by the
     /// creator. Registers it and returns its metadata.
-    pub(crate) fn created(&self, created_at: Instant) -> Arc<ConnMeta> {
+    pub(crate) fn created(&self, created_at: Instant, generation: u64) -> Arc<ConnMeta> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let meta = ConnMeta::new(id, created_at, self.config.draw_lifetime(), self.epoch);
+        let meta = ConnMeta::new(
+            id,
+            created_at,
+            self.config.draw_lifetime(),
+            self.epoch,
+            generation,
+        );
         let mut state = self.state.lock();
         state.creating -= 1;
         state.in_use += 1;
@@ -502,22 +518,27 @@ fn push_waiter<C>(state: &mut State<C>, deadline: Instant) -> (Arc<Slot<C>>, boo
 pub(crate) struct Creating<M: Manager> {
     pub(crate) shared: Arc<Shared<M>>,
     started: Instant,
+    /// The eviction generation when the attempt began: a connection opened
+    /// to a host chosen before a `soft_evict` is evicted too.
+    generation: u64,
     armed: bool,
 }
 
 impl<M: Manager> Creating<M> {
     /// Takes over a reservation already counted in `state.creating`.
     pub(crate) fn new(shared: Arc<Shared<M>>) -> Self {
+        let generation = shared.generation.load(Ordering::Acquire);
         Creating {
             shared,
             started: Instant::now(),
+            generation,
             armed: true,
         }
     }
 
     pub(crate) fn finish(mut self, created_at: Instant) -> Arc<ConnMeta> {
         self.armed = false;
-        let meta = self.shared.created(created_at);
+        let meta = self.shared.created(created_at, self.generation);
         let took = created_at.saturating_duration_since(self.started);
         let id = meta.id;
         self.shared.emit(|| Event::Created { id, took });

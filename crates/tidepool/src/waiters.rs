@@ -360,7 +360,7 @@ mod loom_model {
             shared.checkout(deadline(), None),
             Checkout::Now(Grant::Create)
         ));
-        let meta = shared.created(Instant::now());
+        let meta = shared.created(Instant::now(), 0);
         (
             shared,
             Idle {
