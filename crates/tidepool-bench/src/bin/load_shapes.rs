@@ -80,6 +80,10 @@ struct Args {
     /// first 12 per pool).
     #[arg(long)]
     all_decisions: bool,
+    /// Run only these configurations (by their table name, e.g.
+    /// `dynamic,balanced`); all when empty.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Also write every run (timelines and decisions included) as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -283,9 +287,13 @@ fn repeat(
     work: &Work,
 ) -> (Vec<ShapeRun>, Vec<String>) {
     let (mut runs, mut failed) = (Vec::new(), Vec::new());
+    let variants: Vec<&Variant> = variants
+        .iter()
+        .filter(|v| args.only.is_empty() || args.only.contains(&v.name))
+        .collect();
     for r in 0..args.repeat {
         for i in 0..variants.len() {
-            let v = &variants[(i + r) % variants.len()];
+            let v = variants[(i + r) % variants.len()];
             eprint!(
                 "{scenario} repeat {}/{} {:<18} ",
                 r + 1,

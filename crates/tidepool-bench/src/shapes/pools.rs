@@ -122,6 +122,10 @@ pub struct Gauge {
     pub warm_target: usize,
     /// tidepool's concurrency limit (`max_size` for deadpool).
     pub limit: usize,
+    /// tidepool's mean hold time over its last scaling window, µs — what
+    /// the adaptive limit compares with its baseline (0 for deadpool, or
+    /// when no scaling part is on).
+    pub hold_mean_us: f64,
 }
 
 /// A scaling decision ([`ScalingDecision`]) and when it was made.
@@ -294,6 +298,7 @@ impl ShapePool {
                     waiting: s.waiting,
                     warm_target: s.warm_target,
                     limit: s.limit,
+                    hold_mean_us: p.load().hold_time_mean.as_secs_f64() * 1e6,
                 }
             }
             ShapePool::Deadpool(p) => {
@@ -304,6 +309,7 @@ impl ShapePool {
                     waiting: s.waiting,
                     warm_target: 0,
                     limit: s.max_size,
+                    hold_mean_us: 0.0,
                 }
             }
         }

@@ -92,7 +92,7 @@ pub fn goal_line(what: &str, values: &[f64], goal: f64, at_least: bool) -> Strin
 /// The gauge every `every_s` seconds, for one run.
 pub fn timeline(run: &ShapeRun, every_s: f64) -> String {
     let mut out = String::from(
-        "| t (s) | clients | open | warm target | limit | in use | waiting |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| t (s) | clients | open | warm target | limit | in use | waiting | hold mean ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut next = 0.0;
     for t in &run.timeline {
@@ -100,8 +100,15 @@ pub fn timeline(run: &ShapeRun, every_s: f64) -> String {
             let g = t.gauge;
             let _ = writeln!(
                 out,
-                "| {:.0} | {} | {} | {} | {} | {} | {} |",
-                t.at_s, t.clients, g.size, g.warm_target, g.limit, g.in_use, g.waiting
+                "| {:.0} | {} | {} | {} | {} | {} | {} | {:.2} |",
+                t.at_s,
+                t.clients,
+                g.size,
+                g.warm_target,
+                g.limit,
+                g.in_use,
+                g.waiting,
+                g.hold_mean_us / 1e3
             );
             next += every_s;
         }
