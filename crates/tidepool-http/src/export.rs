@@ -14,7 +14,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
-use tidepool::{BreakerState, Buckets, FailureKind};
+use tidepool::{BreakerState, Buckets, FailureKind, QueryKind, QueryStats};
 
 use crate::pools::{Entry, Pools};
 
@@ -44,18 +44,89 @@ type Labels = Vec<(&'static str, String)>;
 
 /// One pool's figures, read once per scrape.
 struct Reading {
+    /// The pool's name, as given (escaped in `labels`).
+    name: String,
     labels: Labels,
     status: tidepool::Status,
     metrics: tidepool::Metrics,
     histograms: tidepool::Histograms,
     health_score: u8,
     load_factor: f64,
+    /// The top shapes by total time, at most `Pools::query_limit`.
+    queries: Vec<QueryStats>,
+    /// Shapes the pool tracks (before the limit).
+    shapes_tracked: usize,
+    query_evictions: u64,
+}
+
+/// A label value as the exposition formats want it: backslash, double
+/// quote and line feed escaped (prometheus-client writes values as given).
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn labels(name: &str, extra: &[(&'static str, &str)]) -> Labels {
-    let mut l = vec![("pool_name", name.to_string())];
-    l.extend(extra.iter().map(|(k, v)| (*k, (*v).to_string())));
+    let mut l = vec![("pool_name", escape(name))];
+    l.extend(extra.iter().map(|(k, v)| (*k, escape(v))));
     l
+}
+
+/// The longest normalized text exported in `tidepool_query_info`'s `query`
+/// label, in bytes; longer texts are cut at a character boundary and end
+/// in `…`. The full text (up to 2 KiB) is in `/pools/{name}`.
+pub const QUERY_LABEL_MAX: usize = 200;
+
+/// A shape's text for the `query` label: at most [`QUERY_LABEL_MAX`]
+/// bytes, control characters as spaces.
+pub(crate) fn query_label(text: &str) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    };
+    if text.len() <= QUERY_LABEL_MAX {
+        return clean(text);
+    }
+    let mut end = QUERY_LABEL_MAX - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", clean(&text[..end]))
+}
+
+/// A shape's id as exported: 16 lower-case hex digits.
+pub(crate) fn query_id(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+fn kind_name(k: QueryKind) -> String {
+    k.to_string()
+}
+
+/// The labels of one shape's series.
+fn shape_labels(r: &Reading, q: &QueryStats, extra: &[(&'static str, &str)]) -> Labels {
+    let mut l = r.labels.clone();
+    l.push(("query_id", query_id(q.id)));
+    l.push(("kind", kind_name(q.kind)));
+    l.extend(extra.iter().map(|(k, v)| (*k, escape(v))));
+    l
+}
+
+/// One series per exported shape.
+fn per_shape<V>(r: &Reading, v: impl Fn(&QueryStats) -> V) -> Vec<(Labels, V)> {
+    r.queries
+        .iter()
+        .map(|q| (shape_labels(r, q, &[]), v(q)))
+        .collect()
 }
 
 impl PoolCollector {
@@ -65,7 +136,14 @@ impl PoolCollector {
             .iter()
             .map(|e| {
                 let (now, _, report) = e.health(HEALTH_WINDOW);
+                let mut queries = e.pool.queries();
+                let shapes_tracked = queries.len();
+                queries.truncate(self.pools.query_limit);
                 Reading {
+                    queries,
+                    shapes_tracked,
+                    query_evictions: e.pool.query_stats_evictions(),
+                    name: e.name.clone(),
                     labels: labels(&e.name, &[]),
                     status: now.status(),
                     metrics: now.metrics().clone(),
@@ -111,6 +189,7 @@ trait Value {
 struct Gauge(i64);
 struct GaugeF(f64);
 struct Counter(u64);
+struct CounterF(f64);
 
 impl Value for Gauge {
     fn write(
@@ -134,6 +213,14 @@ impl Value for Counter {
         mut e: prometheus_client::encoding::MetricEncoder<'_>,
     ) -> Result<(), std::fmt::Error> {
         e.encode_counter::<NoLabelSet, u64, u64>(&self.0, None)
+    }
+}
+impl Value for CounterF {
+    fn write(
+        self,
+        mut e: prometheus_client::encoding::MetricEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        e.encode_counter::<NoLabelSet, f64, u64>(&self.0, None)
     }
 }
 impl Value for &Buckets {
@@ -192,7 +279,7 @@ impl Collector for PoolCollector {
         // The OpenTelemetry conventions (db.client.connection.*).
         family(e, "db_client_connection_count", "Connections open now, by state (a connection being opened counts as used, so the states add up to the pool's size).", None, MetricType::Gauge, r, |r| {
             let s = &r.status;
-            let name = &r.labels[0].1;
+            let name = &r.name;
             vec![
                 (labels(name, &[("state", "idle")]), count(s.idle)),
                 (labels(name, &[("state", "used")]), count(s.in_use + s.being_created)),
@@ -277,7 +364,7 @@ impl Collector for PoolCollector {
         )?;
         family(e, "tidepool_connection_errors", "Connection attempts that failed (every FailureKind; by kind, with failures the application reported, in tidepool_failures_total).", None, MetricType::Counter, r, |r| one(r, Counter(r.metrics.connection_attempts_failed)))?;
         family(e, "tidepool_failures", "Failures by FailureKind since the pool was built: failed connection attempts (a timed-out one as timeout) and outcomes reported with Pool::report_failure; client failures never count against the database.", None, MetricType::Counter, r, |r| {
-            let name = &r.labels[0].1;
+            let name = &r.name;
             FailureKind::ALL
                 .iter()
                 .map(|k| {
@@ -313,14 +400,14 @@ impl Collector for PoolCollector {
             },
         )?;
         family(e, "tidepool_acquires_refused", "Acquires that failed at once, by reason: circuit_open (refused by an open circuit) or create_failed (opening a connection failed with an error retrying cannot fix). Timeouts are db_client_connection_timeouts_total.", None, MetricType::Counter, r, |r| {
-            let name = &r.labels[0].1;
+            let name = &r.name;
             vec![
                 (labels(name, &[("reason", "circuit_open")]), Counter(r.metrics.acquires_refused_circuit_open)),
                 (labels(name, &[("reason", "create_failed")]), Counter(r.metrics.acquires_failed_at_once)),
             ]
         })?;
         family(e, "tidepool_affinity_checkouts", "Checkouts for a statement (Pool::get_for) that found idle connections, by outcome: hit (one had prepared the statement) or miss (none had).", None, MetricType::Counter, r, |r| {
-            let name = &r.labels[0].1;
+            let name = &r.name;
             vec![
                 (labels(name, &[("outcome", "hit")]), Counter(r.metrics.affinity_hits)),
                 (labels(name, &[("outcome", "miss")]), Counter(r.metrics.affinity_misses)),
@@ -344,7 +431,7 @@ impl Collector for PoolCollector {
             r,
             |r| {
                 let m = &r.metrics;
-                let name = &r.labels[0].1;
+                let name = &r.name;
                 [
                     ("idle_timeout", m.connections_closed_idle_timeout),
                     ("max_lifetime", m.connections_closed_max_lifetime),
@@ -387,7 +474,7 @@ impl Collector for PoolCollector {
             MetricType::Counter,
             r,
             |r| {
-                let name = &r.labels[0].1;
+                let name = &r.name;
                 vec![
                     (labels(name, &[("cause", "error")]), Counter(r.metrics.validations_failed)),
                     (labels(name, &[("cause", "timeout")]), Counter(r.metrics.validations_timed_out)),
@@ -432,7 +519,7 @@ impl Collector for PoolCollector {
         )?;
         family(e, "tidepool_breaker_state", "The circuit breaker's state: 1 for the current one (healthy, degraded, open, half_open), 0 for the others.", None, MetricType::Gauge, r, |r| {
             let state = r.metrics.breaker.as_ref().map_or("healthy", |b| breaker_name(b.state));
-            let name = &r.labels[0].1;
+            let name = &r.name;
             BREAKER_STATES
                 .iter()
                 .map(|s| (labels(name, &[("state", s)]), Gauge(i64::from(*s == state))))
@@ -453,7 +540,7 @@ impl Collector for PoolCollector {
             },
         )?;
         family(e, "tidepool_breaker_failures_in_window", "Failures counted against the database in the breaker's rolling window, by FailureKind.", None, MetricType::Gauge, r, |r| {
-            let name = &r.labels[0].1;
+            let name = &r.name;
             FailureKind::ALL
                 .iter()
                 .filter(|k| k.counts_against_database())
@@ -512,7 +599,7 @@ impl Collector for PoolCollector {
             MetricType::Counter,
             r,
             |r| {
-                let name = &r.labels[0].1;
+                let name = &r.name;
                 vec![
                     (
                         labels(name, &[("direction", "up")]),
@@ -535,8 +622,78 @@ impl Collector for PoolCollector {
             |r| one(r, Counter(r.metrics.adaptive_tunings)),
         )?;
         family(e, "tidepool_health_score", "The pool's health score, 0-100, over about the last minute (see /health for its components and recommendations).", None, MetricType::Gauge, r, |r| one(r, GaugeF(f64::from(r.health_score))))?;
+        queries(e, r, &seconds)?;
         Ok(())
     }
+}
+
+/// The query statistics: per shape, the top `Pools::query_limit` by total
+/// time, labelled by `query_id` (the fingerprint) and `kind`; the
+/// normalized text only in `tidepool_query_info`, cut to
+/// [`QUERY_LABEL_MAX`].
+fn queries(
+    e: &mut DescriptorEncoder,
+    r: &[Reading],
+    seconds: &Unit,
+) -> Result<(), std::fmt::Error> {
+    family(e, "tidepool_query_shapes_tracked", "Statement shapes the pool keeps statistics for now (at most 512; the top tidepool_query_* series show the heaviest of them by total time).", None, MetricType::Gauge, r, |r| one(r, count(r.shapes_tracked)))?;
+    family(e, "tidepool_query_shapes_evicted", "Shapes pushed out of the statistics table to make room for others (many distinct shapes: literals inlined where a parameter belongs).", None, MetricType::Counter, r, |r| one(r, Counter(r.query_evictions)))?;
+    family(e, "tidepool_query_info", "One series per exported statement shape, value 1, carrying its normalized text (literals folded, never a parameter's value; cut to 200 bytes) in `query`: join on query_id.", None, MetricType::Gauge, r, |r| {
+        r.queries
+            .iter()
+            .map(|q| (shape_labels(r, q, &[("query", &query_label(&q.text))]), Gauge(1)))
+            .collect()
+    })?;
+    family(
+        e,
+        "tidepool_query_calls",
+        "Statements run, per shape (counted from when the shape entered the statistics table).",
+        None,
+        MetricType::Counter,
+        r,
+        |r| per_shape(r, |q| Counter(q.count)),
+    )?;
+    family(
+        e,
+        "tidepool_query_errors",
+        "Statements that failed or were abandoned (a timeout, a caller gone), per shape.",
+        None,
+        MetricType::Counter,
+        r,
+        |r| per_shape(r, |q| Counter(q.errors)),
+    )?;
+    family(
+        e,
+        "tidepool_query_rows",
+        "Rows returned or affected by the successful statements, per shape.",
+        None,
+        MetricType::Counter,
+        r,
+        |r| per_shape(r, |q| Counter(q.rows)),
+    )?;
+    family(
+        e,
+        "tidepool_query_slow",
+        "Statements slower than slow_query_threshold, per shape.",
+        None,
+        MetricType::Counter,
+        r,
+        |r| per_shape(r, |q| Counter(q.slow)),
+    )?;
+    family(e, "tidepool_query_time", "Time spent in the statements, per shape (rate over tidepool_query_calls_total is the mean).", Some(seconds), MetricType::Counter, r, |r| per_shape(r, |q| CounterF(q.total_time.as_secs_f64())))?;
+    // Gauges with a `percentile` label: prometheus-client writes no
+    // summaries, and promtool reserves the `quantile` label for them.
+    family(e, "tidepool_query_time_percentile", "Percentiles of a statement's time per shape since it entered the table (upper bounds within 12.5%), by percentile (50, 95, 99).", Some(seconds), MetricType::Gauge, r, |r| {
+        r.queries
+            .iter()
+            .flat_map(|q| {
+                [("50", q.p50), ("95", q.p95), ("99", q.p99)].map(|(percentile, d)| {
+                    (shape_labels(r, q, &[("percentile", percentile)]), GaugeF(d.as_secs_f64()))
+                })
+            })
+            .collect()
+    })?;
+    Ok(())
 }
 
 /// The gauges added with [`Pools::gauge`], read at scrape time.

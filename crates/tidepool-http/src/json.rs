@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tidepool::{
     Buckets, EffectiveConfig, HealthCheck, HealthReport, HealthSample, HistogramSnapshot, Load,
-    Metrics, Status,
+    Metrics, QueryStats, Status,
 };
 
 use crate::pools::Entry;
@@ -219,6 +219,10 @@ struct Connection {
     /// How long its holder has had it (absent when idle, or when leak
     /// detection is off and checkout times are not kept).
     held_for_ms: Option<f64>,
+    /// Queries run on it through the pool's query face.
+    query_count: u64,
+    /// Their mean time.
+    avg_query_ms: f64,
 }
 
 /// The figures of the window between two readings.
@@ -284,6 +288,70 @@ pub(crate) struct PoolReport {
     effective_config: Effective,
     #[serde(skip_serializing_if = "Option::is_none")]
     connections: Option<Vec<Connection>>,
+    queries: Queries,
+}
+
+/// The pool's query statistics: the top shapes by total time.
+#[derive(Debug, Serialize)]
+struct Queries {
+    /// Shapes tracked now (the table keeps at most 512).
+    shapes_tracked: usize,
+    /// Shapes pushed out to make room for others.
+    shapes_evicted: u64,
+    /// How many of the top shapes are listed (`Pools::query_limit`).
+    limit: usize,
+    top: Vec<QueryJson>,
+}
+
+/// One statement shape. `text` is the normalized text (literals folded):
+/// never a parameter's value.
+#[derive(Debug, Serialize)]
+struct QueryJson {
+    id: String,
+    kind: String,
+    text: String,
+    count: u64,
+    errors: u64,
+    rows: u64,
+    slow: u64,
+    total_ms: f64,
+    total_error_ms: f64,
+    mean_ms: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl From<&QueryStats> for QueryJson {
+    fn from(q: &QueryStats) -> Self {
+        QueryJson {
+            id: crate::export::query_id(q.id),
+            kind: q.kind.to_string(),
+            text: q.text.to_string(),
+            count: q.count,
+            errors: q.errors,
+            rows: q.rows,
+            slow: q.slow,
+            total_ms: ms(q.total_time),
+            total_error_ms: ms(q.total_time_error),
+            mean_ms: ms(q.mean),
+            p50_ms: ms(q.p50),
+            p95_ms: ms(q.p95),
+            p99_ms: ms(q.p99),
+            max_ms: ms(q.max),
+        }
+    }
+}
+
+fn queries(entry: &Entry, limit: usize) -> Queries {
+    let all = entry.pool.queries();
+    Queries {
+        shapes_tracked: all.len(),
+        shapes_evicted: entry.pool.query_stats_evictions(),
+        limit,
+        top: all.iter().take(limit).map(QueryJson::from).collect(),
+    }
 }
 
 /// [`Load`] with durations in milliseconds.
@@ -388,7 +456,12 @@ struct LatencySet {
 }
 
 impl PoolReport {
-    pub(crate) fn of(entry: &Entry, span: Duration, with_connections: bool) -> PoolReport {
+    pub(crate) fn of(
+        entry: &Entry,
+        span: Duration,
+        with_connections: bool,
+        query_limit: usize,
+    ) -> PoolReport {
         let (now, earlier, health) = entry.health(span);
         let m = now.metrics();
         PoolReport {
@@ -417,9 +490,12 @@ impl PoolReport {
                         times_used: c.times_used,
                         last_validated_ms: c.last_validated.map(ms),
                         held_for_ms: c.held_for.map(ms),
+                        query_count: c.query_count,
+                        avg_query_ms: ms(c.avg_query_time),
                     })
                     .collect()
             }),
+            queries: queries(entry, query_limit),
         }
     }
 }

@@ -10,8 +10,10 @@ mod routes;
 mod view;
 
 pub use error::HttpError;
-pub use export::{BREAKER_STATES, BUCKET_BOUNDS, CLASSIC_CONTENT_TYPE, CONTENT_TYPE};
-pub use pools::Pools;
+pub use export::{
+    BREAKER_STATES, BUCKET_BOUNDS, CLASSIC_CONTENT_TYPE, CONTENT_TYPE, QUERY_LABEL_MAX,
+};
+pub use pools::{Pools, DEFAULT_QUERY_LIMIT};
 pub use view::PoolView;
 
 /// The router over one pool: `GET /health`, `/health/ready`, `/metrics`,

@@ -85,10 +85,25 @@ impl Entry {
 /// # let _: axum::Router = router;
 /// # Ok(()) }
 /// ```
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Pools {
     pub(crate) entries: Vec<Arc<Entry>>,
     pub(crate) gauges: Vec<Gauge>,
+    pub(crate) query_limit: usize,
+}
+
+/// How many statement shapes per pool `/metrics` and `/pools` show unless
+/// told otherwise ([`Pools::query_limit`]).
+pub const DEFAULT_QUERY_LIMIT: usize = 50;
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools {
+            entries: Vec::new(),
+            gauges: Vec::new(),
+            query_limit: DEFAULT_QUERY_LIMIT,
+        }
+    }
 }
 
 /// How an extra gauge is read at scrape time.
@@ -226,6 +241,24 @@ impl Pools {
             read: Arc::new(read),
         });
         Ok(self)
+    }
+
+    /// How many statement shapes per pool to export and show: the top
+    /// `n` by total time of [`Pool::queries`](tidepool::Pool::queries)
+    /// (which keeps at most [`QUERY_STATS_CAPACITY`](tidepool::QUERY_STATS_CAPACITY)).
+    /// Each shape is about ten series in `/metrics`, so this bounds what
+    /// query statistics add to a scrape: `n × 10` series per pool. `0`
+    /// exports none (the shape counters `tidepool_query_shapes_*` stay).
+    /// Defaults to [`DEFAULT_QUERY_LIMIT`] (50).
+    ///
+    /// ```
+    /// let pools = tidepool_http::Pools::new().query_limit(10);
+    /// # let _ = pools;
+    /// ```
+    #[must_use]
+    pub fn query_limit(mut self, n: usize) -> Self {
+        self.query_limit = n;
+        self
     }
 
     /// The names, in the order added.

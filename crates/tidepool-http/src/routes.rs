@@ -246,7 +246,7 @@ async fn list(
         .pools
         .entries
         .iter()
-        .map(|e| PoolReport::of(e, p.window, p.connections))
+        .map(|e| PoolReport::of(e, p.window, p.connections, state.pools.query_limit))
         .collect();
     Json(reports).into_response()
 }
@@ -261,7 +261,13 @@ async fn one(
         Err(r) => return r.into_response(),
     };
     match state.pools.get(&name) {
-        Some(e) => Json(PoolReport::of(e, p.window, p.connections)).into_response(),
+        Some(e) => Json(PoolReport::of(
+            e,
+            p.window,
+            p.connections,
+            state.pools.query_limit,
+        ))
+        .into_response(),
         None if name
             .strip_suffix("/check")
             .is_some_and(|n| state.pools.get(n).is_some()) =>

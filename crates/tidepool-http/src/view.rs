@@ -8,7 +8,7 @@
 
 use tidepool::{
     BoxFuture, BreakerState, Config, EffectiveConfig, HealthCheck, HealthReport, HealthSample,
-    Histograms, Load, Manager, Metrics, Pool, Status,
+    Histograms, Load, Manager, Metrics, Pool, QueryStats, Status,
 };
 
 /// A pool as the router sees it. Implemented for every [`tidepool::Pool`];
@@ -42,6 +42,17 @@ pub trait PoolView: Send + Sync + 'static {
     /// Pings every idle connection now and returns what it found, with
     /// the health report after it.
     fn check_health(&self) -> BoxFuture<'_, HealthCheck>;
+    /// Statistics per statement shape, by total time, largest first
+    /// ([`Pool::queries`]). Defaults to none, so a view written before
+    /// query statistics existed still compiles.
+    fn queries(&self) -> Vec<QueryStats> {
+        Vec::new()
+    }
+    /// Shapes pushed out of the statistics table to make room for others
+    /// ([`Pool::query_stats_evictions`]). Defaults to 0.
+    fn query_stats_evictions(&self) -> u64 {
+        0
+    }
 }
 
 impl<M: Manager> PoolView for Pool<M> {
@@ -80,5 +91,11 @@ impl<M: Manager> PoolView for Pool<M> {
     }
     fn check_health(&self) -> BoxFuture<'_, HealthCheck> {
         Box::pin(Pool::check_health(self))
+    }
+    fn queries(&self) -> Vec<QueryStats> {
+        Pool::queries(self)
+    }
+    fn query_stats_evictions(&self) -> u64 {
+        Pool::query_stats_evictions(self)
     }
 }

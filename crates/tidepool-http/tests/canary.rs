@@ -2,7 +2,9 @@
 //! line: two PostgreSQL pools whose URLs carry a canary password — one
 //! working, one pointed at a closed port so its errors fill the breaker's
 //! last error — named by their (redacted) targets, served, and every
-//! endpoint read, with every log line of the run captured.
+//! endpoint read, with every log line of the run captured. And no
+//! statement's literal or bound parameter reaches the query statistics'
+//! labels, JSON or the slow-query log.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{get, get_with, serve};
+use common::{get, get_with, queried_pool, serve, QUERY_CANARIES};
 use parking_lot::Mutex;
 use tidepool_http::Pools;
 use tidepool_postgres::PgManager;
@@ -134,4 +136,58 @@ async fn no_endpoint_and_no_log_line_shows_the_password() {
         !logs.contains(CANARY),
         "a log line shows the password:\n{logs}"
     );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_literal_or_parameter_value_reaches_a_metric_the_json_or_the_slow_query_log() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let pool = queried_pool("queried", dir.path()).await;
+    assert!(pool.queries().len() >= 5, "{:?}", pool.queries());
+    let addr = serve(Pools::new().add_pool(pool).unwrap().router()).await;
+    let mut shapes_seen = false;
+    for path in ["/metrics", "/pools", "/pools/queried", "/dashboard"] {
+        for accept in ["", "Accept: application/openmetrics-text;version=1.0.0\r\n"] {
+            let r = get_with(addr, path, accept).await;
+            assert_eq!(r.status, 200, "{path}");
+            for canary in QUERY_CANARIES {
+                assert!(
+                    !r.body.contains(canary),
+                    "{path} shows {canary}:\n{}",
+                    r.body
+                );
+            }
+            shapes_seen |= r.body.contains("insert into secrets");
+        }
+    }
+    assert!(shapes_seen, "the shapes themselves are shown");
+    let logs = String::from_utf8_lossy(&captured.0.lock()).into_owned();
+    assert!(
+        logs.contains("slow query: insert into secrets"),
+        "the slow-query log wrote its lines:\n{logs}"
+    );
+    // The slow-query log's lines. (The driver's own error for the
+    // unterminated string quotes the statement, as SQLite words it; the
+    // pool logs that error at debug under `tidepool::pool`, which is the
+    // driver's message, not the statistics'.)
+    let slow: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("tidepool::slow_query"))
+        .collect();
+    assert!(slow.len() >= 6, "{slow:#?}");
+    for canary in QUERY_CANARIES {
+        for line in &slow {
+            assert!(
+                !line.contains(canary),
+                "a slow-query line shows {canary}: {line}"
+            );
+        }
+    }
 }

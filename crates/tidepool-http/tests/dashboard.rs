@@ -110,10 +110,14 @@ async fn the_dashboard_updates_itself_and_shows_the_figures_of_pools() {
             }
         })
     };
+    let queries_dir = tempfile::tempdir().unwrap();
+    let queried = common::queried_pool("queried", queries_dir.path()).await;
     let pools = Pools::new()
         .add_pool(steady.clone())
         .unwrap()
         .add_pool(busy)
+        .unwrap()
+        .add_pool(queried)
         .unwrap();
     let addr = serve(pools.router()).await;
     let url = format!("http://{addr}/dashboard");
@@ -184,12 +188,25 @@ async fn the_dashboard_updates_itself_and_shows_the_figures_of_pools() {
         field(&dom, "reports", "rate").parse::<f64>().unwrap() > 0.0,
         "the busy pool shows traffic"
     );
-    // Both pools drew their three charts.
+    // Every pool drew its three charts.
     assert_eq!(
         dom.matches("<svg data-pool=").count(),
-        6,
+        9,
         "three charts per pool"
     );
+    // The queried pool's heaviest statement shapes are in its table, in
+    // the order /pools gives them; a pool without statistics shows none.
+    let top = pools[2]["queries"]["top"].as_array().unwrap();
+    assert!(top.len() >= 5, "{top:?}");
+    let rows: Vec<&str> = dom
+        .split("data-query=\"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .collect();
+    let want: Vec<&str> = top.iter().map(|q| q["id"].as_str().unwrap()).collect();
+    assert_eq!(rows, want);
+    assert!(dom.contains(top[0]["text"].as_str().unwrap()));
+    assert!(dom.contains("data-pool=\"orders\" data-field=\"queries\" hidden"));
     assert!(dom.matches("<path").count() >= 6, "lines drawn");
 
     let shot = std::env::var("TIDEPOOL_DASHBOARD_SCREENSHOT")

@@ -7,19 +7,26 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{capped_pool, get, get_with, sample_names, serve, sqlite_pool, tool};
+use common::{
+    capped_pool, get, get_with, queried_pool, sample_names, serve, sqlite_pool, tool, Fake,
+    QUERY_CANARIES,
+};
 use tidepool_http::Pools;
 
 /// What Prometheus 2.42 sends.
 const PROMETHEUS_ACCEPT: &str = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
 
-/// Scrapes three pools as Prometheus does (OpenMetrics) and as curl does
-/// (classic text): two SQLite pools with some traffic, and one whose
-/// server refused it past two connections (so the ceiling is known).
+/// Scrapes four pools as Prometheus does (OpenMetrics) and as curl does
+/// (classic text): two SQLite pools with some traffic, one whose
+/// statements went through `execute_query` (so it has query statistics),
+/// and one whose server refused it past two connections (so the ceiling
+/// is known).
 async fn scrape_both() -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let (capped, _held) = capped_pool("capped").await;
     let pools = Pools::new()
+        .add_pool(queried_pool("queried", dir.path()).await)
+        .unwrap()
         .add_pool(sqlite_pool("orders", dir.path()).await)
         .unwrap()
         .add_pool(sqlite_pool("reports", dir.path()).await)
@@ -86,6 +93,15 @@ pub const EXPORTED: &[&str] = &[
     "tidepool_scaling_adjustments_total",
     "tidepool_adaptive_tunings_total",
     "tidepool_health_score",
+    "tidepool_query_shapes_tracked",
+    "tidepool_query_shapes_evicted_total",
+    "tidepool_query_info",
+    "tidepool_query_calls_total",
+    "tidepool_query_errors_total",
+    "tidepool_query_rows_total",
+    "tidepool_query_slow_total",
+    "tidepool_query_time_seconds_total",
+    "tidepool_query_time_percentile_seconds",
 ];
 
 #[tokio::test]
@@ -115,7 +131,7 @@ async fn every_exported_metric_appears_in_a_scrape_labelled_by_pool() {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
     {
         assert!(
-            ["orders", "reports", "capped"]
+            ["orders", "reports", "capped", "queried"]
                 .iter()
                 .any(|p| line.contains(&format!("pool_name=\"{p}\""))),
             "no pool_name: {line}"
@@ -239,6 +255,143 @@ async fn the_counters_and_gauges_beyond_the_conventions_carry_the_pools_figures(
             "tidepool_connection_errors_total{pool_name=\"capped\"}"
         ),
         0.0
+    );
+}
+
+/// The series of `family` whose labels contain `query_id="{id}"`, as
+/// (labels, value).
+fn shape_series(text: &str, family: &str, id: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(family))
+        .filter_map(|l| l.strip_prefix('{'))
+        .filter(|l| l.contains(&format!("query_id=\"{id}\"")))
+        .filter_map(|l| l.rsplit_once("} "))
+        .map(|(labels, v)| (labels.to_string(), v.trim().parse().unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_statement_shape_is_exported_with_its_counts_times_and_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = queried_pool("queried", dir.path()).await;
+    let stats = pool.queries();
+    let insert = stats
+        .iter()
+        .find(|q| q.text.starts_with("insert into secrets"))
+        .expect("the inserts are one shape");
+    assert_eq!(insert.count, 3);
+    let id = format!("{:016x}", insert.id);
+    let failing = stats
+        .iter()
+        .find(|q| q.text.contains("no_such_table"))
+        .unwrap();
+    let failing_id = format!("{:016x}", failing.id);
+    let tracked = stats.len();
+    let addr = serve(Pools::new().add_pool(pool).unwrap().router()).await;
+    let text = get(addr, "/metrics").await.body;
+
+    let one = |family: &str, id: &str| {
+        let found = shape_series(&text, family, id);
+        assert_eq!(found.len(), 1, "{family} {id}: {found:?}\n{text}");
+        found[0].clone()
+    };
+    let (labels, calls) = one("tidepool_query_calls_total", &id);
+    assert_eq!(calls, 3.0);
+    assert!(labels.contains("pool_name=\"queried\""), "{labels}");
+    assert!(labels.contains("kind=\"write\""), "{labels}");
+    assert!(
+        !labels.contains("query="),
+        "the text is only on the info series"
+    );
+    // execute_query counts the rows a statement returns: none for these.
+    assert_eq!(one("tidepool_query_rows_total", &id).1, 0.0);
+    let select = stats
+        .iter()
+        .find(|q| q.text.starts_with("select v from secrets where k = ? and"))
+        .unwrap();
+    assert_eq!((select.count, select.rows), (2, 2));
+    let select_id = format!("{:016x}", select.id);
+    assert_eq!(one("tidepool_query_errors_total", &id).1, 0.0);
+    assert_eq!(one("tidepool_query_slow_total", &id).1, 3.0);
+    assert_eq!(one("tidepool_query_errors_total", &failing_id).1, 1.0);
+    assert_eq!(one("tidepool_query_rows_total", &select_id).1, 2.0);
+    assert_eq!(one("tidepool_query_calls_total", &select_id).1, 2.0);
+    let total = one("tidepool_query_time_seconds_total", &id).1;
+    assert!(total > 0.0 && (total - insert.total_time.as_secs_f64()).abs() < 1e-3);
+    let percentiles = shape_series(&text, "tidepool_query_time_percentile_seconds", &id);
+    assert_eq!(percentiles.len(), 3, "{percentiles:?}");
+    for (q, want) in [("50", insert.p50), ("95", insert.p95), ("99", insert.p99)] {
+        let (_, v) = percentiles
+            .iter()
+            .find(|(l, _)| l.contains(&format!("percentile=\"{q}\"")))
+            .unwrap();
+        assert!(
+            (v - want.as_secs_f64()).abs() < 1e-6,
+            "{q}: {v} vs {want:?}"
+        );
+    }
+    let (info, v) = one("tidepool_query_info", &id);
+    assert_eq!(v, 1.0);
+    assert!(
+        info.contains(&format!("query=\"{}\"", insert.text)),
+        "the normalized text: {info}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "tidepool_query_shapes_tracked{pool_name=\"queried\"}"
+        ),
+        tracked as f64
+    );
+    for canary in QUERY_CANARIES {
+        assert!(!text.contains(canary), "{canary} in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn only_the_top_shapes_by_total_time_are_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = queried_pool("queried", dir.path()).await;
+    let top = format!("{:016x}", pool.queries()[0].id);
+    assert!(pool.queries().len() > 2);
+    let addr = serve(
+        Pools::new()
+            .query_limit(1)
+            .add_pool(pool.clone())
+            .unwrap()
+            .router(),
+    )
+    .await;
+    let text = get(addr, "/metrics").await.body;
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tidepool_query_calls_total{"))
+        .collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].contains(&top), "the heaviest shape: {calls:?}");
+    let json = get(addr, "/pools/queried").await.json();
+    assert_eq!(json["queries"]["top"].as_array().unwrap().len(), 1);
+    assert_eq!(json["queries"]["top"][0]["id"], top.as_str());
+    assert_eq!(json["queries"]["limit"], 1);
+
+    let addr = serve(Pools::new().query_limit(0).add_pool(pool).unwrap().router()).await;
+    let text = get(addr, "/metrics").await.body;
+    assert!(!text.contains("query_id="), "{text}");
+    assert!(text.contains("tidepool_query_shapes_tracked{pool_name=\"queried\"}"));
+}
+
+#[tokio::test]
+async fn a_pool_name_with_quotes_and_backslashes_is_escaped_in_labels() {
+    let pool = tidepool::Pool::builder(Fake::default())
+        .name(r#"we"ird\name"#)
+        .build()
+        .await
+        .unwrap();
+    let addr = serve(Pools::new().add_pool(pool).unwrap().router()).await;
+    let text = get(addr, "/metrics").await.body;
+    assert!(
+        text.contains(r#"db_client_connection_max{pool_name="we\"ird\\name"} 10"#),
+        "{text}"
     );
 }
 

@@ -126,6 +126,78 @@ pub async fn sqlite_pool(
     pool
 }
 
+/// Literal values the queried pool's statements carry inline, and a
+/// parameter value it binds: none may appear in a metric, a JSON field or
+/// the page.
+pub const QUERY_CANARIES: [&str; 4] = [
+    "Canary-Literal-9d2e",
+    "hunter2-Canary-Pw",
+    "Canary-Param-41b7",
+    "Canary-Unterminated",
+];
+
+/// An SQLite pool named `name` whose statements went through
+/// `execute_query` (so its query statistics have shapes): three inserts
+/// with literals inline (one shape), a select with a literal (run twice)
+/// and one with a bound parameter, a statement that fails on a missing
+/// table and an unterminated string. Every statement counts as slow (the
+/// threshold is 1 ns), so the slow-query log writes its lines too.
+pub async fn queried_pool(
+    name: &str,
+    dir: &std::path::Path,
+) -> tidepool::Pool<tidepool_sqlite::SqliteManager> {
+    use tidepool::{QueryKind, Value};
+    let manager = tidepool_sqlite::SqliteManager::new(tidepool_sqlite::SqliteConfig::file(
+        dir.join(format!("{name}.db")),
+    ));
+    let pool = tidepool::Pool::builder(manager)
+        .name(name)
+        .min_size(1)
+        .max_size(2)
+        .slow_query_threshold(Some(Duration::from_nanos(1)))
+        .build()
+        .await
+        .unwrap();
+    let [literal, password, param, unterminated] = QUERY_CANARIES;
+    pool.execute_query(
+        QueryKind::Maintenance,
+        "CREATE TABLE IF NOT EXISTS secrets (k TEXT, v TEXT)",
+        &[],
+    )
+    .await
+    .unwrap();
+    for n in 0..3 {
+        let sql = format!("INSERT INTO secrets VALUES ('{literal}-{n}', '{password}')");
+        pool.execute_query(QueryKind::Write, &sql, &[])
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        let sql = format!("SELECT v FROM secrets WHERE k = '{literal}-1' AND v = '{password}'");
+        pool.execute_query(QueryKind::Read, &sql, &[])
+            .await
+            .unwrap();
+    }
+    pool.execute_query(
+        QueryKind::Read,
+        "SELECT v FROM secrets WHERE k = ?1",
+        &[Value::Text(param.into())],
+    )
+    .await
+    .unwrap();
+    let missing = format!("SELECT v FROM no_such_table WHERE k = '{literal}'");
+    assert!(pool
+        .execute_query(QueryKind::Read, &missing, &[])
+        .await
+        .is_err());
+    let bad = format!("SELECT v FROM secrets WHERE k = '{unterminated}");
+    assert!(pool
+        .execute_query(QueryKind::Read, &bad, &[])
+        .await
+        .is_err());
+    pool
+}
+
 /// Serves `router` on a free loopback port until the test ends.
 pub async fn serve(router: axum::Router) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
