@@ -110,11 +110,23 @@ async fn point(conn: &mut AsyncPgConnection, id: i32) -> i32 {
         .expect("point select")
 }
 
+/// The URL with `sslmode=disable` unless it names an sslmode.
+fn plain(url: &str) -> String {
+    match (url.contains("sslmode="), url.contains('?')) {
+        (true, _) => url.to_string(),
+        (false, true) => format!("{url}&sslmode=disable"),
+        (false, false) => format!("{url}?sslmode=disable"),
+    }
+}
+
 impl AnyPool {
     async fn build(kind: Kind, url: &str, size: u32) -> AnyPool {
         match kind {
+            // diesel-async's managers connect in plaintext; tidepool-diesel's
+            // default (`prefer`) would negotiate TLS, so the URL says disable
+            // unless it names a mode.
             Kind::Tidepool => AnyPool::Tidepool(
-                tidepool::Pool::builder(tidepool_diesel::PgManager::new(url).expect("url"))
+                tidepool::Pool::builder(tidepool_diesel::PgManager::new(&plain(url)).expect("url"))
                     .max_size(size)
                     .build()
                     .await

@@ -33,6 +33,18 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// TLS could not be set up: a certificate file (`sslrootcert`,
+    /// `sslcert`, `sslkey`) could not be used when the manager was built,
+    /// or the handshake failed — an untrusted certificate, a host name it
+    /// does not name, a server without TLS when `sslmode` requires it.
+    /// Not retryable: trying again cannot fix it.
+    #[error("TLS with {target} failed: {reason} (check sslmode, the CA file and the host name)")]
+    Tls {
+        /// The target, without credentials.
+        target: String,
+        /// What the TLS layer said (never a key's content).
+        reason: String,
+    },
     /// MySQL or MariaDB refused or dropped the connection attempt.
     #[cfg(feature = "mysql")]
     #[error("could not connect to {target}: {source}")]
@@ -72,7 +84,7 @@ impl Error {
     /// acquire at once with the cause instead of retrying.
     pub fn is_retryable_connect(&self) -> bool {
         match self {
-            Error::InvalidUrl { .. } => false,
+            Error::InvalidUrl { .. } | Error::Tls { .. } => false,
             #[cfg(feature = "postgres")]
             Error::Postgres { source, .. } => !crate::classify::pg_error_is_permanent(source),
             #[cfg(feature = "mysql")]
@@ -111,6 +123,8 @@ impl Classify for Error {
     fn failure_kind(&self) -> FailureKind {
         match self {
             Error::InvalidUrl { .. } => FailureKind::Client,
+            // The server is there; the secure channel to it cannot be had.
+            Error::Tls { .. } => FailureKind::Connect,
             #[cfg(feature = "postgres")]
             Error::Postgres { source, .. } => crate::classify::pg_error_kind(source),
             #[cfg(feature = "mysql")]

@@ -1,17 +1,21 @@
 //! PostgreSQL: a [`Manager`] handing out diesel-async's
-//! [`AsyncPgConnection`]. It connects through tokio-postgres itself, so a
-//! refused connection keeps the server's SQLSTATE (wrong password, unknown
-//! database, too many connections, starting up), then hands the socket to
+//! [`AsyncPgConnection`]. It reads the URL and opens the socket the way
+//! tidepool-postgres does — libpq's parameters and `sslmode` meanings,
+//! hosts tried in order, rustls TLS with `sslrootcert` and a client
+//! certificate (diesel-async's own `establish` has no TLS) — so a refused
+//! connection keeps the server's SQLSTATE (wrong password, unknown
+//! database, too many connections, starting up) and a failed handshake is
+//! a typed [`Error::Tls`]. It then hands the client and its connection to
 //! diesel-async, which runs its usual setup (`SET TIME ZONE 'UTC'`,
 //! `SET CLIENT_ENCODING TO 'UTF8'`).
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use diesel::connection::Instrumentation;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use tidepool::{Classify, FailureKind, Manager};
+use tidepool::{BoxFuture, Classify, FailureKind, Manager};
+use tidepool_postgres::PgConfig;
 
 use crate::error::Error;
 use crate::tracked::{State, TrackedConnection, Watch};
@@ -23,6 +27,10 @@ pub type PgConnection = TrackedConnection<AsyncPgConnection>;
 pub type PgPool = tidepool::Pool<PgManager>;
 
 type InstrumentationFactory = Arc<dyn Fn() -> Option<Box<dyn Instrumentation>> + Send + Sync>;
+
+/// Opens one connection: each host in turn, with the TLS connector built
+/// once, when the manager was.
+type Open = Arc<dyn Fn() -> BoxFuture<'static, Result<AsyncPgConnection, Error>> + Send + Sync>;
 
 /// Opens diesel-async PostgreSQL connections for a tidepool pool.
 ///
@@ -36,39 +44,84 @@ type InstrumentationFactory = Arc<dyn Fn() -> Option<Box<dyn Instrumentation>> +
 /// # Ok(()) }
 /// ```
 ///
-/// TLS: like diesel-async's own `establish`, connections are made without
-/// TLS (`sslmode=require` fails with tokio-postgres' "TLS required" error
-/// rather than silently going plain).
+/// TLS as in tidepool-postgres (libpq's meanings): `sslmode=prefer`, the
+/// default, encrypts when the server offers TLS; `require` never falls
+/// back to plaintext; `verify-ca` checks the chain and `verify-full` the
+/// chain and the host name, against the webpki roots plus `sslrootcert`.
+/// `sslcert` + `sslkey` present a client certificate. Certificate files
+/// are read once, by [`new`](Self::new); a handshake that fails (an
+/// untrusted certificate, a wrong name, a server without TLS under
+/// `require`) is [`Error::Tls`], which the pool does not retry.
+///
+/// ```
+/// use tidepool_diesel::PgManager;
+/// let err = PgManager::new("postgres://app:hunter2@db/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+///     .unwrap_err();
+/// assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+/// assert!(!err.to_string().contains("hunter2"));
+/// ```
 pub struct PgManager {
-    config: tokio_postgres::Config,
+    config: PgConfig,
     target: String,
+    open: Open,
     instrumentation: InstrumentationFactory,
 }
 
 impl PgManager {
     /// A manager for a `postgres://` URL or a `key=value` connection
-    /// string. Refused at once, with the reason and never the URL, when it
-    /// cannot be read.
+    /// string, with tidepool-postgres' parameters (`sslmode` up to
+    /// `verify-full`, `sslrootcert`, `sslcert`, `sslkey`, several hosts,
+    /// `target_session_attrs`, `connect_timeout`, ...). Refused at once,
+    /// with the reason and never the URL, when it cannot be read or a
+    /// certificate file cannot be used.
     pub fn new(url: &str) -> Result<Self, Error> {
-        let config = tokio_postgres::Config::from_str(url).map_err(|e| Error::InvalidUrl {
+        let config = PgConfig::from_url(url).map_err(|e| Error::InvalidUrl {
             scheme: "postgres",
             reason: e.to_string(),
         })?;
-        let target = describe(&config);
+        Self::from_config(config)
+    }
+
+    /// A manager for an already built tidepool-postgres configuration.
+    pub fn from_config(config: PgConfig) -> Result<Self, Error> {
+        let target = config.redacted_url();
+        let tls = config.tls_connector().map_err(|e| Error::Tls {
+            target: target.clone(),
+            reason: e.to_string(),
+        })?;
+        let per_host: Arc<[tokio_postgres::Config]> = config.to_tokio_configs().into();
+        let open_target = target.clone();
+        let open: Open = Arc::new(move || {
+            let (tls, per_host, target) = (tls.clone(), per_host.clone(), open_target.clone());
+            Box::pin(async move {
+                let mut last = None;
+                for host in per_host.iter() {
+                    match host.connect(tls.clone()).await {
+                        Ok((client, connection)) => {
+                            return AsyncPgConnection::try_from_client_and_connection(
+                                client, connection,
+                            )
+                            .await
+                            .map_err(|source| Error::Setup { target, source });
+                        }
+                        Err(e) => {
+                            tracing::debug!(target: "tidepool::diesel", error = %e, "host failed; trying the next");
+                            last = Some(connect_error(&target, e));
+                        }
+                    }
+                }
+                Err(last.unwrap_or(Error::InvalidUrl {
+                    scheme: "postgres",
+                    reason: "no host to connect to".into(),
+                }))
+            })
+        });
         Ok(PgManager {
             config,
             target,
+            open,
             instrumentation: Arc::new(diesel::connection::get_default_instrumentation),
         })
-    }
-
-    /// A manager for an already built tokio-postgres configuration.
-    pub fn from_config(config: tokio_postgres::Config) -> Self {
-        PgManager {
-            target: describe(&config),
-            config,
-            instrumentation: Arc::new(diesel::connection::get_default_instrumentation),
-        }
     }
 
     /// Your instrumentation for every new connection (diesel's
@@ -85,9 +138,26 @@ impl PgManager {
         self
     }
 
-    /// The tokio-postgres configuration connections are opened with.
-    pub fn config(&self) -> &tokio_postgres::Config {
+    /// The configuration connections are opened with.
+    pub fn config(&self) -> &PgConfig {
         &self.config
+    }
+}
+
+/// A failed handshake is [`Error::Tls`] (as tidepool-postgres reports it);
+/// anything else keeps tokio-postgres' error and the server's SQLSTATE.
+fn connect_error(target: &str, e: tokio_postgres::Error) -> Error {
+    if e.to_string().starts_with("error performing TLS handshake") {
+        let reason = std::error::Error::source(&e)
+            .map_or_else(|| "handshake failed".to_string(), |s| s.to_string());
+        return Error::Tls {
+            target: target.to_string(),
+            reason,
+        };
+    }
+    Error::Postgres {
+        target: target.to_string(),
+        source: e,
     }
 }
 
@@ -99,53 +169,12 @@ impl fmt::Debug for PgManager {
     }
 }
 
-/// `postgres://user@host:port/db`, never the password.
-fn describe(config: &tokio_postgres::Config) -> String {
-    let user = config.get_user().unwrap_or("");
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let host = match h {
-                tokio_postgres::config::Host::Tcp(h) if h.contains(':') => format!("[{h}]"),
-                tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                #[cfg(unix)]
-                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-            };
-            let port = config
-                .get_ports()
-                .get(i)
-                .or_else(|| config.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
-            format!("{host}:{port}")
-        })
-        .collect();
-    let db = config.get_dbname().unwrap_or(user);
-    let at = if user.is_empty() { "" } else { "@" };
-    format!("postgres://{user}{at}{}/{db}", hosts.join(","))
-}
-
 impl Manager for PgManager {
     type Connection = PgConnection;
     type Error = Error;
 
     async fn connect(&self) -> Result<PgConnection, Error> {
-        let (client, connection) =
-            self.config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|source| Error::Postgres {
-                    target: self.target.clone(),
-                    source,
-                })?;
-        let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection)
-            .await
-            .map_err(|source| Error::Setup {
-                target: self.target.clone(),
-                source,
-            })?;
+        let mut conn = (self.open)().await?;
         let state = Arc::new(State::default());
         conn.set_instrumentation(Watch::new(state.clone(), (self.instrumentation)()));
         Ok(TrackedConnection::new(conn, state))

@@ -71,6 +71,29 @@ impl PgConfig {
             .collect()
     }
 
+    /// One tokio-postgres configuration per host, in the order given (the
+    /// password included; tokio-postgres' `Debug` never shows it), with
+    /// `sslmode` mapped to tokio-postgres' three modes (`verify-ca` and
+    /// `verify-full` to `Require`: the checking is the
+    /// [`tls_connector`](Self::tls_connector)'s). For code that opens
+    /// connections itself; try them in turn, as libpq does.
+    ///
+    /// ```
+    /// use tidepool_postgres::PgConfig;
+    /// let config = PgConfig::from_url("postgres://app:secret@db1:5432,db2:5433/app?sslmode=verify-full")?;
+    /// let per_host = config.to_tokio_configs();
+    /// assert_eq!(per_host.len(), 2);
+    /// assert_eq!(per_host[1].get_ports(), &[5433]);
+    /// assert_eq!(per_host[0].get_ssl_mode(), tidepool_postgres::tokio_postgres::config::SslMode::Require);
+    /// # Ok::<(), tidepool_postgres::ConfigError>(())
+    /// ```
+    pub fn to_tokio_configs(&self) -> Vec<tokio_postgres::Config> {
+        self.to_tokio_per_host()
+            .into_iter()
+            .map(|(config, _)| config)
+            .collect()
+    }
+
     fn to_tokio_common(&self) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         if let Some(u) = &self.user {

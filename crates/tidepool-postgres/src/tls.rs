@@ -24,9 +24,54 @@ use crate::config::PgConfig;
 use crate::error::ConfigError;
 use crate::modes::SslMode;
 
-/// The TLS connector handed to tokio-postgres.
+/// The TLS connector handed to tokio-postgres: rustls with libpq's
+/// sslmode meanings, the webpki roots plus the configuration's CA file, and
+/// its client certificate. Made by [`PgConfig::tls_connector`] for code
+/// that opens tokio-postgres connections itself.
 #[derive(Clone)]
-pub(crate) struct PgTls(MakeRustlsConnect);
+pub struct PgTls(MakeRustlsConnect);
+
+impl std::fmt::Debug for PgTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgTls").finish_non_exhaustive()
+    }
+}
+
+impl PgConfig {
+    /// The TLS connector this configuration asks for, built as
+    /// [`PgManager`](crate::PgManager) builds its own: `sslmode`'s meaning
+    /// as libpq's, trust in the webpki roots plus `sslrootcert`, the client
+    /// certificate `sslcert` + `sslkey`. Files are read now, once; an
+    /// unreadable or unusable one is a [`ConfigError`] naming the file
+    /// (never its content). For code that opens tokio-postgres connections
+    /// itself — tidepool-diesel hands them to diesel-async. Pass it to
+    /// [`tokio_postgres::Config::connect`] with the configs of
+    /// [`to_tokio_configs`](Self::to_tokio_configs); with `sslmode=disable`
+    /// tokio-postgres never uses it.
+    ///
+    /// ```
+    /// use tidepool_postgres::PgConfig;
+    /// let config = PgConfig::from_url("postgres://app@127.0.0.1/app?sslmode=require")?;
+    /// let tls = config.tls_connector()?;
+    /// let missing = PgConfig::from_url("postgres://app@127.0.0.1/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")?;
+    /// assert!(missing.tls_connector().unwrap_err().to_string().contains("/nonexistent/ca.pem"));
+    /// # let _ = tls;
+    /// # Ok::<(), tidepool_postgres::ConfigError>(())
+    /// ```
+    pub fn tls_connector(&self) -> Result<PgTls, ConfigError> {
+        let tls = if self.ssl_mode == SslMode::Disable {
+            // A connector is wanted anyway (tokio-postgres skips it); like
+            // libpq, `disable` reads none of the certificate files.
+            connector(&PgConfig::new().ssl_mode(SslMode::Require), None)?
+        } else {
+            connector(self, self.ssl_root_cert.as_deref())?
+        };
+        tls.ok_or(ConfigError::CaFile {
+            path: "(TLS setup)".into(),
+            reason: "no TLS connector was built".into(),
+        })
+    }
+}
 
 impl<S> MakeTlsConnect<S> for PgTls
 where
