@@ -112,6 +112,20 @@ impl Analyzer {
         self.lookup(sql, |e| e.analysis.clone())
     }
 
+    /// The session state `sql` changes (see [`SessionState`](crate::SessionState)),
+    /// from the cache when it was seen before: what a driver's dirty bits
+    /// call on every statement it sends outside its statement cache.
+    ///
+    /// ```
+    /// use tidepool_sql::{Analyzer, Dialect, SessionState};
+    /// let analyzer = Analyzer::new(Dialect::Postgres);
+    /// assert_eq!(analyzer.session("LISTEN jobs"), SessionState::LISTEN);
+    /// assert!(analyzer.session("SELECT 1").is_empty());
+    /// ```
+    pub fn session(&self, sql: &str) -> crate::SessionState {
+        self.lookup(sql, |e| e.analysis.session)
+    }
+
     /// The shape of `sql` as the pool's statistics take it (id, normalized
     /// text, kind); no allocation when `sql` was seen before. What the
     /// drivers' [`Manager::query_shape`](tidepool::Manager::query_shape)

@@ -88,10 +88,22 @@ impl SessionState {
         self.0 & other.0 != 0
     }
 
-    /// The kinds in both.
+    /// The kinds in either.
     #[must_use]
     pub const fn union(self, other: SessionState) -> SessionState {
         SessionState(self.0 | other.0)
+    }
+
+    /// The kinds in both.
+    ///
+    /// ```
+    /// use tidepool_sql::SessionState;
+    /// let s = SessionState::SETTINGS | SessionState::USER_VARIABLES;
+    /// assert_eq!(s.intersection(SessionState::SETTINGS), SessionState::SETTINGS);
+    /// ```
+    #[must_use]
+    pub const fn intersection(self, other: SessionState) -> SessionState {
+        SessionState(self.0 & other.0)
     }
 
     /// The raw bits (stable within a major version), for an atomic.
