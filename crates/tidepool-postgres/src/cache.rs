@@ -1,6 +1,7 @@
 //! The per-connection prepared-statement cache: a bounded LRU from SQL text
-//! to the server-side statement and what it does to the transaction state
-//! (worked out once, when it is cached). Evicting a statement drops it, and
+//! to the server-side statement, what it does to the transaction state and
+//! the session state it touches (worked out once, when it is cached, so a
+//! cache hit never reads the text again). Evicting a statement drops it, and
 //! tokio-postgres then closes it on the server, so the server's memory stays
 //! bounded too. Capacity 0 turns caching off (each statement is prepared,
 //! used once and closed).
@@ -9,13 +10,14 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 
 use lru::LruCache;
+use tidepool_sql::SessionState;
 use tokio_postgres::Statement;
 
 use crate::txstate::{statement_effect, Effect};
 
 /// A bounded LRU of prepared statements.
 pub(crate) struct StatementCache {
-    inner: Option<LruCache<String, (Statement, Effect)>>,
+    inner: Option<LruCache<String, (Statement, Effect, SessionState)>>,
     /// How many cached statements have each `tidepool::statement_key`, so
     /// the pool can ask "has this connection prepared it?" without text.
     keys: HashMap<u64, u32>,
@@ -29,16 +31,16 @@ impl StatementCache {
         }
     }
 
-    /// The statement cached for `sql`, and its effect.
-    pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, Effect)> {
+    /// The statement cached for `sql`, its effect and its session state.
+    pub(crate) fn get(&mut self, sql: &str) -> Option<(Statement, Effect, SessionState)> {
         self.inner.as_mut()?.get(sql).cloned()
     }
 
-    pub(crate) fn insert(&mut self, sql: &str, statement: Statement) {
+    pub(crate) fn insert(&mut self, sql: &str, statement: Statement, session: SessionState) {
         let Some(cache) = self.inner.as_mut() else {
             return;
         };
-        let pushed = cache.push(sql.to_string(), (statement, statement_effect(sql)));
+        let pushed = cache.push(sql.to_string(), (statement, statement_effect(sql), session));
         match pushed {
             // Replaced the same text: the key count is unchanged.
             Some((old, _)) if old == sql => {}

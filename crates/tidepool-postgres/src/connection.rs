@@ -13,12 +13,15 @@ use std::ops::Deref;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
+use tidepool_sql::SessionState;
+
 use crate::cancel::cancel_and_wait;
 use crate::error::PgError;
 use crate::native::Tracked;
 use crate::reset::{ResetPolicy, CLEAN_SQL};
 use crate::target::CancelTarget;
 use crate::tls::PgTls;
+use crate::track::dirty::undo_sql;
 use crate::track::{Round, Tracker};
 use crate::txstate::{statement_effect, Effect, TxState};
 
@@ -84,12 +87,18 @@ impl PgConnection {
         client: Client,
         cache_capacity: usize,
         pooler: bool,
+        track_session: bool,
         cancel_tls: Option<PgTls>,
         cancel_target: CancelTarget,
     ) -> Self {
         PgConnection {
             client,
-            track: Tracker::new(if pooler { 0 } else { cache_capacity }),
+            // Behind a transaction pooler there is no session of our own to
+            // reset, so nothing to classify either.
+            track: Tracker::new(
+                if pooler { 0 } else { cache_capacity },
+                track_session && !pooler,
+            ),
             pooler,
             cancel_tls,
             cancel_target,
@@ -250,6 +259,33 @@ impl PgConnection {
         self.track.is_broken() || self.client.is_closed()
     }
 
+    /// The kinds of session state the statements sent since the last
+    /// reset may have changed, as the dirty bits read them (empty when
+    /// session tracking is off). `Fast` and `Verified` undo exactly these
+    /// on return.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: tidepool_postgres::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+    /// let conn = pool.get().await?;
+    /// conn.batch_execute("SET search_path = reporting").await?;
+    /// assert!(!conn.session_touched().is_empty()); // RESET ALL on return
+    /// # Ok(()) }
+    /// ```
+    pub fn session_touched(&self) -> SessionState {
+        self.track.dirty().touched()
+    }
+
+    /// Makes the session as it stands the starting point of every
+    /// borrower: forgets the dirty bits, so nothing sent so far is undone
+    /// on return. For setup run on a new connection; a later reset of the
+    /// same kind (a borrower's own `SET`, say) still goes back to the
+    /// server's defaults for that kind, so settings every borrower needs
+    /// belong in the startup options ([`PgConfig::options`](crate::PgConfig::options)),
+    /// which `RESET` keeps.
+    pub fn mark_session_baseline(&mut self) {
+        self.track.mark_baseline();
+    }
+
     /// Whether returning this connection needs [`reset`](Self::reset)
     /// under `policy`.
     pub fn needs_reset(&self, policy: ResetPolicy) -> bool {
@@ -257,7 +293,7 @@ impl PgConnection {
             return true;
         }
         match policy {
-            ResetPolicy::Fast => false,
+            ResetPolicy::Fast => !self.pooler && !self.track.dirty().touched().is_empty(),
             ResetPolicy::Verified => true,
             ResetPolicy::Clean => self.track.session_touched() && !self.pooler,
         }
@@ -281,11 +317,18 @@ impl PgConnection {
             self.run_reset_sql("ROLLBACK").await?;
             round_trip = true;
         }
+        // Fast and Verified undo exactly the session state the dirty bits
+        // saw touched; what they could not read (native access through
+        // `Deref`) counts as everything. Behind a transaction pooler there
+        // is no session of our own to undo.
+        if policy != ResetPolicy::Clean && !self.pooler && self.undo_dirty(native).await? {
+            round_trip = true;
+        }
         match policy {
             ResetPolicy::Clean
                 if !self.pooler && (self.track.session_touched() || native || in_flight) =>
             {
-                self.clean_session().await?;
+                self.undo_session(CLEAN_SQL, true).await?;
             }
             ResetPolicy::Verified if !round_trip => {
                 let checked = if self.pooler {
@@ -304,16 +347,34 @@ impl PgConnection {
         Ok(())
     }
 
-    /// Runs [`CLEAN_SQL`], whose last statement lists the statements the
-    /// borrower prepared in SQL (`PREPARE p AS ...`), and deallocates them
-    /// by name: a second round trip, only when there are any. The
-    /// protocol-level statements of the cache are not listed, so the cache
-    /// stays valid (`DEALLOCATE ALL` would empty it under the wrapper).
-    async fn clean_session(&mut self) -> Result<(), PgError> {
+    /// Undoes the session state the dirty bits saw touched (everything
+    /// when `unseen`, and tracking is on). Returns whether it sent
+    /// anything: nothing when nothing was touched.
+    async fn undo_dirty(&mut self, unseen: bool) -> Result<bool, PgError> {
+        let mut kinds = self.track.dirty().touched();
+        if unseen && self.track.dirty().enabled() {
+            kinds |= SessionState::OPAQUE;
+        }
+        let Some((sql, lists_prepared)) = undo_sql(kinds) else {
+            return Ok(false);
+        };
+        self.undo_session(&sql, lists_prepared).await?;
+        Ok(true)
+    }
+
+    /// Runs a session reset batch ([`CLEAN_SQL`], or the statements the
+    /// dirty bits chose). When `lists_prepared`, its last statement lists
+    /// the statements the borrower prepared in SQL (`PREPARE p AS ...`),
+    /// and they are deallocated by name: a second round trip, only when
+    /// there are any. The protocol-level statements of the cache are not
+    /// listed, so the cache stays valid (`DEALLOCATE ALL` would empty it
+    /// under the wrapper).
+    async fn undo_session(&mut self, sql: &str, lists_prepared: bool) -> Result<(), PgError> {
         self.track.set_in_flight(true);
-        let listed = self.client.simple_query(CLEAN_SQL).await;
+        let listed = self.client.simple_query(sql).await;
         let names = match listed {
-            Ok(messages) => last_statements_first_column(&messages),
+            Ok(messages) if lists_prepared => last_statements_first_column(&messages),
+            Ok(_) => Vec::new(),
             Err(e) => {
                 self.track.mark_broken();
                 return Err(e.into());

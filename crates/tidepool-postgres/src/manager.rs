@@ -33,6 +33,7 @@ pub struct PgManager {
     reset_policy: ResetPolicy,
     cache_capacity: usize,
     pooler: bool,
+    track_session: bool,
     described: String,
 }
 
@@ -45,6 +46,7 @@ impl std::fmt::Debug for PgManager {
             .field("reset_policy", &self.reset_policy)
             .field("statement_cache_capacity", &self.cache_capacity)
             .field("transaction_pooler", &self.pooler)
+            .field("track_session_state", &self.track_session)
             .finish()
     }
 }
@@ -67,6 +69,7 @@ impl PgManager {
             reset_policy: ResetPolicy::default(),
             cache_capacity: 256,
             pooler: None,
+            track_session: true,
             ca_file: None,
         }
     }
@@ -148,6 +151,7 @@ impl PgManager {
             client,
             self.cache_capacity,
             self.pooler,
+            self.track_session,
             tls,
             target.clone(),
         ))
@@ -196,6 +200,7 @@ pub struct PgManagerBuilder {
     reset_policy: ResetPolicy,
     cache_capacity: usize,
     pooler: Option<bool>,
+    track_session: bool,
     ca_file: Option<PathBuf>,
 }
 
@@ -211,6 +216,25 @@ impl PgManagerBuilder {
     /// turns the cache off.
     pub fn statement_cache_capacity(mut self, capacity: usize) -> Self {
         self.cache_capacity = capacity;
+        self
+    }
+
+    /// Session-state dirty bits: whether each connection reads, from the
+    /// text of every statement it sends, which session state it changes
+    /// (`SET`, `LISTEN`, `PREPARE`, temporary tables, advisory locks, ...;
+    /// see [`ResetPolicy::Fast`]) so that `Fast` and `Verified` undo it on
+    /// return. Defaults to `true`; `false` is the old `Fast`, which hands a
+    /// borrower's session state to the next borrower (for measuring what
+    /// the tracking costs, or code that relies on that).
+    ///
+    /// ```
+    /// let manager = tidepool_postgres::PgManager::builder_from_url("postgres://app@127.0.0.1/app")?
+    ///     .track_session_state(false)
+    ///     .build()?;
+    /// # Ok::<(), tidepool_postgres::PgError>(())
+    /// ```
+    pub fn track_session_state(mut self, on: bool) -> Self {
+        self.track_session = on;
         self
     }
 
@@ -251,6 +275,7 @@ impl PgManagerBuilder {
             tls,
             reset_policy: self.reset_policy,
             cache_capacity: self.cache_capacity,
+            track_session: self.track_session,
             pooler: self
                 .pooler
                 .or(self.config.transaction_pooler)

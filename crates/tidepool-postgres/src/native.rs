@@ -80,6 +80,7 @@ macro_rules! tracked_call {
         let round = t.track.start();
         match $statement.resolve() {
             Resolved::Statement($stmt) => {
+                t.track.dirty().touch_prepared();
                 let result = $call.await;
                 t.track
                     .finish(round, t.track.prepared_effect(), None, result)
@@ -100,14 +101,19 @@ macro_rules! tracked_call {
 }
 
 impl<'a> Tracked<'a> {
-    /// The cached statement for `sql`, prepared (and cached) on a miss.
-    /// Not a round trip of its own: the caller's round covers it.
+    /// The cached statement for `sql`, prepared (and cached) on a miss,
+    /// and recorded in the session dirty bits: the statement is about to
+    /// run. A hit reads the session state from the cache entry, never the
+    /// text. Not a round trip of its own: the caller's round covers it.
     pub(crate) async fn statement(self, sql: &str) -> Result<Statement, Error> {
-        if let Some((stmt, _)) = self.track.cached(sql) {
+        if let Some((stmt, _, session)) = self.track.cached(sql) {
+            self.track.dirty().touch(session);
             return Ok(stmt);
         }
         let stmt = self.client.prepare(sql).await?;
-        self.track.cache().insert(sql, stmt.clone());
+        let session = self.track.session_of(sql);
+        self.track.dirty().touch(session);
+        self.track.cache().insert(sql, stmt.clone(), session);
         Ok(stmt)
     }
 
@@ -115,11 +121,15 @@ impl<'a> Tracked<'a> {
     /// deadpool way (`prepare_cached`, then `query_one(&stmt, ..)`) costs
     /// the same as one tracked call.
     pub(crate) async fn prepare_cached(self, query: &str) -> Result<Statement, Error> {
-        if let Some((stmt, effect)) = self.track.cached(query) {
+        if let Some((stmt, effect, session)) = self.track.cached(query) {
             self.track.note_prepared(effect);
+            self.track.dirty().note_prepared(session);
             return Ok(stmt);
         }
         self.track.note_prepared(statement_effect(query));
+        self.track
+            .dirty()
+            .note_prepared(self.track.session_of(query));
         let round = self.track.start();
         let result = self.statement(query).await;
         self.track.finish(round, Effect::None, Some(query), result)
@@ -131,6 +141,9 @@ impl<'a> Tracked<'a> {
         parameter_types: &[Type],
     ) -> Result<Statement, Error> {
         self.track.note_prepared(statement_effect(query));
+        self.track
+            .dirty()
+            .note_prepared(self.track.session_of(query));
         let round = self.track.start();
         let result = self.client.prepare_typed(query, parameter_types).await;
         self.track.finish(round, Effect::None, None, result)
@@ -185,6 +198,7 @@ impl<'a> Tracked<'a> {
         query: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, Error> {
+        self.track.dirty().touch_sql(query);
         let round = self.track.start();
         let result = self.client.query_typed(query, params).await;
         self.track
@@ -196,6 +210,7 @@ impl<'a> Tracked<'a> {
         query: &str,
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<u64, Error> {
+        self.track.dirty().touch_sql(query);
         let round = self.track.start();
         let result = self.client.execute_typed(query, params).await;
         self.track
@@ -203,12 +218,14 @@ impl<'a> Tracked<'a> {
     }
 
     pub(crate) async fn batch_execute(self, query: &str) -> Result<(), Error> {
+        self.track.dirty().touch_sql(query);
         let round = self.track.start();
         let result = self.client.batch_execute(query).await;
         self.track.finish(round, batch_effect(query), None, result)
     }
 
     pub(crate) async fn simple_query(self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
+        self.track.dirty().touch_sql(query);
         let round = self.track.start();
         let result = self.client.simple_query(query).await;
         self.track.finish(round, batch_effect(query), None, result)

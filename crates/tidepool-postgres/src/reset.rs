@@ -10,22 +10,35 @@
 ///
 /// | policy | a clean connection | a dirty one | cost when clean |
 /// |---|---|---|---|
-/// | `Fast` | nothing | rollback | none |
-/// | `Verified` | one round trip (Sync) | rollback | one round trip |
+/// | `Fast` | undo what the dirty bits saw touched, else nothing | rollback, then the same | none |
+/// | `Verified` | the same, else one round trip (Sync) | rollback, then the same | one round trip |
 /// | `Clean` | session reset if it ran anything | rollback, then session reset | one round trip per used checkout |
 ///
-/// `Fast` is the default: it guarantees the next borrower is never inside a
-/// transaction (tracked state, rollback when dirty) at no cost on the
-/// common clean return. Use `Clean` when code changes session state (`SET`,
-/// `SET ROLE` or `SET SESSION AUTHORIZATION`, temporary tables, advisory
-/// locks, `LISTEN`, cursors `WITH HOLD`, sequences' `currval`, `PREPARE`):
-/// it runs [`CLEAN_SQL`] after the rollback. In transaction-pooler mode `Clean`
-/// does only the rollback: the next statement may run on another backend,
-/// so there is no session to clean.
+/// `Fast` is the default: the next borrower is never inside a transaction
+/// (tracked state, rollback when dirty) and never gets session state the
+/// connection saw a statement change, at no cost on the common return
+/// that changed none. Its dirty bits read every statement sent through the
+/// connection's own methods (tidepool-sql's session detection, once per
+/// text: a statement-cache hit reads it from the cache entry) and undo
+/// exactly what was touched, in one batch after the rollback: `RESET ALL`
+/// for `SET` and `set_config(.., false)`; `SET SESSION AUTHORIZATION
+/// DEFAULT; RESET ROLE` for `SET ROLE` / `SET SESSION AUTHORIZATION`;
+/// `UNLISTEN *`; `DEALLOCATE` of each SQL-level prepared statement (the
+/// statement cache's own are kept); `DISCARD TEMP`; `SELECT
+/// pg_advisory_unlock_all()`; `CLOSE ALL` for cursors `WITH HOLD`. A `DO`
+/// block, `CALL` or native use of the client through `Deref` counts as
+/// touching everything ([`CLEAN_SQL`]). What the bits cannot see: state a
+/// function, procedure or trigger changes from inside a statement that
+/// does not look like it (`SELECT f()` where `f` runs `SET`), and
+/// sequences' `currval`; use `Clean` for code that relies on those. In
+/// transaction-pooler mode neither `Fast` nor `Clean` resets the session:
+/// the next statement may run on another backend, so there is no session
+/// of our own to clean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ResetPolicy {
-    /// Roll back only when the tracked state says the connection is dirty.
+    /// Roll back when the tracked state says the connection is dirty, and
+    /// undo the session state the dirty bits saw touched.
     #[default]
     Fast,
     /// Like `Fast`, plus a round trip on every return to prove the

@@ -20,11 +20,15 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use tidepool_sql::SessionState;
 use tokio_postgres::Statement;
 
 use crate::cache::StatementCache;
 use crate::error::PgError;
 use crate::txstate::{Effect, TxState};
+use dirty::{session_of, Dirty};
+
+pub(crate) mod dirty;
 
 /// The tracked session of one connection.
 pub(crate) struct Tracker {
@@ -42,6 +46,8 @@ pub(crate) struct Tracker {
     /// [`Statement`] does not say what its SQL was, so from then on running
     /// any prepared statement leaves the state `Unknown`.
     opaque_statements: AtomicBool,
+    /// The session state the borrower's statements touched (see `dirty`).
+    dirty: Dirty,
 }
 
 /// One round trip under way, from [`Tracker::start`] to
@@ -79,8 +85,9 @@ impl RoundError for PgError {
 }
 
 impl Tracker {
-    pub(crate) fn new(cache_capacity: usize) -> Self {
+    pub(crate) fn new(cache_capacity: usize, track_session: bool) -> Self {
         Tracker {
+            dirty: Dirty::new(track_session),
             cache: Mutex::new(StatementCache::new(cache_capacity)),
             state: AtomicU8::new(TxState::Idle as u8),
             in_flight: AtomicU32::new(0),
@@ -187,9 +194,25 @@ impl Tracker {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The statement cached for `sql`, and its effect.
-    pub(crate) fn cached(&self, sql: &str) -> Option<(Statement, Effect)> {
+    /// The statement cached for `sql`, its effect and the session state
+    /// it touches.
+    pub(crate) fn cached(&self, sql: &str) -> Option<(Statement, Effect, SessionState)> {
         self.cache().get(sql)
+    }
+
+    /// The session dirty bits.
+    pub(crate) fn dirty(&self) -> &Dirty {
+        &self.dirty
+    }
+
+    /// The session state `sql` touches, or nothing when session tracking
+    /// is off.
+    pub(crate) fn session_of(&self, sql: &str) -> SessionState {
+        if self.dirty.enabled() {
+            session_of(sql)
+        } else {
+            SessionState::EMPTY
+        }
     }
 
     pub(crate) fn state(&self) -> TxState {
@@ -237,6 +260,14 @@ impl Tracker {
         *self.state.get_mut() = TxState::Idle as u8;
         *self.in_flight.get_mut() = 0;
         *self.session_touched.get_mut() = false;
+        self.dirty.clear();
+    }
+
+    /// Makes the session as it stands the borrowers' starting point: what
+    /// was touched so far is not the next borrower's to undo.
+    pub(crate) fn mark_baseline(&mut self) {
+        *self.session_touched.get_mut() = false;
+        self.dirty.clear();
     }
 }
 
@@ -250,7 +281,7 @@ mod tests {
 
     #[test]
     fn rounds_one_after_another_are_followed_exactly() {
-        let t = Tracker::new(0);
+        let t = Tracker::new(0, true);
         t.finish(t.start(), Effect::Begin, None, ok()).unwrap();
         assert_eq!(t.state(), TxState::Active);
         t.finish(t.start(), Effect::None, None, ok()).unwrap();
@@ -261,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_transaction_statement_that_overlapped_another_round_leaves_the_state_unknown() {
-        let t = Tracker::new(0);
+        let t = Tracker::new(0, true);
         t.set_state(TxState::Active);
         // COMMIT is sent, then BEGIN while it is in flight; BEGIN's future
         // happens to finish first, and COMMIT's last, alone.
@@ -276,7 +307,7 @@ mod tests {
         );
 
         // A round that started and ended inside another's window counts too.
-        let t = Tracker::new(0);
+        let t = Tracker::new(0, true);
         let begin = t.start();
         let select = t.start();
         t.finish(select, Effect::None, None, ok()).unwrap();
@@ -286,7 +317,7 @@ mod tests {
 
     #[test]
     fn a_dropped_round_stays_in_flight_until_the_reset() {
-        let mut t = Tracker::new(0);
+        let mut t = Tracker::new(0, true);
         let _dropped = t.start();
         assert!(t.in_flight());
         t.reset();

@@ -23,7 +23,11 @@ async fn every_new_connection_runs_the_hook_before_its_first_borrower() {
                     "SET application_name = 'tp_hooked'; SET search_path = pg_catalog",
                 )
                 .await
-                .map_err(PgError::from)
+                .map_err(PgError::from)?;
+                // What the hook set is where every borrower starts, not a
+                // borrower's change for the dirty bits to undo.
+                conn.mark_session_baseline();
+                Ok(())
             })
         })
         .build()

@@ -2,8 +2,8 @@
 //! (settings, role and session authorization, temporary tables, advisory
 //! locks, LISTEN, cursors WITH HOLD, sequences' currval, SQL-level prepared
 //! statements) does not leak to the next borrower, while the pool's own
-//! statement cache survives; under the fast policy state does leak (which
-//! is why clean exists).
+//! statement cache survives; under the fast policy what the dirty bits saw
+//! is reset too.
 
 use tidepool::{Pooled, Queryable, Value};
 use tidepool_postgres::ResetPolicy;
@@ -71,7 +71,8 @@ async fn settings_temp_tables_and_advisory_locks_do_not_leak_under_the_clean_pol
 }
 
 #[tokio::test]
-async fn session_settings_survive_a_return_under_the_fast_policy() {
+async fn session_settings_a_borrower_set_are_reset_under_the_fast_policy_too() {
+    // Fast's dirty bits (tests/dirty_bits.rs has one test per kind).
     let Some(url) = support::url("session_state_fast") else {
         return;
     };
@@ -87,7 +88,7 @@ async fn session_settings_survive_a_return_under_the_fast_policy() {
         .query_one_values("SELECT current_setting('application_name') AS app", &[])
         .await
         .unwrap();
-    assert_eq!(row.get("app").and_then(Value::as_str), Some("kept"));
+    assert_ne!(row.get("app").and_then(Value::as_str), Some("kept"));
 }
 
 #[tokio::test]
