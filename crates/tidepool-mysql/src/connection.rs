@@ -10,6 +10,7 @@ use mysql_async::consts::{ColumnFlags, ColumnType, StatusFlags};
 use mysql_async::prelude::Queryable as _;
 use mysql_async::{Column, Conn, Params, Value as MyValue};
 use tidepool::{Queryable, Row, Value};
+use tidepool_sql::{Analyzer, Dialect, SessionState};
 
 use crate::error::MysqlError;
 use crate::params::rewrite_dollar_placeholders;
@@ -45,6 +46,12 @@ pub struct MysqlConnection {
     touched: bool,
     native: bool,
     broken: bool,
+    /// Session-state dirty bits: the kinds of session state (user
+    /// variables, settings, named locks, temporary tables, ...) the
+    /// statements sent since the last reset touch, read from their text
+    /// by tidepool-sql (once per text).
+    session: SessionState,
+    track_session: bool,
 }
 
 impl std::fmt::Debug for MysqlConnection {
@@ -54,6 +61,7 @@ impl std::fmt::Debug for MysqlConnection {
             .field("in_transaction", &self.in_transaction)
             .field("in_flight", &self.in_flight)
             .field("broken", &self.broken)
+            .field("session_touched", &self.session)
             .finish()
     }
 }
@@ -91,6 +99,51 @@ impl MysqlConnection {
             touched: false,
             native: false,
             broken: false,
+            session: SessionState::EMPTY,
+            track_session: true,
+        }
+    }
+
+    /// Turns the session-state dirty bits on or off (on by default; see
+    /// [`MysqlManager::with_session_tracking`](crate::MysqlManager::with_session_tracking)).
+    pub fn set_session_tracking(&mut self, on: bool) {
+        self.track_session = on;
+    }
+
+    /// The kinds of session state the statements sent since the last reset
+    /// may have changed, as the dirty bits read them. Under
+    /// [`ResetPolicy::Fast`](crate::ResetPolicy::Fast) any of them makes
+    /// the return reset the session (`COM_RESET_CONNECTION`). Statements
+    /// sent natively through `DerefMut` are not read (native use stays free
+    /// under `Fast`, as before): use `Clean` for code that changes session
+    /// state that way.
+    ///
+    /// ```no_run
+    /// # async fn demo(pool: tidepool::Pool<tidepool_mysql::MysqlManager>) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tidepool::Queryable;
+    /// let mut conn = pool.get().await?;
+    /// conn.execute_values("SET @cart = 42", &[]).await?;
+    /// assert!(!conn.session_touched().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn session_touched(&self) -> SessionState {
+        self.session
+    }
+
+    /// Makes the session as it stands the starting point of every
+    /// borrower: forgets the dirty bits, so nothing sent so far is reset
+    /// on return. For setup run on a new connection; a later reset (a
+    /// borrower's own `SET`, say) is `COM_RESET_CONNECTION`, which takes
+    /// the session back to the server's defaults, setup included.
+    pub fn mark_session_baseline(&mut self) {
+        self.session = SessionState::EMPTY;
+        self.touched = false;
+    }
+
+    /// Records the session state `sql` touches (cached per text).
+    fn note_sql(&mut self, sql: &str) {
+        if self.track_session {
+            self.session |= Analyzer::global(Dialect::MySql).session(sql);
         }
     }
 
@@ -143,6 +196,7 @@ impl MysqlConnection {
         self.in_transaction = false;
         self.touched = false;
         self.native = false;
+        self.session = SessionState::EMPTY;
     }
 
     /// Marks the start of a tracked operation: the session is used and a
@@ -488,6 +542,7 @@ impl Queryable for MysqlConnection {
     type Error = MysqlError;
 
     async fn execute_values(&mut self, sql: &str, params: &[Value]) -> Result<u64, MysqlError> {
+        self.note_sql(sql);
         let (sql, params) = prepare_params(sql, params)?;
         tracked!(self, c => match params {
             Params::Empty => c.query_drop(sql).await,
@@ -497,6 +552,7 @@ impl Queryable for MysqlConnection {
     }
 
     async fn query_values(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, MysqlError> {
+        self.note_sql(sql);
         let (sql, params) = prepare_params(sql, params)?;
         let rows: Vec<mysql_async::Row> = tracked!(self, c => match params {
             // Prepared (and cached per connection) even without

@@ -18,21 +18,29 @@ use crate::error::MysqlError;
 ///
 /// | policy | a clean connection | a dirty one | cost when clean |
 /// |---|---|---|---|
-/// | `Fast` | nothing | `ROLLBACK` | none |
-/// | `Verified` | ping | `ROLLBACK`, ping | one round trip |
+/// | `Fast` | `COM_RESET_CONNECTION` if it saw session state touched | `ROLLBACK` (and the same) | none |
+/// | `Verified` | ping (or the reset) | `ROLLBACK`, ping | one round trip |
 /// | `Clean` | `COM_RESET_CONNECTION` if it ran anything | `ROLLBACK`, `COM_RESET_CONNECTION` | one round trip per used checkout |
 ///
 /// `Fast` is the default, as in `tidepool-postgres`: the next borrower is
-/// never inside a transaction, at no cost on the common clean return. Use
-/// `Clean` when code changes session state (`SET @var`, `SET SESSION`,
-/// temporary tables, `GET_LOCK`): `COM_RESET_CONNECTION` clears all of it.
+/// never inside a transaction, and never gets a session it saw changed, at
+/// no cost on the common clean return. Its dirty bits read every statement
+/// sent through the uniform face (once per text, cached): user variables
+/// (`SET @v`, `@v :=`, `INTO @v`), `SET [SESSION]`, `SET NAMES`, `USE`,
+/// `GET_LOCK`, `LOCK TABLES`, temporary tables, `PREPARE`, `CALL`; any of
+/// them makes the return reset the session with `COM_RESET_CONNECTION`.
+/// What they cannot see: state a stored procedure, function or trigger
+/// changes from inside a statement that does not look like it (`SELECT
+/// f()`), and statements sent natively through `DerefMut`: use `Clean`
+/// when code does that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ResetPolicy {
-    /// Roll back only when a transaction may be open.
+    /// Roll back when a transaction may be open; reset the session when
+    /// the dirty bits saw it changed.
     #[default]
     Fast,
-    /// Like `Fast`, plus a ping on every return.
+    /// Like `Fast`, plus a ping on every return that sent nothing else.
     Verified,
     /// Like `Fast`, plus `COM_RESET_CONNECTION` after any checkout that ran
     /// a statement (or touched the native connection mutably).
@@ -58,6 +66,7 @@ pub struct MysqlManager {
     config: MysqlConfig,
     opts: Opts,
     policy: ResetPolicy,
+    track_session: bool,
 }
 
 impl std::fmt::Debug for MysqlManager {
@@ -65,6 +74,7 @@ impl std::fmt::Debug for MysqlManager {
         f.debug_struct("MysqlManager")
             .field("config", &self.config)
             .field("policy", &self.policy)
+            .field("track_session_state", &self.track_session)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +87,7 @@ impl MysqlManager {
             config,
             opts,
             policy: ResetPolicy::default(),
+            track_session: true,
         }
     }
 
@@ -89,6 +100,23 @@ impl MysqlManager {
     #[must_use]
     pub fn with_reset_policy(mut self, policy: ResetPolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// Session-state dirty bits: whether connections read, from every
+    /// statement's text, which session state it changes, so that `Fast`
+    /// and `Verified` reset the session when it was changed. Defaults to
+    /// `true`; `false` is the old `Fast`, which hands a borrower's user
+    /// variables and settings to the next borrower.
+    ///
+    /// ```
+    /// let manager = tidepool_mysql::MysqlManager::from_url("mysql://root@127.0.0.1:3306/test")?
+    ///     .with_session_tracking(false);
+    /// # Ok::<(), tidepool_mysql::MysqlError>(())
+    /// ```
+    #[must_use]
+    pub fn with_session_tracking(mut self, on: bool) -> Self {
+        self.track_session = on;
         self
     }
 
@@ -149,9 +177,11 @@ impl Manager for MysqlManager {
             // the application installed its own first.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        MysqlConnection::connect(self.opts.clone())
+        let mut conn = MysqlConnection::connect(self.opts.clone())
             .await
-            .map_err(|e| self.unreadable_ca(e))
+            .map_err(|e| self.unreadable_ca(e))?;
+        conn.set_session_tracking(self.track_session);
+        Ok(conn)
     }
 
     async fn validate(&self, conn: &mut MysqlConnection) -> Result<(), MysqlError> {
@@ -161,7 +191,7 @@ impl Manager for MysqlManager {
     fn needs_reset(&self, conn: &MysqlConnection) -> bool {
         conn.maybe_in_transaction()
             || match self.policy {
-                ResetPolicy::Fast => false,
+                ResetPolicy::Fast => !conn.session_touched().is_empty(),
                 ResetPolicy::Verified => true,
                 ResetPolicy::Clean => conn.was_used(),
             }
@@ -172,7 +202,13 @@ impl Manager for MysqlManager {
         // first.
         conn.rollback_if_open().await?;
         match self.policy {
+            // The dirty bits saw session state touched: reset it all (the
+            // server has no finer reset; one round trip).
+            ResetPolicy::Fast if !conn.session_touched().is_empty() => conn.reset_session().await?,
             ResetPolicy::Fast => {}
+            ResetPolicy::Verified if !conn.session_touched().is_empty() => {
+                conn.reset_session().await?
+            }
             ResetPolicy::Verified => conn.ping().await?,
             ResetPolicy::Clean => conn.reset_session().await?,
         }
