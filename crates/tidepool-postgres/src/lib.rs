@@ -11,6 +11,7 @@ mod connection;
 mod error;
 mod manager;
 mod modes;
+mod multiplex;
 mod native;
 mod params;
 mod parse;
@@ -30,6 +31,10 @@ pub use connection::PgConnection;
 pub use error::{ConfigError, PgError};
 pub use manager::{PgManager, PgManagerBuilder};
 pub use modes::{SslMode, TargetSessionAttrs};
+pub use multiplex::{
+    sharing, MultiplexConfig, MultiplexError, MultiplexStatus, Multiplexer, ReadOnly, SharedSql,
+    Sharing,
+};
 pub use native::AsStatement;
 pub use reset::{ResetPolicy, CLEAN_SQL};
 pub use transaction::{PgTransaction, PgTransactionBuilder};

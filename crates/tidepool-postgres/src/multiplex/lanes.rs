@@ -7,6 +7,13 @@
 //! it, discarded if its connection died — when the last read holding it
 //! ends, and never otherwise. Every step that can be cancelled (an inline
 //! checkout, a wait) holds its count in a drop guard.
+//!
+//! Reads are admitted in arrival order by a FIFO semaphore holding
+//! `connections × depth` permits, so a read that just finished cannot take
+//! the room a waiting read was promised (without it, tasks that loop
+//! starved others for seconds at 200 tasks). A read holding a permit
+//! always finds a lane with room once every lane is open: the permits out
+//! never exceed the room of `connections` lanes.
 
 use std::sync::atomic::{
     AtomicBool, AtomicU64, AtomicUsize,
@@ -16,7 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use tidepool::Pooled;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::{MultiplexConfig, MultiplexError};
@@ -42,8 +49,9 @@ impl Drop for Lane {
     }
 }
 
-/// A read's hold on a lane: counted in flight until dropped (completed or
-/// cancelled), which wakes a read waiting for room.
+/// A read's hold on a lane and on an admission permit: counted in flight
+/// until dropped (completed or cancelled), which hands the permit to the
+/// next read in line.
 pub(super) struct Claim {
     pub(super) lane: Arc<Lane>,
     set: Arc<LaneSet>,
@@ -51,12 +59,31 @@ pub(super) struct Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        // SeqCst with the waiter's count and scan (see `claim`): either it
-        // sees this room, or this sees it waiting.
+        // Room on the lane first, then the permit: a read admitted with it
+        // finds the room.
         self.lane.in_flight.fetch_sub(1, SeqCst);
-        if self.set.waiting.load(SeqCst) > 0 {
-            self.set.changed.notify_one();
+        self.set.admission.add_permits(1);
+    }
+}
+
+/// An admission permit not yet tied to a lane; given back if the read is
+/// cancelled before it gets one.
+struct Admitted<'a>(&'a LaneSet);
+
+impl Admitted<'_> {
+    /// The permit now belongs to `lane`'s claim.
+    fn into_claim(self, set: &Arc<LaneSet>, lane: Arc<Lane>) -> Claim {
+        std::mem::forget(self);
+        Claim {
+            lane,
+            set: set.clone(),
         }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.admission.add_permits(1);
     }
 }
 
@@ -81,6 +108,8 @@ pub(super) struct LaneSet {
     pub(super) pool: PgPool,
     pub(super) config: MultiplexConfig,
     state: Mutex<State>,
+    admission: Semaphore,
+    /// Lanes added or lost.
     changed: Notify,
     waiting: AtomicUsize,
     pub(super) counters: Counters,
@@ -93,7 +122,7 @@ pub(super) struct LaneView {
 }
 
 enum Step {
-    Got(Claim),
+    Got(Arc<Lane>),
     Grow,
     Wait,
 }
@@ -108,6 +137,12 @@ impl LaneSet {
                 pending: 0,
                 reaper_running: false,
             }),
+            admission: Semaphore::new(
+                config
+                    .connections
+                    .saturating_mul(config.depth)
+                    .min(Semaphore::MAX_PERMITS),
+            ),
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
             counters: Counters::default(),
@@ -136,31 +171,44 @@ impl LaneSet {
         self.waiting.load(Relaxed)
     }
 
-    /// A lane with room for one more read: the least busy one; a new one
-    /// checked out of the pool when every lane is busy and the budget
-    /// allows (in the background when a busy lane still has room, inline
-    /// when none has); else waits for room up to the pool's
-    /// `acquire_timeout`.
+    /// Admits the read in arrival order, then gives it a lane with room:
+    /// the least busy one; a new one checked out of the pool when every
+    /// lane is busy and the budget allows (in the background when a busy
+    /// lane still has room, inline when none has); else it waits for a
+    /// lane to open. All of it within the pool's `acquire_timeout`.
     pub(super) async fn claim(self: &Arc<Self>) -> Result<Claim, MultiplexError> {
         let started = Instant::now();
         let deadline = started + self.pool.config().acquire_timeout;
-        let mut waiting = None;
+        let timeout = || MultiplexError::Timeout {
+            waited: started.elapsed(),
+        };
+        match self.admission.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                let _waiting = Waiting::new(&self.waiting);
+                match tokio::time::timeout_at(deadline, self.admission.acquire()).await {
+                    Ok(Ok(permit)) => permit.forget(),
+                    // The semaphore is never closed.
+                    Ok(Err(_)) | Err(_) => return Err(timeout()),
+                }
+            }
+        }
+        let admitted = Admitted(self);
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             match self.step() {
-                Step::Got(claim) => return Ok(claim),
-                Step::Grow => return self.grow_inline().await,
-                // Counted as waiting first, then looked again: a read that
-                // ended in between either left room for that look or saw
-                // the count and notifies.
-                Step::Wait if waiting.is_none() => waiting = Some(Waiting::new(&self.waiting)),
+                Step::Got(lane) => return Ok(admitted.into_claim(self, lane)),
+                Step::Grow => {
+                    let lane = self.grow_inline().await?;
+                    return Ok(admitted.into_claim(self, lane));
+                }
+                // Every lane open is full and the rest are on their way
+                // (or one was lost and is being replaced).
                 Step::Wait => {
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(MultiplexError::Timeout {
-                            waited: started.elapsed(),
-                        });
+                        return Err(timeout());
                     }
                 }
             }
@@ -201,10 +249,7 @@ impl LaneSet {
                 }
                 lane.in_flight.fetch_add(1, SeqCst);
                 lane.used.store(true, Relaxed);
-                Step::Got(Claim {
-                    lane,
-                    set: self.clone(),
-                })
+                Step::Got(lane)
             }
             None if can_grow => {
                 state.pending += 1;
@@ -220,10 +265,10 @@ impl LaneSet {
 
     /// Checks a connection out for this read (the reservation is already
     /// counted in `pending`).
-    async fn grow_inline(self: &Arc<Self>) -> Result<Claim, MultiplexError> {
+    async fn grow_inline(self: &Arc<Self>) -> Result<Arc<Lane>, MultiplexError> {
         let reservation = Reservation { set: self };
         let conn = self.pool.get().await.map_err(MultiplexError::Pool)?;
-        Ok(reservation.fulfil(conn))
+        Ok(reservation.fulfil(conn, 1))
     }
 
     /// Checks a connection out ahead of demand; a failure is logged, and a
@@ -231,11 +276,13 @@ impl LaneSet {
     async fn grow_background(self: Arc<Self>) {
         let reservation = Reservation { set: &self };
         match self.pool.get().await {
-            Ok(conn) => drop(reservation.fulfil(conn)),
+            Ok(conn) => drop(reservation.fulfil(conn, 0)),
             Err(e) => {
                 drop(reservation);
                 tracing::debug!(target: "tidepool::postgres::multiplex", error = %e, "could not check out another connection for shared reads");
-                self.changed.notify_one();
+                // A read waiting for this lane checks one out itself (and
+                // gets the error if it fails again).
+                self.changed.notify_waiters();
             }
         }
     }
@@ -291,17 +338,17 @@ struct Reservation<'a> {
 }
 
 impl Reservation<'_> {
-    /// Adds the checked-out connection as a lane with one claim on it (the
-    /// caller's read, or dropped at once), in the same step that ends the
-    /// reservation, so `lanes + pending` never exceeds the budget; starts
-    /// the reaper if it is not running and wakes every waiting read.
-    fn fulfil(self, conn: Pooled<PgManager>) -> Claim {
+    /// Adds the checked-out connection as a lane with `reads` (0 or 1) in
+    /// flight, in the same step that ends the reservation, so `lanes +
+    /// pending` never exceeds the budget; starts the reaper if it is not
+    /// running and wakes every read waiting for a lane.
+    fn fulfil(self, conn: Pooled<PgManager>, reads: usize) -> Arc<Lane> {
         let set = self.set.clone();
         std::mem::forget(self);
         let lane = Arc::new(Lane {
             id: Pooled::id(&conn),
             conn,
-            in_flight: AtomicUsize::new(1),
+            in_flight: AtomicUsize::new(reads),
             used: AtomicBool::new(true),
             dead: AtomicBool::new(false),
             taken: Instant::now(),
@@ -317,7 +364,7 @@ impl Reservation<'_> {
             tokio::spawn(reap(Arc::downgrade(&set), set.config.idle_return));
         }
         set.changed.notify_waiters();
-        Claim { lane, set }
+        lane
     }
 }
 
@@ -332,14 +379,14 @@ struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
     fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, SeqCst);
+        count.fetch_add(1, Relaxed);
         Waiting(count)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 

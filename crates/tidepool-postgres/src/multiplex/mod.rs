@@ -51,7 +51,7 @@ impl Default for MultiplexConfig {
     fn default() -> Self {
         MultiplexConfig {
             connections: 4,
-            depth: 16,
+            depth: 32,
             idle_return: Duration::from_millis(100),
         }
     }
@@ -66,7 +66,7 @@ impl MultiplexConfig {
         self
     }
 
-    /// Most reads in flight (pipelined) on one connection. Defaults to 16.
+    /// Most reads in flight (pipelined) on one connection. Defaults to 32.
     #[must_use]
     pub fn depth(mut self, n: usize) -> Self {
         self.depth = n;
