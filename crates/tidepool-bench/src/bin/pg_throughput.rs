@@ -76,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let with_pgbench = args.pools.contains(&PgKind::Pgbench);
     let with_direct = args.pools.contains(&PgKind::Direct);
+    let load_before = loadavg();
     let started = Instant::now();
     let mut samples: Vec<PgSample> = Vec::new();
     for repeat in 0..args.repeat {
@@ -143,8 +144,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     println!("Command: `{command}`\n");
     println!(
-        "{} repeats of {:?} after {:?} warm-up; medians shown; the server runs on the same 2 cores.\n",
-        args.repeat, args.duration, args.warmup
+        "{} repeats of {:?} after {:?} warm-up; medians shown; the server runs on the same 2 cores. Load average (1, 5, 15 min) before: {load_before}; after: {}.\n",
+        args.repeat, args.duration, args.warmup, loadavg()
     );
     print!("{}", tables(&samples, &args));
     eprintln!("finished in {:.0} s", started.elapsed().as_secs_f64());
@@ -153,6 +154,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("could not write {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// The machine's load averages, from /proc/loadavg (others share it).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "unknown".into(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
 }
 
 fn med(samples: &[&PgSample], f: impl Fn(&PgSample) -> Option<f64>) -> Option<f64> {
@@ -192,6 +201,88 @@ fn paired(
 
 fn opt(x: Option<f64>) -> String {
     x.map_or("–".into(), |x| format!("{x:.2}"))
+}
+
+/// Issue 13's benchmark 2: multiplexed reads against the shared-clients
+/// ceiling, pgbench and tidepool without multiplexing, paired per repeat,
+/// with each ratio's spread (lowest and highest repeat).
+fn multiplexed_table(out: &mut String, all: &[PgSample], args: &Args) {
+    let tps = |s: &PgSample| Some(s.tps);
+    let _ = writeln!(out, "\n### Multiplexed reads\n");
+    let _ = writeln!(
+        out,
+        "Paired ratios: median over repeats of each repeat's ratio, [lowest, highest]. Goals: ≥ 0.9 against the shared clients everywhere; at 200 tasks ≥ 1.2 against pgbench and ≥ 1.8 against tidepool; at 50 tasks ≥ 1.3 against tidepool.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| query | size | tasks | multiplexed tx/s | ÷ shared clients | ÷ pgbench -c size | ÷ tidepool | shared clients ÷ pgbench | tidepool ÷ pgbench |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &w in &args.workloads {
+        for &size in &args.sizes {
+            for &c in &args.concurrency {
+                let at = |p: PgKind| {
+                    move |s: &PgSample| {
+                        s.spec.pool == p
+                            && s.spec.workload == w
+                            && s.spec.size == size
+                            && (p.is_per_size() || s.spec.concurrency == c)
+                    }
+                };
+                let mux: Vec<&PgSample> = all
+                    .iter()
+                    .filter(|s| at(PgKind::TidepoolMultiplexed)(s))
+                    .collect();
+                let Some(rate) = med(&mux, tps) else { continue };
+                let ratio = |num: PgKind, den: PgKind| -> String {
+                    let r = paired_all(all, at(num), at(den), tps);
+                    if r.is_empty() {
+                        return "–".into();
+                    }
+                    let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    format!("{:.2} [{lo:.2}, {hi:.2}]", median(&r))
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {size} | {c} | {} | {} | {} | {} | {} | {} |",
+                    w.name(),
+                    fmt_rate(rate),
+                    ratio(PgKind::TidepoolMultiplexed, PgKind::SharedClients),
+                    ratio(PgKind::TidepoolMultiplexed, PgKind::Pgbench),
+                    ratio(PgKind::TidepoolMultiplexed, PgKind::Tidepool),
+                    ratio(PgKind::SharedClients, PgKind::Pgbench),
+                    ratio(PgKind::Tidepool, PgKind::Pgbench),
+                );
+            }
+        }
+    }
+}
+
+/// Each repeat's `num / den`.
+fn paired_all(
+    all: &[PgSample],
+    num: impl Fn(&PgSample) -> bool,
+    den: impl Fn(&PgSample) -> bool,
+    key: impl Fn(&PgSample) -> Option<f64>,
+) -> Vec<f64> {
+    let mut repeats: Vec<usize> = all.iter().map(|s| s.repeat).collect();
+    repeats.sort_unstable();
+    repeats.dedup();
+    repeats
+        .iter()
+        .filter_map(|&r| {
+            let a = all
+                .iter()
+                .find(|s| s.repeat == r && num(s))
+                .and_then(&key)?;
+            let b = all
+                .iter()
+                .find(|s| s.repeat == r && den(s))
+                .and_then(&key)?;
+            (b > 0.0).then(|| a / b)
+        })
+        .collect()
 }
 
 fn tables(all: &[PgSample], args: &Args) -> String {
@@ -248,6 +339,9 @@ fn tables(all: &[PgSample], args: &Args) -> String {
             }
         }
     }
+    if args.pools.contains(&PgKind::TidepoolMultiplexed) {
+        multiplexed_table(&mut out, all, args);
+    }
     let _ = writeln!(out, "\n### Every point\n");
     for &w in &args.workloads {
         for &size in &args.sizes {
@@ -290,6 +384,9 @@ fn tables(all: &[PgSample], args: &Args) -> String {
                     let name = match p {
                         PgKind::Pgbench => format!("pgbench -S -M prepared -c {size}"),
                         PgKind::Direct => format!("tokio-postgres, no pool, {size} clients"),
+                        PgKind::SharedClients => {
+                            format!("{size} tokio-postgres clients shared round-robin, no pool")
+                        }
                         _ => p.name().to_string(),
                     };
                     let _ = writeln!(

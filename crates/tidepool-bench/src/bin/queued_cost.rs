@@ -97,6 +97,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             BuiltPg::Deadpool(p) => share(p, &args).await,
             BuiltPg::Bb8(p) => share(p, &args).await,
             BuiltPg::Sqlx(p) => share(p, &args).await,
+            BuiltPg::Multiplexed(p) => share(p, &args).await,
+            BuiltPg::SharedClients(p) => share(p, &args).await,
         }
     })?;
     Ok(())

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -183,6 +184,45 @@ impl PgCycle for DirectClient {
     }
 }
 
+impl PgCycle for tidepool_postgres::Multiplexer {
+    async fn run(&self, w: Workload, aid: i32) -> Result<(), String> {
+        let row = match w {
+            Workload::Select1 => self.query_one(SELECT_ONE, &[]).await,
+            Workload::PointSelect => self.query_one(POINT_SELECT, &[&aid]).await,
+        };
+        row.map(drop).map_err(|e| e.to_string())
+    }
+}
+
+/// tokio-postgres clients with no pool, shared by every task: each query
+/// goes to the next client round-robin, and concurrent queries on one
+/// client pipeline.
+pub struct SharedClients {
+    clients: Vec<DirectClient>,
+    next: AtomicUsize,
+}
+
+impl SharedClients {
+    /// Connects `n` clients and prepares both statements on each.
+    pub async fn connect(url: &str, n: usize) -> Result<Self, String> {
+        let mut clients = Vec::with_capacity(n);
+        for _ in 0..n {
+            clients.push(DirectClient::connect(url).await?);
+        }
+        Ok(SharedClients {
+            clients,
+            next: AtomicUsize::new(0),
+        })
+    }
+}
+
+impl PgCycle for SharedClients {
+    async fn run(&self, w: Workload, aid: i32) -> Result<(), String> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        self.clients[i].run(w, aid).await
+    }
+}
+
 /// One built pool.
 pub enum BuiltPg {
     /// tidepool-postgres.
@@ -195,6 +235,10 @@ pub enum BuiltPg {
     Bb8(Arc<bb8::Pool<Bb8Cached>>),
     /// sqlx.
     Sqlx(Arc<sqlx::PgPool>),
+    /// tidepool-postgres behind a multiplexer.
+    Multiplexed(Arc<tidepool_postgres::Multiplexer>),
+    /// Shared tokio-postgres clients, no pool.
+    SharedClients(Arc<SharedClients>),
 }
 
 /// Builds a pool of `kind` with `size` connections against `url` (inside a
@@ -223,7 +267,8 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
         | PgKind::TidepoolBalanced
         | PgKind::TidepoolDeadpoolWay
         | PgKind::TidepoolVerified
-        | PgKind::TidepoolClean => {
+        | PgKind::TidepoolClean
+        | PgKind::TidepoolMultiplexed => {
             let policy = match kind {
                 PgKind::TidepoolVerified => tidepool_postgres::ResetPolicy::Verified,
                 PgKind::TidepoolClean => tidepool_postgres::ResetPolicy::Clean,
@@ -248,6 +293,11 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
                 .map_err(|e| e.to_string())?;
             if kind == PgKind::TidepoolDeadpoolWay {
                 BuiltPg::TidepoolDeadpoolWay(Arc::new(DeadpoolWay(pool)))
+            } else if kind == PgKind::TidepoolMultiplexed {
+                let config = tidepool_postgres::MultiplexConfig::default().connections(size);
+                let mux =
+                    tidepool_postgres::Multiplexer::new(pool, config).map_err(|e| e.to_string())?;
+                BuiltPg::Multiplexed(Arc::new(mux))
             } else {
                 BuiltPg::Tidepool(Arc::new(pool))
             }
@@ -275,6 +325,9 @@ pub async fn build(kind: PgKind, size: usize, url: &str) -> Result<BuiltPg, Stri
                 .await
                 .map_err(|e| e.to_string())?;
             BuiltPg::Sqlx(Arc::new(pool))
+        }
+        PgKind::SharedClients => {
+            BuiltPg::SharedClients(Arc::new(SharedClients::connect(url, size).await?))
         }
         PgKind::Pgbench => return Err("pgbench is not a pool; run it with run_pgbench".into()),
         PgKind::Direct => return Err("tokio-postgres is not a pool; run it with run_direct".into()),

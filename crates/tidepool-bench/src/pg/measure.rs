@@ -98,6 +98,13 @@ pub fn run_point(spec: &PgSpec, url: &str, repeat: usize) -> Result<PgSample, St
             r
         }
         BuiltPg::Bb8(p) => drive(&rt, p, spec),
+        BuiltPg::Multiplexed(m) => {
+            let r = drive(&rt, m.clone(), spec);
+            m.release();
+            rt.block_on(m.pool().close(Duration::from_secs(2)));
+            r
+        }
+        BuiltPg::SharedClients(c) => drive(&rt, c, spec),
         BuiltPg::Sqlx(p) => {
             let r = drive(&rt, p.clone(), spec);
             rt.block_on(p.close());

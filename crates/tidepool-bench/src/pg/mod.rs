@@ -14,7 +14,9 @@ pub mod adapters;
 pub mod measure;
 pub mod pgbench;
 
-pub use adapters::{build, Bb8Cached, BuiltPg, CachedClient, DeadpoolWay, DirectClient, PgCycle};
+pub use adapters::{
+    build, Bb8Cached, BuiltPg, CachedClient, DeadpoolWay, DirectClient, PgCycle, SharedClients,
+};
 pub use measure::{run_direct, run_point, PgSample, PgSpec};
 pub use pgbench::{cli_args, ensure_database, libpq_sslmode, run_pgbench};
 
@@ -92,6 +94,14 @@ pub enum PgKind {
     /// ceiling, the Rust counterpart of pgbench at the same connection
     /// count (measured once per size; the concurrency is its client count).
     Direct,
+    /// tidepool-postgres with its defaults, every query through a
+    /// `Multiplexer` holding up to the pool size of connections (default
+    /// depth): shared reads pipelined over pooled connections.
+    TidepoolMultiplexed,
+    /// As many tokio-postgres clients as the pool size, no pool, shared
+    /// round-robin (per query) by all the tasks: the driver's pipelining
+    /// ceiling at that many connections.
+    SharedClients,
 }
 
 impl PgKind {
@@ -112,6 +122,8 @@ impl PgKind {
             PgKind::SqlxNotest => "sqlx-notest",
             PgKind::Pgbench => "pgbench",
             PgKind::Direct => "tokio-postgres",
+            PgKind::TidepoolMultiplexed => "tidepool-multiplexed",
+            PgKind::SharedClients => "shared-clients",
         }
     }
 
