@@ -104,7 +104,7 @@ fn main() {
         let mut ratios = Vec::new();
         for r in 0..repeats {
             // Alternate which goes first, so drift does not favour one.
-            let (off, on) = if r % 2 == 0 {
+            let (off, on) = if r.is_multiple_of(2) {
                 let off = checkouts(&pool, tasks, run, None).await;
                 (off, checkouts(&pool, tasks, run, Some(router.clone())).await)
             } else {

@@ -115,7 +115,7 @@ fn main() {
         let mut ratios = Vec::new();
         println!("repeat  on q/s      off q/s     on/off");
         for r in 0..repeats {
-            let (a, b) = if r % 2 == 0 {
+            let (a, b) = if r.is_multiple_of(2) {
                 let a = window(&on, tasks, seconds).await;
                 (a, window(&off, tasks, seconds).await)
             } else {

@@ -131,7 +131,7 @@ async fn the_next_borrower_is_clean_after_a_query_future_is_dropped_mid_flight()
             conn.execute_values("SELECT pg_sleep($1)", &[Value::Float(0.0)])
                 .await
                 .unwrap();
-            if trial % 2 == 0 {
+            if trial.is_multiple_of(2) {
                 conn.begin().await.unwrap();
             }
             let sleeping = conn.execute_values("SELECT pg_sleep($1)", &[Value::Float(30.0)]);

@@ -247,10 +247,10 @@ fn render(template: &str, slots: &[Slot], rng: &mut Rng) -> String {
             rest = &rest[chunk.len()..];
         }
     }
-    if rng.next() % 3 == 0 {
+    if rng.next().is_multiple_of(3) {
         out.push(';');
     }
-    if rng.next() % 4 == 0 {
+    if rng.next().is_multiple_of(4) {
         out = format!("/* app=tidepool */ {out}");
     }
     out

@@ -570,7 +570,7 @@ mod tests {
                 None,
                 now,
             );
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 let h = heavy[(i / 100 % 5) as usize];
                 table.record(&shape(h), Duration::from_millis(1), Some(1), None, now);
             }

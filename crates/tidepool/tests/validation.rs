@@ -94,7 +94,7 @@ async fn a_storm_of_client_timeouts_during_validation_opens_no_new_connections()
             tokio::spawn(async move {
                 // Every third caller gives up after a moment, often while
                 // its connection is being checked.
-                let patience = Duration::from_millis(if i % 3 == 0 { 3 } else { 60_000 });
+                let patience = Duration::from_millis(if i.is_multiple_of(3) { 3 } else { 60_000 });
                 if let Ok(Ok(conn)) = tokio::time::timeout(patience, pool.get()).await {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     drop(conn);

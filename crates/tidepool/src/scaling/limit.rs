@@ -80,7 +80,7 @@ impl GradientLimit {
         let headroom = self.limit.sqrt();
         let next = self.limit * gradient + headroom;
         self.limit = next.clamp(lo, hi);
-        if self.ticks % PROBE_EVERY == 0 {
+        if self.ticks.is_multiple_of(PROBE_EVERY) {
             self.probing = Some(self.limit);
             self.limit = headroom.max(lo).min(self.limit);
         }

@@ -228,7 +228,13 @@ mod tests {
     #[test]
     fn a_run_that_never_recovers_has_no_recovery_time() {
         let reqs = (0..30)
-            .map(|i| req(2000 + i * 10, 2001 + i * 10, (i % 5 == 0).then_some("x")))
+            .map(|i| {
+                req(
+                    2000 + i * 10,
+                    2001 + i * 10,
+                    i.is_multiple_of(5).then_some("x"),
+                )
+            })
             .collect();
         assert_eq!(figures(&run(reqs)).recover_ms, None);
     }
