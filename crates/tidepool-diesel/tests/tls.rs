@@ -3,7 +3,8 @@
 //! `verify-full` connections are encrypted, as the server itself reports
 //! (`pg_stat_ssl`), and a CA that did not sign the server's certificate
 //! fails the acquire at once with a typed, non-retryable [`Error::Tls`]
-//! that never shows the password.
+//! that never shows the password. A client certificate logs in the role
+//! that accepts nothing else.
 #![cfg(feature = "postgres")]
 
 mod support;
@@ -150,6 +151,48 @@ async fn a_host_name_the_certificate_does_not_name_fails_verify_full() {
         .unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("not valid for name"), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_logs_in_a_role_that_requires_one() {
+    let Some((port, dir)) = setup("diesel_tls_client_cert") else {
+        return;
+    };
+    let (cert, key) = (dir.join("client.crt"), dir.join("client.key"));
+    assert!(
+        cert.is_file() && key.is_file(),
+        "client certificate files missing in {}; run .ci/setup-postgres.sh as root",
+        dir.display()
+    );
+    // pg_hba.conf lets `tidepool_cert` in over TLS with `cert` only.
+    let url = format!(
+        "postgres://tidepool_cert@localhost:{port}/test?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+        dir.join("ca.crt").display(),
+        cert.display(),
+        key.display()
+    );
+    let pool = support::pool(PgManager::new(&url).unwrap(), 1).await;
+    let mut conn = pool.get().await.unwrap();
+    let user: String = diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+        "current_user::text",
+    ))
+    .get_result(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(user, "tidepool_cert");
+    drop(conn);
+    assert!(encrypted(&pool).await);
+
+    // Without the certificate the same role is refused, at once and
+    // permanently (the server's 28000).
+    let without = format!(
+        "postgres://tidepool_cert@localhost:{port}/test?sslmode=verify-full&sslrootcert={}",
+        dir.join("ca.crt").display()
+    );
+    let manager = PgManager::new(&without).unwrap();
+    let err = manager.connect().await.map(|_| ()).unwrap_err();
+    assert!(matches!(err, Error::Postgres { .. }), "{err:?}");
+    assert!(!manager.is_retryable(&err), "{err}");
 }
 
 #[test]
