@@ -21,9 +21,9 @@ use crate::txstate::{statement_effect, Effect};
 /// use tidepool_postgres::{sharing, ReadOnly, Sharing};
 /// // nextval() writes, so the classifier refuses it; the caller may vouch.
 /// assert!(matches!(sharing("SELECT nextval('ids')"), Sharing::Refused { .. }));
-/// assert_eq!(sharing(ReadOnly("SELECT nextval('ids')")), Sharing::Shareable);
+/// assert_eq!(sharing(&ReadOnly("SELECT nextval('ids')")), Sharing::Shareable);
 /// // No mark makes BEGIN or SET shareable.
-/// assert!(matches!(sharing(ReadOnly("SET search_path = app")), Sharing::Refused { .. }));
+/// assert!(matches!(sharing(&ReadOnly("SET search_path = app")), Sharing::Refused { .. }));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadOnly<'a>(pub &'a str);
