@@ -9,6 +9,10 @@
 #   cargo build --release -p tidepool-bench --bin cycle-cost
 #   crates/tidepool-bench/scripts/instructions-per-cycle.sh
 #   POOLS="tidepool deadpool" WORKLOAD=point-select crates/tidepool-bench/scripts/instructions-per-cycle.sh
+#
+# A pool name ending in -untracked (tidepool-untracked,
+# tidepool-deadpool-way-untracked) runs that pool with tidepool-postgres'
+# session-state dirty bits off (--no-session-tracking): the anchor for them.
 set -euo pipefail
 bin=${BIN:-target/release/cycle-cost}
 pools=${POOLS:-direct tidepool tidepool-notest deadpool bb8-notest sqlx-notest}
@@ -21,7 +25,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 count() { # pool cycles -> instructions
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" --pool "$1" --cycles "$2" --workload "$workload" \
+  local pool=${1%-untracked} extra=()
+  [ "$pool" != "$1" ] && extra=(--no-session-tracking)
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" --pool "$pool" "${extra[@]}" --cycles "$2" --workload "$workload" \
     2>"$tmp/err" >/dev/null || { cat "$tmp/err" >&2; exit 1; }
   sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$tmp/err"
 }

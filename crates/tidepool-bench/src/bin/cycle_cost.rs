@@ -9,7 +9,9 @@
 //! `cargo run --release -p tidepool-bench --bin cycle-cost -- --pool tidepool --cycles 1000`
 
 use clap::Parser;
-use tidepool_bench::pg::{self, BuiltPg, DirectClient, PgCycle, PgKind, Workload};
+use std::time::Duration;
+
+use tidepool_bench::pg::{self, BuiltPg, DeadpoolWay, DirectClient, PgCycle, PgKind, Workload};
 
 #[derive(Debug, Parser)]
 #[command(about = "A fixed number of get-query-drop cycles through one PostgreSQL pool")]
@@ -23,8 +25,30 @@ struct Args {
     /// The query.
     #[arg(long, value_enum, default_value = "select1")]
     workload: Workload,
+    /// With `tidepool` or `tidepool-deadpool-way`: tidepool-postgres'
+    /// session-state dirty bits off (`track_session_state(false)`), the
+    /// anchor for what the tracking costs.
+    #[arg(long)]
+    no_session_tracking: bool,
     #[command(flatten)]
     target: pg::Target,
+}
+
+/// The `tidepool` pool of `pg::build` (size 1, its defaults), with the
+/// session-state dirty bits off.
+async fn untracked(url: &str) -> Result<tidepool::Pool<tidepool_postgres::PgManager>, String> {
+    let manager = tidepool_postgres::PgManager::builder_from_url(url)
+        .map_err(|e| e.to_string())?
+        .track_session_state(false)
+        .build()
+        .map_err(|e| e.to_string())?;
+    tidepool::Pool::builder(manager)
+        .max_size(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .strategy(tidepool::Strategy::Fixed)
+        .build()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn cycles<C: PgCycle>(pool: &C, workload: Workload, n: u32) -> Result<(), String> {
@@ -59,12 +83,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match args.pool {
             PgKind::Pgbench => Err("pgbench is not a Rust pool".to_string()),
             PgKind::Direct => cycles(&DirectClient::connect(&args.target.url).await?, w, n).await,
+            PgKind::Tidepool if args.no_session_tracking => {
+                cycles(&untracked(&args.target.url).await?, w, n).await
+            }
+            PgKind::TidepoolDeadpoolWay if args.no_session_tracking => {
+                cycles(&DeadpoolWay(untracked(&args.target.url).await?), w, n).await
+            }
+            _ if args.no_session_tracking => {
+                Err("--no-session-tracking applies to tidepool pools only".to_string())
+            }
             kind => match pg::build(kind, 1, &args.target.url).await? {
                 BuiltPg::Tidepool(p) => cycles(&*p, w, n).await,
                 BuiltPg::TidepoolDeadpoolWay(p) => cycles(&*p, w, n).await,
                 BuiltPg::Deadpool(p) => cycles(&*p, w, n).await,
                 BuiltPg::Bb8(p) => cycles(&*p, w, n).await,
                 BuiltPg::Sqlx(p) => cycles(&*p, w, n).await,
+                BuiltPg::Multiplexed(p) => cycles(&*p, w, n).await,
+                BuiltPg::SharedClients(p) => cycles(&*p, w, n).await,
             },
         }
     })?;
