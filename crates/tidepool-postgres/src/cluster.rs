@@ -10,6 +10,13 @@
 //!
 //! It never sends a read to a replica it knows to be behind the caller's
 //! token, and never a write to a reader pool.
+//!
+//! Failover: when the writer's connection says the primary is gone or no
+//! longer takes writes ([`PgCluster::is_primary_lost`]: `25006`, `57P01`-
+//! `57P03`, class `08`, a closed or reset connection), or the sampler finds
+//! the writer's host in recovery, the writer pool is soft-evicted
+//! ([`Pool::soft_evict`]) and its next connections rediscover the
+//! read-write host among every host the cluster knows.
 
 use std::fmt;
 use std::str::FromStr;
@@ -136,6 +143,12 @@ pub struct ClusterStatus {
     /// Reads served by the primary because no replica could take them
     /// (all out, or none had replayed the caller's token).
     pub fallback_reads: u64,
+    /// Times the writer pool was soft-evicted because the primary was lost
+    /// or answered read-only (see [`PgCluster::note_writer_error`]).
+    pub writer_evictions: u64,
+    /// Why the writer pool was last soft-evicted (an error message, never
+    /// a password), if it was.
+    pub last_writer_eviction: Option<String>,
 }
 
 #[derive(Default)]
@@ -163,7 +176,22 @@ struct Inner {
     next: AtomicUsize,
     all_out: AtomicBool,
     fallback_reads: AtomicU64,
+    failover: Mutex<FailoverState>,
 }
+
+/// When and why the writer pool was last soft-evicted.
+#[derive(Default)]
+struct FailoverState {
+    evictions: u64,
+    last_at: Option<Instant>,
+    last_reason: Option<String>,
+}
+
+/// Signals closer together than this evict once: a primary going away
+/// fails every writer connection at about the same moment, and a second
+/// eviction would only close connections already opened to the new
+/// primary (opened after the first, with the read-write check).
+const EVICTION_DEBOUNCE: Duration = Duration::from_millis(250);
 
 /// A primary and its streaming replicas; a cheap `Clone` handle. See the
 /// crate docs' "Clusters" section.
@@ -395,6 +423,7 @@ impl PgClusterBuilder {
             next: AtomicUsize::new(0),
             all_out: AtomicBool::new(false),
             fallback_reads: AtomicU64::new(0),
+            failover: Mutex::new(FailoverState::default()),
         });
         inner.sample().await;
         let weak = Arc::downgrade(&inner);
@@ -424,10 +453,32 @@ impl Inner {
     /// One round of lag sampling and probing of banned replicas.
     async fn sample(&self) {
         let primary = match tokio::time::timeout(self.sample_timeout, self.writer.get()).await {
-            Ok(Ok(conn)) => read_lsn(&conn, "SELECT pg_current_wal_lsn()::text")
-                .await
-                .ok()
-                .flatten(),
+            Ok(Ok(conn)) => {
+                // A writer connection on a host in recovery (it was
+                // demoted, or came back as a standby) must not stay.
+                let sql = "SELECT pg_is_in_recovery(), \
+                           CASE WHEN pg_is_in_recovery() THEN NULL \
+                           ELSE pg_current_wal_lsn()::text END";
+                match conn.query_one(sql, &[]).await {
+                    Ok(row) => {
+                        let recovering: bool = row.try_get(0).unwrap_or(false);
+                        let lsn: Option<String> = row.try_get(1).unwrap_or(None);
+                        if recovering {
+                            drop(conn);
+                            self.evict_writer("the writer's host is in recovery (a standby)");
+                        }
+                        lsn.and_then(|t| t.parse::<Lsn>().ok())
+                    }
+                    Err(e) => {
+                        let e = PgError::from(e);
+                        drop(conn);
+                        if PgCluster::is_primary_lost(&e) {
+                            self.evict_writer(&e.to_string());
+                        }
+                        None
+                    }
+                }
+            }
             _ => None,
         };
         let now = Instant::now();
@@ -490,6 +541,26 @@ impl Inner {
         self.note_all_out();
     }
 
+    /// Soft-evicts the writer pool unless it was evicted within the
+    /// debounce window; says whether it did.
+    fn evict_writer(&self, reason: &str) -> bool {
+        {
+            let mut f = lock(&self.failover);
+            let now = Instant::now();
+            if f.last_at
+                .is_some_and(|t| now.saturating_duration_since(t) < EVICTION_DEBOUNCE)
+            {
+                return false;
+            }
+            f.evictions += 1;
+            f.last_at = Some(now);
+            f.last_reason = Some(reason.to_string());
+        }
+        let closed = self.writer.soft_evict();
+        tracing::warn!(target: "tidepool::postgres::cluster", writer = %self.writer.name(), %reason, closed_idle = closed, "primary lost or read-only: writer connections soft-evicted, the next ones look for the read-write host");
+        true
+    }
+
     fn fail(&self, s: &mut ReplicaState, error: String) {
         s.failures = s.failures.saturating_add(1);
         let (first, max) = self.backoff;
@@ -543,11 +614,19 @@ impl PgCluster {
     }
 
     async fn read_where(&self, token: Option<Lsn>) -> Result<Pooled<PgManager>, Error<PgError>> {
+        self.read_from(token).await.map(|(conn, _)| conn)
+    }
+
+    /// A read connection, and whether it came from the writer pool.
+    async fn read_from(
+        &self,
+        token: Option<Lsn>,
+    ) -> Result<(Pooled<PgManager>, bool), Error<PgError>> {
         let inner = &self.inner;
         let n = inner.replicas.len();
         let start = inner.next.fetch_add(1, Ordering::Relaxed);
         if inner.primary_reads && start % (n + 1) == n {
-            return inner.writer.get().await;
+            return Ok((inner.writer.get().await?, true));
         }
         for i in 0..n {
             let r = &inner.replicas[(start + i) % n];
@@ -560,9 +639,11 @@ impl PgCluster {
             };
             match r.pool.get().await {
                 Ok(conn) => {
-                    let Some(token) = token else { return Ok(conn) };
+                    let Some(token) = token else {
+                        return Ok((conn, false));
+                    };
                     if known_replay.is_some_and(|l| l >= token) {
-                        return Ok(conn);
+                        return Ok((conn, false));
                     }
                     // The sample is older than the write: ask this replica.
                     if let Ok(Some(replay)) =
@@ -570,7 +651,7 @@ impl PgCluster {
                     {
                         lock(&r.state).replay_lsn = Some(replay);
                         if replay >= token {
-                            return Ok(conn);
+                            return Ok((conn, false));
                         }
                     }
                 }
@@ -591,7 +672,7 @@ impl PgCluster {
         }
         inner.note_all_out();
         inner.fallback_reads.fetch_add(1, Ordering::Relaxed);
-        inner.writer.get().await
+        Ok((inner.writer.get().await?, true))
     }
 
     /// The primary's WAL position now, on the connection that just wrote
@@ -614,11 +695,76 @@ impl PgCluster {
         sql: &str,
         params: &[Value],
     ) -> Result<Vec<Row>, Error<PgError>> {
-        let mut conn = match kind {
-            QueryKind::Read | QueryKind::Analytics => self.reader().await?,
-            _ => self.writer().await?,
+        let (mut conn, on_writer) = match kind {
+            QueryKind::Read | QueryKind::Analytics => self.read_from(None).await?,
+            _ => (self.writer().await?, true),
         };
-        conn.query_values(sql, params).await.map_err(Error::Query)
+        let result = conn.query_values(sql, params).await;
+        if let Err(e) = &result {
+            // A read served by the writer (fallback) says as much about
+            // the primary as a write does.
+            if on_writer {
+                drop(conn);
+                self.note_writer_error(e);
+            }
+        }
+        result.map_err(Error::Query)
+    }
+
+    /// Whether `error`, from a writer connection, means the primary is gone
+    /// or no longer takes writes: a read-only answer (`25006`
+    /// read_only_sql_transaction), an administrator or crash shutdown
+    /// (`57P01`, `57P02`), a server that cannot take connections now
+    /// (`57P03`), a connection-class error (`08xxx`), or a connection closed,
+    /// reset or refused. Not a full server (`53300`), a timeout or a
+    /// caller's mistake.
+    ///
+    /// ```
+    /// use tidepool_postgres::{PgCluster, PgError};
+    /// assert!(PgCluster::is_primary_lost(&PgError::Closed));
+    /// assert!(!PgCluster::is_primary_lost(&PgError::RowCount { expected: "one", got: 0 }));
+    /// ```
+    pub fn is_primary_lost(error: &PgError) -> bool {
+        match error.sqlstate() {
+            Some("25006") => true,
+            Some("53300") => false,
+            Some(code) => code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03"),
+            None => match error {
+                PgError::Closed | PgError::NoHost { .. } => true,
+                PgError::Driver(_) => {
+                    error.is_fatal_for_connection()
+                        && tidepool::Classify::failure_kind(error) == tidepool::FailureKind::Connect
+                }
+                _ => false,
+            },
+        }
+    }
+
+    /// Tells the cluster that work on a writer connection failed with
+    /// `error`. When it means the primary was lost or answered read-only
+    /// ([`is_primary_lost`](Self::is_primary_lost)) the writer pool is
+    /// soft-evicted — idle connections close now, checked-out ones when
+    /// returned — so the next writer connections rediscover the read-write
+    /// host among every host the cluster knows. Signals within 250 ms of
+    /// an eviction are folded into it. Returns whether it evicted.
+    /// [`execute_query`](Self::execute_query) and the sampler call this
+    /// themselves; call it after an error on a [`writer`](Self::writer)
+    /// checkout. It never retries anything: whether a failed write
+    /// committed is unknown to the caller, as it is to the pool.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: tidepool_postgres::PgCluster) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tidepool::Queryable;
+    /// let mut w = cluster.writer().await?;
+    /// if let Err(e) = w.execute_values("INSERT INTO t VALUES (1)", &[]).await {
+    ///     drop(w);
+    ///     cluster.note_writer_error(&e);
+    ///     return Err(e.into());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn note_writer_error(&self, error: &PgError) -> bool {
+        Self::is_primary_lost(error) && self.inner.evict_writer(&error.to_string())
     }
 
     /// Samples lag and probes banned replicas now, outside the interval.
@@ -653,11 +799,14 @@ impl PgCluster {
                 }
             })
             .collect::<Vec<_>>();
+        let failover = lock(&self.inner.failover);
         ClusterStatus {
             writer: self.inner.writer.status(),
             reads_on_primary: replicas.iter().all(|r| r.banned.is_some()),
             replicas,
             fallback_reads: self.inner.fallback_reads.load(Ordering::Relaxed),
+            writer_evictions: failover.evictions,
+            last_writer_eviction: failover.last_reason.clone(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+pub mod failover;
 pub mod pg_cluster;
 pub mod proxy;
 
