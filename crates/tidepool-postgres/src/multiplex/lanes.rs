@@ -171,6 +171,11 @@ impl LaneSet {
         self.waiting.load(Relaxed)
     }
 
+    /// Admission places not held by a read.
+    pub(super) fn places_free(&self) -> usize {
+        self.admission.available_permits()
+    }
+
     /// Admits the read in arrival order, then gives it a lane with room:
     /// the least busy one; a new one checked out of the pool when every
     /// lane is busy and the budget allows (in the background when a busy

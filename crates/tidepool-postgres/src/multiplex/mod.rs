@@ -214,6 +214,9 @@ pub struct MultiplexStatus {
     pub connections_pending: usize,
     /// Reads waiting for room.
     pub reads_waiting: usize,
+    /// Places for reads not taken: `connections × depth` when no read is
+    /// in flight or waiting for a connection.
+    pub read_places_free: usize,
     /// Connections checked out so far.
     pub connections_taken: u64,
     /// Connections given back idle (or past the pool's `max_lifetime`).
@@ -278,6 +281,7 @@ impl Multiplexer {
             connections: lanes.iter().map(|l| (l.id, l.in_flight)).collect(),
             connections_pending: pending,
             reads_waiting: self.set.waiting(),
+            read_places_free: self.set.places_free(),
             connections_taken: c.lanes_opened.load(Relaxed),
             connections_returned: c.lanes_returned_idle.load(Relaxed),
             connections_lost: c.lanes_lost.load(Relaxed),
