@@ -33,11 +33,12 @@ pub enum Error {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// TLS could not be set up: a certificate file (`sslrootcert`,
-    /// `sslcert`, `sslkey`) could not be used when the manager was built,
-    /// or the handshake failed — an untrusted certificate, a host name it
-    /// does not name, a server without TLS when `sslmode` requires it.
-    /// Not retryable: trying again cannot fix it.
+    /// TLS could not be set up: a certificate file (PostgreSQL's
+    /// `sslrootcert`, `sslcert`, `sslkey`; MySQL's `ssl-ca`, `ssl-cert`,
+    /// `ssl-key`) could not be used when the manager was built, or the
+    /// handshake failed — an untrusted certificate, a host name it does
+    /// not name, a server without TLS when the URL requires it. Not
+    /// retryable: trying again cannot fix it.
     #[error("TLS with {target} failed: {reason} (check sslmode, the CA file and the host name)")]
     Tls {
         /// The target, without credentials.

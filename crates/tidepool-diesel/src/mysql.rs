@@ -1,10 +1,13 @@
 //! MySQL and MariaDB: a [`Manager`] handing out diesel-async's
-//! [`AsyncMysqlConnection`]. It connects through mysql_async itself, with
-//! the options diesel-async's own `establish` sets (no driver statement
-//! cache, since diesel keeps its own; `CLIENT_FOUND_ROWS`), so a refused
-//! connection keeps the server's error number (access denied, unknown
-//! database, too many connections); diesel-async then runs its setup
-//! (UTC time zone, utf8mb4).
+//! [`AsyncMysqlConnection`]. It reads the URL as tidepool-mysql does
+//! (`ssl-mode`, `ssl-ca`, client certificates; TCP is never switched to
+//! the server's Unix socket behind the caller's back) and connects through
+//! mysql_async itself, with the options diesel-async's own `establish`
+//! sets (no driver statement cache, since diesel keeps its own;
+//! `CLIENT_FOUND_ROWS`), so a refused connection keeps the server's error
+//! number (access denied, unknown database, too many connections) and a
+//! failed TLS handshake is a typed [`Error::Tls`]; diesel-async then runs
+//! its setup (UTC time zone, utf8mb4).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use std::sync::Arc;
 use diesel::connection::Instrumentation;
 use diesel_async::{AsyncConnection, AsyncMysqlConnection};
 use tidepool::{Classify, FailureKind, Manager};
+use tidepool_mysql::{MysqlConfig, MysqlError, SslMode};
 
 use crate::error::Error;
 use crate::tracked::{State, TrackedConnection, Watch};
@@ -34,27 +38,78 @@ type InstrumentationFactory = Arc<dyn Fn() -> Option<Box<dyn Instrumentation>> +
 ///     .await?;
 /// # Ok(()) }
 /// ```
+///
+/// TLS as in tidepool-mysql: `ssl-mode=required` encrypts without checking
+/// the certificate, `verify_ca` and `verify_identity` check it against
+/// `ssl-ca` (or the built-in roots), `ssl-cert` + `ssl-key` present a
+/// client certificate. A file that cannot be read is refused by
+/// [`new`](Self::new); a handshake that fails is [`Error::Tls`], never
+/// retried.
+///
+/// ```
+/// use tidepool_diesel::{Error, MysqlManager};
+/// let err = MysqlManager::new("mysql://app:hunter2@db/app?ssl-mode=verify_identity&ssl-ca=/nonexistent/ca.pem")
+///     .unwrap_err();
+/// assert!(matches!(err, Error::Tls { .. }), "{err}");
+/// assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+/// assert!(!err.to_string().contains("hunter2"));
+/// ```
 pub struct MysqlManager {
     opts: mysql_async::Opts,
     target: String,
+    tls: bool,
     instrumentation: InstrumentationFactory,
 }
 
 impl MysqlManager {
-    /// A manager for a `mysql://` URL. Refused at once, with the reason and
-    /// never the URL, when it cannot be read.
+    /// A manager for a `mysql://` URL, with tidepool-mysql's parameters
+    /// (`ssl-mode`, `ssl-ca`, `ssl-cert`, `ssl-key`, `socket`). Refused at
+    /// once, with the reason and never the URL, when it cannot be read or
+    /// a certificate file cannot be opened.
     pub fn new(url: &str) -> Result<Self, Error> {
-        let opts = mysql_async::Opts::from_url(url).map_err(|e| Error::InvalidUrl {
+        let config = MysqlConfig::from_url(url).map_err(|e| Error::InvalidUrl {
             scheme: "mysql",
-            reason: url_error_reason(&e),
+            reason: match e {
+                MysqlError::InvalidUrl { reason } => reason,
+                other => other.to_string(),
+            },
         })?;
-        Ok(Self::from_opts(opts))
+        Self::from_config(&config)
+    }
+
+    /// A manager for a tidepool-mysql configuration.
+    pub fn from_config(config: &MysqlConfig) -> Result<Self, Error> {
+        let target = config.describe();
+        config.validate().map_err(|e| Error::InvalidUrl {
+            scheme: "mysql",
+            reason: e.to_string(),
+        })?;
+        if config.ssl_mode() != SslMode::Disabled {
+            // mysql_async reads these when it connects; a missing one is
+            // the caller's mistake, said now.
+            for (name, path) in [
+                ("ssl-ca", config.ssl_ca()),
+                ("ssl-cert", config.ssl_cert()),
+                ("ssl-key", config.ssl_key()),
+            ] {
+                let Some(path) = path else { continue };
+                std::fs::File::open(path).map_err(|e| Error::Tls {
+                    target: target.clone(),
+                    reason: format!("cannot read the {name} file {}: {e}", path.display()),
+                })?;
+            }
+        }
+        let mut manager = Self::from_opts(config.to_opts());
+        manager.target = target;
+        manager.tls = config.ssl_mode() != SslMode::Disabled;
+        Ok(manager)
     }
 
     /// A manager for already built mysql_async options. diesel-async's
     /// settings (no driver statement cache, `CLIENT_FOUND_ROWS`) are added
     /// to them.
     pub fn from_opts(opts: mysql_async::Opts) -> Self {
+        let tls = opts.ssl_opts().is_some();
         let opts: mysql_async::Opts = mysql_async::OptsBuilder::from_opts(opts)
             .stmt_cache_size(0)
             .client_found_rows(true)
@@ -62,6 +117,7 @@ impl MysqlManager {
         MysqlManager {
             target: describe(&opts),
             opts,
+            tls,
             instrumentation: Arc::new(diesel::connection::get_default_instrumentation),
         }
     }
@@ -76,25 +132,6 @@ impl MysqlManager {
     {
         self.instrumentation = Arc::new(factory);
         self
-    }
-}
-
-/// The reason a URL was refused, in words that cannot carry a password:
-/// mysql_async's parse errors name parameters, and the `url` crate's never
-/// repeat the input.
-fn url_error_reason(e: &mysql_async::UrlError) -> String {
-    match e {
-        mysql_async::UrlError::UnsupportedScheme { scheme } => {
-            format!("unsupported scheme `{scheme}` (expected mysql)")
-        }
-        mysql_async::UrlError::Parse(p) => p.to_string(),
-        mysql_async::UrlError::UnknownParameter { param } => {
-            format!("unknown parameter `{param}`")
-        }
-        mysql_async::UrlError::InvalidParamValue { param, .. } => {
-            format!("invalid value for parameter `{param}`")
-        }
-        other => format!("{:?}", std::mem::discriminant(other)),
     }
 }
 
@@ -123,17 +160,39 @@ fn describe(opts: &mysql_async::Opts) -> String {
     )
 }
 
+impl MysqlManager {
+    /// A failed handshake is [`Error::Tls`] (tidepool-mysql's reading of
+    /// mysql_async's errors); anything else keeps the server's error.
+    fn connect_error(&self, source: mysql_async::Error) -> Error {
+        let wrapped = MysqlError::Mysql(source);
+        let tls = wrapped.is_tls();
+        match wrapped {
+            MysqlError::Mysql(source) if !tls => Error::Mysql {
+                target: self.target.clone(),
+                source,
+            },
+            e => Error::Tls {
+                target: self.target.clone(),
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
 impl Manager for MysqlManager {
     type Connection = MysqlConnection;
     type Error = Error;
 
     async fn connect(&self) -> Result<MysqlConnection, Error> {
+        if self.tls {
+            // mysql_async builds its rustls config with the process-wide
+            // crypto provider; make sure there is one (ring, as
+            // tidepool-mysql does), unless the application installed its own.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let raw = mysql_async::Conn::new(self.opts.clone())
             .await
-            .map_err(|source| Error::Mysql {
-                target: self.target.clone(),
-                source,
-            })?;
+            .map_err(|source| self.connect_error(source))?;
         let mut conn = AsyncMysqlConnection::try_from(raw)
             .await
             .map_err(|source| Error::Setup {
