@@ -150,6 +150,14 @@ pub struct BenchArgs {
     /// three periods per run). Default steady.
     #[arg(long, env = "TIDEPOOL_SHAPE", value_name = "SHAPE")]
     pub shape: Option<String>,
+
+    /// On PostgreSQL, the tuned side sends its reads (the point and range
+    /// selects: single autocommit statements, no session state) through a
+    /// multiplexer that pipelines them over a few shared connections;
+    /// writes and transactions keep a connection of their own. on or off.
+    /// Default on. Other databases have no multiplexer and ignore it.
+    #[arg(long, env = "TIDEPOOL_MULTIPLEX_READS", value_name = "on|off")]
+    pub multiplex_reads: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]

@@ -45,6 +45,7 @@ pub struct BenchFile {
     pub acquire_timeout: Option<String>,
     pub strategy: Option<String>,
     pub shape: Option<String>,
+    pub multiplex_reads: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -420,12 +421,24 @@ pub struct BenchSettings {
     /// the `[pool]` table's own `[pool.scaling]` otherwise).
     pub strategy: Option<tidepool::Strategy>,
     pub shape: Shape,
+    /// The tuned side's reads through tidepool-postgres' multiplexer (on
+    /// PostgreSQL only).
+    pub multiplex_reads: bool,
 }
 
 impl BenchSettings {
     /// The strategy the default tuned side uses.
     pub fn tuned_strategy(&self) -> tidepool::Strategy {
         self.strategy.unwrap_or(tidepool::Strategy::Balanced)
+    }
+}
+
+/// `on`/`off` (and the usual spellings of true and false).
+fn on_off(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, got {text:?}")),
     }
 }
 
@@ -603,6 +616,18 @@ impl BenchSettings {
                 pick("--shape", args.shape, "bench", "shape", f.shape),
                 Shape::Steady,
                 |t: &String| Shape::parse(t),
+            )?,
+            multiplex_reads: r.get(
+                pick(
+                    "--multiplex-reads",
+                    args.multiplex_reads,
+                    "bench",
+                    "multiplex_reads",
+                    f.multiplex_reads
+                        .map(|on| if on { "on" } else { "off" }.to_string()),
+                ),
+                true,
+                |t: &String| on_off(t),
             )?,
         })
     }
@@ -933,6 +958,21 @@ mod tests {
             err.contains("planned pool") && err.contains("min_size"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn multiplexed_reads_default_on_and_come_from_the_flag_or_the_file() {
+        let s = BenchSettings::resolve(BenchArgs::default(), FileSettings::default()).unwrap();
+        assert!(s.multiplex_reads);
+        let file = parse("[bench]\nmultiplex_reads = false\n").unwrap();
+        let s = BenchSettings::resolve(BenchArgs::default(), file).unwrap();
+        assert!(!s.multiplex_reads);
+        let file = parse("[bench]\nmultiplex_reads = false\n").unwrap();
+        let args = BenchArgs {
+            multiplex_reads: Some("on".into()),
+            ..BenchArgs::default()
+        };
+        assert!(BenchSettings::resolve(args, file).unwrap().multiplex_reads);
     }
 
     #[test]

@@ -160,7 +160,17 @@ impl Statements {
             .collect()
     }
 
-    fn random_user(&self, rng: &mut fastrand::Rng) -> i64 {
+    /// The SQL of a read operation (a single autocommit `SELECT` with one
+    /// parameter, the user id), `None` for writes and transactions.
+    pub fn read_sql(&self, op: Op) -> Option<&str> {
+        match op {
+            Op::PointSelect => Some(&self.point),
+            Op::RangeSelect => Some(&self.range),
+            Op::Insert | Op::Update | Op::Transaction => None,
+        }
+    }
+
+    pub fn random_user(&self, rng: &mut fastrand::Rng) -> i64 {
         i64::from(rng.u32(1..=self.user_count.max(1)))
     }
 }

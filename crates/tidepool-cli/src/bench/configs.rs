@@ -86,6 +86,16 @@ pub fn database_concurrency(url: Option<&str>) -> (u32, String) {
     )
 }
 
+/// Whether the tuned side sends its reads through tidepool-postgres'
+/// multiplexer: on PostgreSQL unless `--multiplex-reads off`.
+pub fn multiplexes_reads(settings: &BenchSettings) -> bool {
+    settings.multiplex_reads
+        && settings
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
 /// The default tuned configuration for `level` concurrent clients: the
 /// strategy's preset, capped at what the database runs well at once
 /// (`db_concurrency`) so that extra clients queue in the pool rather than
@@ -142,6 +152,14 @@ impl Configuration {
 
     /// A one-line description for the report.
     pub fn describe(&self, settings: &BenchSettings) -> String {
+        let mut text = self.describe_pool(settings);
+        if self.tuned && multiplexes_reads(settings) {
+            text.push_str("; reads (the point and range selects) pipelined over a quarter of the pool's connections (one or two) shared by a multiplexer, writes and transactions on connections of their own (--multiplex-reads off compares without)");
+        }
+        text
+    }
+
+    fn describe_pool(&self, settings: &BenchSettings) -> String {
         let t = humantime::format_duration;
         match (self.tuned, &settings.tuned) {
             (false, _) => format!(

@@ -8,6 +8,7 @@
 pub mod configs;
 pub mod progress;
 pub mod results;
+pub mod shared_reads;
 pub mod text;
 pub mod verdict;
 
@@ -16,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidepool::{Classify, FailureKind, Manager, Pool, Queryable};
+use tidepool::{Classify, FailureKind, Pool, Queryable};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -26,6 +27,7 @@ use crate::target::{with_manager, Dialect, Target};
 use crate::workload::{self, Op, Statements};
 use progress::Progress;
 use results::{new_histogram, record, BenchReport, PoolCounters, RunResult, Sample};
+use shared_reads::{ReadPath, SharesReads};
 
 /// Runs the benchmark and returns its report (possibly partial when
 /// interrupted). `stop` turns true on Ctrl-C.
@@ -93,7 +95,7 @@ async fn run_on<M, F>(
     progress: &Progress,
 ) -> Result<BenchReport, CliError>
 where
-    M: Manager,
+    M: SharesReads,
     M::Connection: Queryable,
     F: Fn() -> Result<M, CliError>,
 {
@@ -255,7 +257,7 @@ struct WorkerTally {
 
 async fn run_one<M>(spec: RunSpec<'_, M>) -> Result<RunResult, CliError>
 where
-    M: Manager,
+    M: SharesReads,
     M::Connection: Queryable,
 {
     let RunSpec {
@@ -279,6 +281,11 @@ where
             context: format!("building the {configuration} pool for concurrency {level}"),
             source: e,
         })?;
+    let reads = if configuration == "tuned" && settings.multiplex_reads {
+        M::shared_reads(&pool, shared_reads::lanes_for(pool_max))
+    } else {
+        None
+    };
     let live = Arc::new(Live::default());
     let start = Instant::now();
     let measure_from = start + settings.warmup;
@@ -288,6 +295,7 @@ where
     let mut workers = Vec::with_capacity(level as usize);
     for i in 0..level {
         let pool = pool.clone();
+        let reads = reads.clone();
         let statements = statements.clone();
         let live = live.clone();
         let stop = stop.clone();
@@ -303,6 +311,7 @@ where
         workers.push(tokio::spawn(async move {
             client(
                 pool,
+                reads,
                 statements,
                 mix,
                 live,
@@ -386,6 +395,9 @@ where
             *ops_by_kind.entry(k.name().to_string()).or_default() += v;
         }
     }
+    if let Some(reads) = &reads {
+        reads.release();
+    }
     let pool_counters = PoolCounters::of(&pool.metrics());
     pool.close(Duration::from_secs(2)).await;
 
@@ -450,6 +462,7 @@ impl Turn {
 #[allow(clippy::too_many_arguments)]
 async fn client<M>(
     pool: Pool<M>,
+    reads: Option<Arc<dyn ReadPath>>,
     statements: Arc<Statements>,
     mix: crate::settings::Mix,
     live: Arc<Live>,
@@ -460,7 +473,7 @@ async fn client<M>(
     turn: Turn,
 ) -> WorkerTally
 where
-    M: Manager,
+    M: SharesReads,
     M::Connection: Queryable,
 {
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -484,7 +497,17 @@ where
             continue;
         }
         let op = Op::pick(&mix, &mut rng);
+        let shared = reads
+            .as_deref()
+            .and_then(|r| statements.read_sql(op).map(|sql| (r, sql)));
         let work = async {
+            if let Some((reads, sql)) = shared {
+                // No checkout: the read joins others in flight on a shared
+                // connection, so it has no acquire wait of its own.
+                let user = statements.random_user(&mut rng);
+                let outcome = reads.read(sql, user).await;
+                return (t0, Some(outcome));
+            }
             let mut conn = match pool.get().await {
                 Ok(conn) => conn,
                 Err(tidepool::Error::Closed) => return (Instant::now(), None),
