@@ -2,9 +2,9 @@
 # The publishable crates stay publishable (README.md, "Publishing"):
 #   1. every crate without `publish = false` has the crates.io metadata
 #      (description, 1-5 keywords, categories from crates.io's list, a
-#      readme that exists, a docs.rs `documentation`, a license), and all
-#      of them declare the same `rust-version` and the same `repository`
-#      (today: none, on purpose);
+#      readme that exists, a docs.rs `documentation`, a license), all of
+#      them the same `repository` (today: none, on purpose), and every
+#      crate of the workspace the same `rust-version`;
 #   2. the toolchain CI runs is at least that `rust-version` — the MSRV we
 #      state is the one CI builds and tests with, never an older one we
 #      cannot check;
@@ -59,9 +59,10 @@ for name in $published; do
 $escapes"
 done
 
-# One MSRV and one repository for every published crate.
-msrvs=$(jq -r '[.packages[] | select(.publish == null) | .rust_version] | unique | join(" ")' <<<"$metadata")
-[ "$(wc -w <<<"$msrvs")" = 1 ] || problem "published crates declare different rust-versions: $msrvs"
+# One MSRV for every crate of the workspace, one repository for every
+# published crate.
+msrvs=$(jq -r '[.packages[] | (.rust_version // "none")] | unique | join(" ")' <<<"$metadata")
+[ "$(wc -w <<<"$msrvs")" = 1 ] && [ "$msrvs" != none ] || problem "crates declare different rust-versions (or none): $msrvs"
 repos=$(jq -r '[.packages[] | select(.publish == null) | (.repository // "none")] | unique | join(" ")' <<<"$metadata")
 [ "$(wc -w <<<"$repos")" = 1 ] || problem "published crates declare different repositories: $repos"
 
@@ -70,9 +71,9 @@ msrv=${msrvs%% *}
 rustc_version=$(rustc --version | awk '{print $2}')
 lowest=$(printf '%s\n%s\n' "$msrv" "$rustc_version" | sort -V | head -n 1)
 [ "$lowest" = "$msrv" ] || problem "rustc $rustc_version is older than the declared rust-version $msrv"
-echo "rust-version $msrv for $(wc -w <<<"$published") published crates, checked with rustc $rustc_version"
 
 [ "$fail" = 0 ] || exit 1
+echo "rust-version $msrv for every crate, checked with rustc $rustc_version; metadata of $(wc -w <<<"$published") publishable crates checked"
 
 # Package them all together (cargo resolves their path dependencies to one
 # another through a local registry). --allow-dirty: the check is about the
