@@ -601,3 +601,72 @@ async fn reads_cancelled_anywhere_give_their_place_and_connection_back() {
     assert_eq!(pool.metrics().connections_closed_broken, 0);
     assert_eq!(pool.metrics().connections_closed_failed_reset, 0);
 }
+
+#[tokio::test]
+async fn a_connection_killed_while_held_idle_is_dropped_before_any_read_meets_it() {
+    let config = MultiplexConfig::default()
+        .connections(2)
+        .depth(4)
+        .idle_return(Duration::from_secs(30));
+    let Some((url, pool, mux)) = setup("mux_killed_idle", 3, config).await else {
+        return;
+    };
+    for _ in 0..100 {
+        if mux.status().connections.len() == 2 {
+            break;
+        }
+        let (a, b) = tokio::join!(
+            mux.query("SELECT pg_sleep(0.02)", &[]),
+            mux.query("SELECT pg_sleep(0.02)", &[])
+        );
+        a.unwrap();
+        b.unwrap();
+    }
+    let held: Vec<u64> = mux.status().connections.iter().map(|&(id, _)| id).collect();
+    assert_eq!(held.len(), 2);
+    // With both idle, a read goes to the first connection held.
+    let pid: i32 = mux
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let admin = admin(&url).await;
+    let killed: bool = admin
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    for _ in 0..200 {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The driver reads the server's goodbye and closes the client.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    for i in 0..6i32 {
+        let row = mux
+            .query_one("SELECT $1::int4, pg_backend_pid()", &[&i])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, i32>(0), i);
+        assert_ne!(row.get::<_, i32>(1), pid);
+    }
+    let status = mux.status();
+    assert_eq!(status.connections_lost, 1);
+    assert!(status.connections.iter().all(|&(id, _)| id != held[0]));
+    eventually("the dead connection is closed", || {
+        pool.metrics().connections_closed_broken == 1
+    })
+    .await;
+}

@@ -223,9 +223,9 @@ impl LaneSet {
     fn step(self: &Arc<Self>) -> Step {
         let depth = self.config.depth;
         let mut state = self.state();
-        let mut best: Option<(usize, usize)> = None;
+        let mut best: Option<(&Arc<Lane>, usize)> = None;
         let mut broken = false;
-        for (i, lane) in state.lanes.iter().enumerate() {
+        for lane in &state.lanes {
             if lane.conn.is_broken() {
                 lane.dead.store(true, Relaxed);
                 broken = true;
@@ -233,19 +233,20 @@ impl LaneSet {
             }
             let n = lane.in_flight.load(SeqCst);
             if n < depth && best.is_none_or(|(_, m)| n < m) {
-                best = Some((i, n));
+                best = Some((lane, n));
                 if n == 0 {
                     break;
                 }
             }
         }
+        let best = best.map(|(lane, n)| (lane.clone(), n));
         let removed = if broken {
             take_dead(&mut state.lanes)
         } else {
             Vec::new()
         };
         let can_grow = state.lanes.len() + state.pending < self.config.connections;
-        let step = match best.and_then(|(i, n)| state.lanes.get(i).map(|l| (l.clone(), n))) {
+        let step = match best {
             Some((lane, n)) => {
                 if n > 0 && can_grow {
                     state.pending += 1;
