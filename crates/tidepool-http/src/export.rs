@@ -132,7 +132,7 @@ fn per_shape<V>(r: &Reading, v: impl Fn(&QueryStats) -> V) -> Vec<(Labels, V)> {
 impl PoolCollector {
     fn read(&self) -> Vec<Reading> {
         self.pools
-            .entries
+            .entries()
             .iter()
             .map(|e| {
                 let (now, _, report) = e.health(HEALTH_WINDOW);
@@ -623,6 +623,7 @@ impl Collector for PoolCollector {
         )?;
         family(e, "tidepool_health_score", "The pool's health score, 0-100, over about the last minute (see /health for its components and recommendations).", None, MetricType::Gauge, r, |r| one(r, GaugeF(f64::from(r.health_score))))?;
         queries(e, r, &seconds)?;
+        clusters(e, &self.pools)?;
         Ok(())
     }
 }
@@ -693,6 +694,73 @@ fn queries(
             })
             .collect()
     })?;
+    Ok(())
+}
+
+/// The clusters' replicas: ban state and lag per replica (labelled by its
+/// reader pool's `pool_name`, the `cluster` and the `replica`), and per
+/// cluster (on the writer pool's `pool_name`) whether reads go to the
+/// primary and how many it served for want of a replica.
+fn clusters(e: &mut DescriptorEncoder, pools: &Pools) -> Result<(), std::fmt::Error> {
+    struct Replica {
+        labels: Labels,
+        state: crate::cluster::ReplicaState,
+    }
+    let mut replicas = Vec::new();
+    let mut writers = Vec::new();
+    for c in &pools.clusters {
+        let name = c.name();
+        let state = c.state();
+        let pools_by_replica = c.replicas();
+        for r in state.replicas.iter().cloned() {
+            let pool_name = pools_by_replica
+                .iter()
+                .find(|(n, _)| *n == r.name)
+                .map_or_else(|| r.name.clone(), |(_, p)| p.name());
+            replicas.push(Replica {
+                labels: labels(&pool_name, &[("cluster", &name), ("replica", &r.name)]),
+                state: r,
+            });
+        }
+        writers.push((
+            labels(&c.writer().name(), &[("cluster", &name)]),
+            state.reads_on_primary,
+            state.fallback_reads,
+        ));
+    }
+    let mut m = e.encode_descriptor("tidepool_replica_banned", "Whether a replica is banned from reads, by reason (lag: replay too far behind; failing: connections or samples fail; not_a_replica: not in recovery; other): 1 for the current reason, 0 for the others (all 0 while it takes reads).", None, MetricType::Gauge)?;
+    for r in &replicas {
+        let current = r.state.banned.as_ref().map(crate::cluster::reason_label);
+        for reason in crate::cluster::BAN_REASONS {
+            let mut l = r.labels.clone();
+            l.push(("reason", reason.to_string()));
+            Gauge(i64::from(current == Some(reason))).write(m.encode_family(&l)?)?;
+        }
+    }
+    let mut m = e.encode_descriptor("tidepool_replica_lag_bytes", "How far a replica's replay is behind the primary, in bytes of WAL, at the last sample (absent until sampled).", None, MetricType::Gauge)?;
+    for r in &replicas {
+        if let Some(lag) = r.state.lag_bytes {
+            GaugeF(lag as f64).write(m.encode_family(&r.labels)?)?;
+        }
+    }
+    let mut m = e.encode_descriptor(
+        "tidepool_cluster_reads_on_primary",
+        "1 while every replica is banned and reads go to the primary.",
+        None,
+        MetricType::Gauge,
+    )?;
+    for (l, on, _) in &writers {
+        Gauge(i64::from(*on)).write(m.encode_family(l)?)?;
+    }
+    let mut m = e.encode_descriptor(
+        "tidepool_cluster_fallback_reads",
+        "Reads the primary served because no replica could take them.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (l, _, n) in &writers {
+        Counter(*n).write(m.encode_family(l)?)?;
+    }
     Ok(())
 }
 

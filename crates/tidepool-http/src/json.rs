@@ -289,6 +289,98 @@ pub(crate) struct PoolReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     connections: Option<Vec<Connection>>,
     queries: Queries,
+    /// The cluster the pool belongs to, if it does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterJson>,
+}
+
+/// A cluster, as one of its pools shows it.
+#[derive(Debug, Serialize)]
+struct ClusterJson {
+    name: String,
+    /// `writer` or `replica`.
+    role: &'static str,
+    /// Whether reads go to the primary because every replica is out.
+    reads_on_primary: bool,
+    /// Reads the primary served for want of a replica.
+    fallback_reads: u64,
+    /// Said while every replica is banned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notice: Option<String>,
+    /// This pool's replica (reader pools).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<ReplicaJson>,
+    /// Every replica (the writer pool).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    replicas: Vec<ReplicaJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct ReplicaJson {
+    name: String,
+    banned: bool,
+    /// `lag`, `failing`, `not_a_replica` or `other`, while banned.
+    reason: Option<&'static str>,
+    /// The ban in words.
+    detail: Option<String>,
+    lag_bytes: Option<u64>,
+    replay_position: Option<String>,
+}
+
+impl From<&crate::cluster::ReplicaState> for ReplicaJson {
+    fn from(r: &crate::cluster::ReplicaState) -> Self {
+        ReplicaJson {
+            name: r.name.clone(),
+            banned: r.banned.is_some(),
+            reason: r.banned.as_ref().map(crate::cluster::reason_label),
+            detail: r.banned.as_ref().map(|b| b.detail.clone()),
+            lag_bytes: r.lag_bytes,
+            replay_position: r.replay_position.clone(),
+        }
+    }
+}
+
+fn cluster(link: &crate::pools::ClusterLink) -> ClusterJson {
+    let state = link.cluster.state();
+    let notice = state.reads_on_primary.then(|| {
+        format!(
+            "every replica is banned ({}): reads go to the primary",
+            state
+                .replicas
+                .iter()
+                .map(|r| {
+                    let why = r.banned.as_ref().map_or("", |b| b.detail.as_str());
+                    format!("{}: {why}", r.name)
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    });
+    let (role, replica, replicas) = match &link.replica {
+        Some(name) => (
+            "replica",
+            state
+                .replicas
+                .iter()
+                .find(|r| &r.name == name)
+                .map(ReplicaJson::from),
+            Vec::new(),
+        ),
+        None => (
+            "writer",
+            None,
+            state.replicas.iter().map(ReplicaJson::from).collect(),
+        ),
+    };
+    ClusterJson {
+        name: link.cluster.name(),
+        role,
+        reads_on_primary: state.reads_on_primary,
+        fallback_reads: state.fallback_reads,
+        notice,
+        replica,
+        replicas,
+    }
 }
 
 /// The pool's query statistics: the top shapes by total time.
@@ -496,6 +588,7 @@ impl PoolReport {
                     .collect()
             }),
             queries: queries(entry, query_limit),
+            cluster: entry.cluster.as_ref().map(cluster),
         }
     }
 }

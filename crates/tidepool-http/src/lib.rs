@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod cluster;
 mod error;
 mod export;
 mod json;
@@ -9,6 +10,7 @@ mod pools;
 mod routes;
 mod view;
 
+pub use cluster::{ClusterState, ClusterView, PoolSource, ReplicaBan, ReplicaState, BAN_REASONS};
 pub use error::HttpError;
 pub use export::{
     BREAKER_STATES, BUCKET_BOUNDS, CLASSIC_CONTENT_TYPE, CONTENT_TYPE, QUERY_LABEL_MAX,

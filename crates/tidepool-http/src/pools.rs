@@ -4,13 +4,14 @@
 //! polls, Prometheus scrapes, a load balancer checks). No background task:
 //! a router nobody calls costs nothing.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tidepool::{HealthReport, HealthSample};
 
+use crate::cluster::{ClusterView, PoolSource};
 use crate::error::HttpError;
 use crate::view::PoolView;
 
@@ -26,9 +27,29 @@ pub(crate) struct Entry {
     /// Held while `POST /pools/{name}/check` pings the pool, so requests
     /// never ping its connections in parallel.
     pub checking: tokio::sync::Mutex<()>,
+    /// The cluster the pool belongs to, if it does.
+    pub cluster: Option<ClusterLink>,
+}
+
+/// A pool's place in a cluster.
+#[derive(Clone)]
+pub(crate) struct ClusterLink {
+    pub cluster: Arc<dyn ClusterView>,
+    /// The replica's name for a reader pool; `None` for the writer.
+    pub replica: Option<String>,
 }
 
 impl Entry {
+    fn new(name: String, pool: Arc<dyn PoolView>, cluster: Option<ClusterLink>) -> Self {
+        Entry {
+            name,
+            pool,
+            history: Mutex::new(VecDeque::new()),
+            checking: tokio::sync::Mutex::new(()),
+            cluster,
+        }
+    }
+
     /// Reads the pool now and returns the reading together with the one
     /// taken closest to `window` ago (or the oldest kept; `None` if this is
     /// the first), keeping the new one.
@@ -87,7 +108,13 @@ impl Entry {
 /// ```
 #[derive(Clone)]
 pub struct Pools {
-    pub(crate) entries: Vec<Arc<Entry>>,
+    /// Pools added one by one, and the pools of clusters.
+    fixed: Vec<Arc<Entry>>,
+    /// Sources asked at each request (registries).
+    sources: Vec<Arc<dyn PoolSource>>,
+    /// The entries of the sources' pools, by name, so their readings last.
+    seen: Arc<Mutex<HashMap<String, Arc<Entry>>>>,
+    pub(crate) clusters: Vec<Arc<dyn ClusterView>>,
     pub(crate) gauges: Vec<Gauge>,
     pub(crate) query_limit: usize,
 }
@@ -99,7 +126,10 @@ pub const DEFAULT_QUERY_LIMIT: usize = 50;
 impl Default for Pools {
     fn default() -> Self {
         Pools {
-            entries: Vec::new(),
+            fixed: Vec::new(),
+            sources: Vec::new(),
+            seen: Arc::default(),
+            clusters: Vec::new(),
             gauges: Vec::new(),
             query_limit: DEFAULT_QUERY_LIMIT,
         }
@@ -121,7 +151,7 @@ pub(crate) struct Gauge {
 impl std::fmt::Debug for Pools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|e| &e.name))
+            .entries(self.entries().iter().map(|e| e.name.clone()))
             .finish()
     }
 }
@@ -149,12 +179,8 @@ impl Pools {
     }
 
     fn push(&mut self, name: String, pool: impl PoolView) {
-        self.entries.push(Arc::new(Entry {
-            name,
-            pool: Arc::new(pool),
-            history: Mutex::new(VecDeque::new()),
-            checking: tokio::sync::Mutex::new(()),
-        }));
+        self.fixed
+            .push(Arc::new(Entry::new(name, Arc::new(pool), None)));
     }
 
     /// Adds a pool under its own [`name`](tidepool::Pool::name).
@@ -173,6 +199,12 @@ impl Pools {
         pool: impl PoolView,
     ) -> Result<Self, HttpError> {
         let name = name.into();
+        self.check_name(&name)?;
+        self.push(name, pool);
+        Ok(self)
+    }
+
+    fn check_name(&self, name: &str) -> Result<(), HttpError> {
         let bad = |reason| HttpError::BadName {
             name: name.chars().take(200).collect(),
             reason,
@@ -186,10 +218,71 @@ impl Pools {
         if name.chars().any(char::is_control) {
             return Err(bad("it holds a control character"));
         }
-        if self.entries.iter().any(|e| e.name == name) {
-            return Err(HttpError::DuplicateName { name });
+        if self.fixed.iter().any(|e| e.name == name) {
+            return Err(HttpError::DuplicateName { name: name.into() });
         }
-        self.push(name, pool);
+        Ok(())
+    }
+
+    /// Serves every pool of `source` — a [`tidepool::Registry`], whose
+    /// pools appear as they are built — asked at each request, each under
+    /// the name the source gives (`role/database` for a registry). A
+    /// source's pool whose name is taken by a pool added otherwise, or by
+    /// an earlier source, is not served.
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Registry};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Registry::builder(|_key| Ok(M)).any_role(true).any_database(true).build()?;
+    /// let router = tidepool_http::Pools::new().add_registry(registry).router();
+    /// # let _: axum::Router = router;
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn add_registry(mut self, source: impl PoolSource) -> Self {
+        self.sources.push(Arc::new(source));
+        self
+    }
+
+    /// Serves a cluster: its writer pool and each replica's reader pool,
+    /// under their own names, each with a `cluster` object in `/pools`
+    /// (the replica's ban, reason and lag; whether reads go to the
+    /// primary), and the replicas' states in `/metrics`
+    /// (`tidepool_replica_banned`, `tidepool_replica_lag_bytes`,
+    /// `tidepool_cluster_reads_on_primary`,
+    /// `tidepool_cluster_fallback_reads_total`). Refused as
+    /// [`add_named`](Pools::add_named) refuses a name, for any of its
+    /// pools. With the `postgres` feature, a
+    /// `tidepool_postgres::PgCluster` is one.
+    pub fn add_cluster(mut self, cluster: impl ClusterView) -> Result<Self, HttpError> {
+        let cluster: Arc<dyn ClusterView> = Arc::new(cluster);
+        let writer = cluster.writer();
+        let mut members = vec![(writer.name(), writer, None)];
+        for (replica, pool) in cluster.replicas() {
+            members.push((pool.name(), pool, Some(replica)));
+        }
+        for (i, (name, _, _)) in members.iter().enumerate() {
+            self.check_name(name)?;
+            if members[..i].iter().any(|(n, _, _)| n == name) {
+                return Err(HttpError::DuplicateName { name: name.clone() });
+            }
+        }
+        for (name, pool, replica) in members {
+            let link = ClusterLink {
+                cluster: cluster.clone(),
+                replica,
+            };
+            self.fixed
+                .push(Arc::new(Entry::new(name, pool, Some(link))));
+        }
+        self.clusters.push(cluster);
         Ok(self)
     }
 
@@ -261,13 +354,39 @@ impl Pools {
         self
     }
 
-    /// The names, in the order added.
+    /// The names served now, in the order added (a source's pools where
+    /// the source was added, in the order it lists them).
     pub fn names(&self) -> Vec<String> {
-        self.entries.iter().map(|e| e.name.clone()).collect()
+        self.entries().iter().map(|e| e.name.clone()).collect()
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry>> {
-        self.entries.iter().find(|e| e.name == name)
+    /// Every pool served now: those added, then each source's.
+    pub(crate) fn entries(&self) -> Vec<Arc<Entry>> {
+        let mut out = self.fixed.clone();
+        if self.sources.is_empty() {
+            return out;
+        }
+        let mut seen = self.seen.lock();
+        let mut listed = std::collections::HashSet::new();
+        for source in &self.sources {
+            for (name, pool) in source.pools() {
+                if out.iter().any(|e| e.name == name) {
+                    continue;
+                }
+                let entry = seen
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::new(Entry::new(name.clone(), pool, None)))
+                    .clone();
+                listed.insert(name);
+                out.push(entry);
+            }
+        }
+        seen.retain(|name, _| listed.contains(name));
+        out
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Entry>> {
+        self.entries().into_iter().find(|e| e.name == name)
     }
 
     /// The router over these pools: see the [crate documentation](crate).

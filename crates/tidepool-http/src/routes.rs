@@ -142,7 +142,7 @@ async fn health(
     };
     let pools: Vec<PoolHealth> = state
         .pools
-        .entries
+        .entries()
         .iter()
         .map(|e| PoolHealth {
             name: e.name.clone(),
@@ -174,7 +174,7 @@ async fn health(
 async fn ready(State(state): State<AppState>) -> Response {
     let not_ready: Vec<String> = state
         .pools
-        .entries
+        .entries()
         .iter()
         .filter_map(|e| {
             if e.pool.is_closed() {
@@ -244,7 +244,7 @@ async fn list(
     };
     let reports: Vec<PoolReport> = state
         .pools
-        .entries
+        .entries()
         .iter()
         .map(|e| PoolReport::of(e, p.window, p.connections, state.pools.query_limit))
         .collect();
@@ -262,7 +262,7 @@ async fn one(
     };
     match state.pools.get(&name) {
         Some(e) => Json(PoolReport::of(
-            e,
+            &e,
             p.window,
             p.connections,
             state.pools.query_limit,

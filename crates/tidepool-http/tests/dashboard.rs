@@ -118,6 +118,8 @@ async fn the_dashboard_updates_itself_and_shows_the_figures_of_pools() {
         .add_pool(busy)
         .unwrap()
         .add_pool(queried)
+        .unwrap()
+        .add_cluster(common::LaggingCluster::new("cluster").await)
         .unwrap();
     let addr = serve(pools.router()).await;
     let url = format!("http://{addr}/dashboard");
@@ -191,7 +193,7 @@ async fn the_dashboard_updates_itself_and_shows_the_figures_of_pools() {
     // Every pool drew its three charts.
     assert_eq!(
         dom.matches("<svg data-pool=").count(),
-        9,
+        15,
         "three charts per pool"
     );
     // The queried pool's heaviest statement shapes are in its table, in
@@ -207,6 +209,17 @@ async fn the_dashboard_updates_itself_and_shows_the_figures_of_pools() {
     assert_eq!(rows, want);
     assert!(dom.contains(top[0]["text"].as_str().unwrap()));
     assert!(dom.contains("data-pool=\"orders\" data-field=\"queries\" hidden"));
+    // The cluster's pools say which replica is banned, why, and that reads
+    // go to the primary; a pool of no cluster shows no cluster line.
+    assert_eq!(
+        dom.matches("data-replica=\"db2:5432\" data-banned=\"true\"")
+            .count(),
+        2,
+        "on the writer's card and the reader's"
+    );
+    assert!(dom.contains("replay lag 9000000 bytes over the limit"));
+    assert!(dom.contains("reads go to the primary"));
+    assert!(dom.contains("data-pool=\"orders\" data-field=\"cluster\" hidden"));
     assert!(dom.matches("<path").count() >= 6, "lines drawn");
 
     let shot = std::env::var("TIDEPOOL_DASHBOARD_SCREENSHOT")

@@ -16,16 +16,19 @@ use tidepool_http::Pools;
 /// What Prometheus 2.42 sends.
 const PROMETHEUS_ACCEPT: &str = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
 
-/// Scrapes four pools as Prometheus does (OpenMetrics) and as curl does
+/// Scrapes six pools as Prometheus does (OpenMetrics) and as curl does
 /// (classic text): two SQLite pools with some traffic, one whose
 /// statements went through `execute_query` (so it has query statistics),
-/// and one whose server refused it past two connections (so the ceiling
-/// is known).
+/// a cluster's writer and reader (its replica banned for lag), and one
+/// whose server refused it past two connections (so the ceiling is
+/// known).
 async fn scrape_both() -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let (capped, _held) = capped_pool("capped").await;
     let pools = Pools::new()
         .add_pool(queried_pool("queried", dir.path()).await)
+        .unwrap()
+        .add_cluster(common::LaggingCluster::new("cluster").await)
         .unwrap()
         .add_pool(sqlite_pool("orders", dir.path()).await)
         .unwrap()
@@ -102,6 +105,10 @@ pub const EXPORTED: &[&str] = &[
     "tidepool_query_slow_total",
     "tidepool_query_time_seconds_total",
     "tidepool_query_time_percentile_seconds",
+    "tidepool_replica_banned",
+    "tidepool_replica_lag_bytes",
+    "tidepool_cluster_reads_on_primary",
+    "tidepool_cluster_fallback_reads_total",
 ];
 
 #[tokio::test]
@@ -131,9 +138,16 @@ async fn every_exported_metric_appears_in_a_scrape_labelled_by_pool() {
         .filter(|l| !l.starts_with('#') && !l.is_empty())
     {
         assert!(
-            ["orders", "reports", "capped", "queried"]
-                .iter()
-                .any(|p| line.contains(&format!("pool_name=\"{p}\""))),
+            [
+                "orders",
+                "reports",
+                "capped",
+                "queried",
+                "cluster writer",
+                "cluster reader"
+            ]
+            .iter()
+            .any(|p| line.contains(&format!("pool_name=\"{p}\""))),
             "no pool_name: {line}"
         );
     }

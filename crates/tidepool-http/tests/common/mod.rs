@@ -357,3 +357,44 @@ pub fn sample_names(exposition: &str) -> std::collections::BTreeSet<String> {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// A cluster of `Fake` pools (`{name} writer`, `{name} reader`) whose one
+/// replica is banned for lag, for scrapes that need every family.
+pub struct LaggingCluster {
+    pub writer: tidepool::Pool<Fake>,
+    pub reader: tidepool::Pool<Fake>,
+}
+
+impl LaggingCluster {
+    pub async fn new(name: &str) -> Self {
+        let pool = |n: String| async move {
+            tidepool::Pool::builder(Fake::default())
+                .name(n)
+                .build()
+                .await
+                .unwrap()
+        };
+        LaggingCluster {
+            writer: pool(format!("{name} writer")).await,
+            reader: pool(format!("{name} reader")).await,
+        }
+    }
+}
+
+impl tidepool_http::ClusterView for LaggingCluster {
+    fn writer(&self) -> std::sync::Arc<dyn tidepool_http::PoolView> {
+        std::sync::Arc::new(self.writer.clone())
+    }
+    fn replicas(&self) -> Vec<(String, std::sync::Arc<dyn tidepool_http::PoolView>)> {
+        vec![("db2:5432".into(), std::sync::Arc::new(self.reader.clone()))]
+    }
+    fn state(&self) -> tidepool_http::ClusterState {
+        tidepool_http::ClusterState::new(vec![tidepool_http::ReplicaState::new("db2:5432")
+            .lag_bytes(9_000_000)
+            .banned(tidepool_http::ReplicaBan::new(
+                "lag",
+                "replay lag 9000000 bytes over the limit",
+            ))])
+        .fallback_reads(3)
+    }
+}
