@@ -156,6 +156,113 @@ fn doctor_checks_postgres_end_to_end() {
     }
     assert!(text.contains("PostgreSQL"), "{text}");
     assert!(text.contains("session set read-only"), "{text}");
+    // Straight to the server: no pooler in front.
+    assert!(
+        pooler_line(&text).starts_with("  ok    pooler    none detected"),
+        "a direct server is not taken for a pooler:\n{text}"
+    );
+}
+
+/// `doctor` against the PgBouncer on :6432 (transaction mode), with the
+/// URL's extra parameters.
+fn doctor_through_pgbouncer(test: &str, extra: &str) -> Option<(Option<i32>, String)> {
+    let url = tidepool_testkit::pgbouncer_url(test)?;
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}sslmode=disable{extra}");
+    let out = tidepool()
+        .args(["doctor", "--url", &url, "--pings", "5"])
+        .output()
+        .unwrap();
+    Some((
+        out.status.code(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    ))
+}
+
+#[test]
+fn doctor_detects_pgbouncer_in_transaction_mode_and_says_pooler_mode_is_needed() {
+    let Some((code, text)) = doctor_through_pgbouncer(
+        "doctor_detects_pgbouncer_in_transaction_mode_and_says_pooler_mode_is_needed",
+        "",
+    ) else {
+        return;
+    };
+    let line = pooler_line(&text);
+    assert!(line.starts_with("  warn  pooler"), "{text}");
+    assert!(line.contains("PgBouncer 1."), "{line}");
+    assert!(line.contains("pool_mode transaction"), "{line}");
+    assert!(line.contains("pooler mode is off"), "{line}");
+    assert!(
+        text.contains("-> add tidepool_pooler=true to the URL"),
+        "{text}"
+    );
+    assert_eq!(code, Some(1), "a finding that needs attention:\n{text}");
+    // Its own session ran in pooler mode: every read worked.
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(text.contains("ok    latency"), "{text}");
+    assert!(
+        text.contains("session not set read-only (behind a pooler"),
+        "{text}"
+    );
+    no_server_connection_left_read_only();
+}
+
+/// The finding line of the `pooler` check.
+fn pooler_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("pooler"))
+        .unwrap_or_else(|| panic!("no pooler finding:\n{text}"))
+}
+
+/// Through PgBouncer, no server connection says transactions are
+/// read-only by default: a doctor that set its session read-only behind a
+/// transaction pooler left that on the shared server connections (found
+/// so, and fixed: behind a pooler it sets nothing).
+fn no_server_connection_left_read_only() {
+    let url = tidepool_testkit::pgbouncer_url_unchecked();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}sslmode=disable&tidepool_pooler=true");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let manager = tidepool_postgres::PgManager::from_url(&url).unwrap();
+        // More clients than PgBouncer's default_pool_size (4), one after
+        // another, so every server connection serves one of them.
+        for _ in 0..12 {
+            let conn = manager.connect_one().await.unwrap();
+            let rows = conn
+                .simple_query("SHOW default_transaction_read_only")
+                .await
+                .unwrap();
+            let value = rows.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            });
+            assert_eq!(value.as_deref(), Some("off"));
+        }
+    });
+}
+
+#[test]
+fn doctor_through_pgbouncer_with_pooler_mode_on_is_satisfied() {
+    let Some((code, text)) = doctor_through_pgbouncer(
+        "doctor_through_pgbouncer_with_pooler_mode_on_is_satisfied",
+        "&tidepool_pooler=true",
+    ) else {
+        return;
+    };
+    assert!(
+        text.contains("ok    pooler    PgBouncer 1.")
+            && text.contains("pooler mode is on, as transaction pooling needs"),
+        "{text}"
+    );
+    assert!(!text.contains("warn  pooler"), "{text}");
+    assert!(pooler_line(&text).starts_with("  ok    pooler"), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+    assert!(matches!(code, Some(0 | 1)), "{text}");
+    no_server_connection_left_read_only();
 }
 
 #[test]

@@ -113,6 +113,8 @@ pub fn connect(p: &Probe) -> Finding {
                 detail.push_str(&format!(", {tables} table(s)"));
             } else if p.read_only_session {
                 detail.push_str(", session set read-only");
+            } else if p.read_only_skipped {
+                detail.push_str(", session not set read-only (behind a pooler that setting would stay on a server connection other clients get; only SELECT and SHOW are sent)");
             }
             Finding::new(Status::Ok, "connect", detail)
         }

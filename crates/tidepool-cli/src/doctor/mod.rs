@@ -12,6 +12,7 @@
 mod checks;
 mod findings;
 mod network;
+mod pooler;
 mod probe;
 
 use std::process::ExitCode;
@@ -76,9 +77,38 @@ async fn server(target: &Target, s: &DoctorSettings) -> Result<Vec<Finding>, Cli
     if !reachable {
         return Ok(out);
     }
-    let probe = with_manager!(target, |make, dialect| probe::server(make, dialect, s)
-        .await)?;
+    // PostgreSQL: is a PgBouncer in front? Asked first, so that the
+    // doctor's own session behind a transaction pooler runs in pooler
+    // mode and sets nothing that would outlive it on a shared server
+    // connection.
+    let admin = match target {
+        Target::Postgres(url) => Some(pooler::admin(url, s.timeout).await),
+        _ => None,
+    };
+    let behind_pooler = admin
+        .as_ref()
+        .is_some_and(pooler::Admin::pools_transactions);
+    let probed = match target {
+        Target::Postgres(url) if behind_pooler => Target::Postgres(pooler::with_pooler_mode(url)),
+        other => other.clone(),
+    };
+    let probe = with_manager!(&probed, |make, dialect| probe::server(
+        make,
+        dialect,
+        s,
+        behind_pooler,
+        Some(port)
+    )
+    .await)?;
     out.extend(checks::all(&probe, target, addr.ip().is_loopback(), s));
+    if let (Target::Postgres(url), Some(admin), Ok(_)) = (target, admin, &probe.connected) {
+        out.push(pooler::finding(&pooler::PoolerFacts {
+            url_port: port,
+            server_port: probe.server_port,
+            admin,
+            pooler_mode_on: pooler::pooler_mode_on(url),
+        }));
+    }
     Ok(out)
 }
 

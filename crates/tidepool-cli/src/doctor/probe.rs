@@ -33,6 +33,13 @@ pub struct Probe {
     /// SQLite: tables in the schema, a sign of whether this is the
     /// database meant.
     pub tables: Option<u64>,
+    /// PostgreSQL: the port the server behind the session listens on
+    /// (`inet_server_port()`), to tell whether something stands between.
+    pub server_port: Option<u16>,
+    /// Whether the read-only session setting was left out because a
+    /// pooler stands in front: through a transaction pooler a session
+    /// setting stays on the server connection and reaches other clients.
+    pub read_only_skipped: bool,
 }
 
 impl Probe {
@@ -46,12 +53,25 @@ impl Probe {
             pings: Ok(Vec::new()),
             file: None,
             tables: None,
+            server_port: None,
+            read_only_skipped: false,
         }
     }
 }
 
-/// Asks a server through a pool of one connection.
-pub async fn server<M, F>(make: F, dialect: Dialect, s: &DoctorSettings) -> Result<Probe, CliError>
+/// Asks a server through a pool of one connection. `behind_pooler` says
+/// a pooler was found in front already; `url_port` is the port the URL
+/// names. Behind a pooler — found so, or because the server listens on
+/// another port than the URL's — the session is not made read-only (the
+/// setting would stay on a server connection other clients get); only
+/// `SELECT` and `SHOW` are sent either way.
+pub async fn server<M, F>(
+    make: F,
+    dialect: Dialect,
+    s: &DoctorSettings,
+    behind_pooler: bool,
+    url_port: Option<u16>,
+) -> Result<Probe, CliError>
 where
     M: Manager,
     M::Connection: Queryable,
@@ -76,7 +96,17 @@ where
         Err(e) => return Ok(Probe::failed(dialect, described, one_line(&e))),
     };
     let connected = started.elapsed();
-    let read_only_session = make_read_only(&mut *conn, dialect).await;
+    let server_port: Option<u16> = if dialect == Dialect::Postgres {
+        conn.read("SELECT inet_server_port()")
+            .await
+            .ok()
+            .and_then(|rows| rows.first()?.first()?.parse().ok())
+    } else {
+        None
+    };
+    let read_only_skipped =
+        behind_pooler || matches!((server_port, url_port), (Some(a), Some(b)) if a != b);
+    let read_only_session = !read_only_skipped && make_read_only(&mut *conn, dialect).await;
     let facts = facts(&mut *conn, dialect).await;
     let mut rtts = Vec::with_capacity(s.pings as usize);
     let mut pings = Ok(());
@@ -102,6 +132,8 @@ where
         pings: pings.map(|()| rtts),
         file: None,
         tables: None,
+        server_port,
+        read_only_skipped,
     })
 }
 
@@ -143,5 +175,7 @@ pub fn sqlite(described: String, file: Option<FileFacts>, pings: u32) -> Probe {
         pings: sqlite_file::pings(&conn, pings),
         file,
         tables: tables.ok().map(|n| u64::try_from(n).unwrap_or(0)),
+        server_port: None,
+        read_only_skipped: false,
     }
 }
