@@ -50,8 +50,9 @@ impl<M: Manager> Shared<M> {
             if let (Ok(conn), Some(hook)) = (&mut outcome, &self.after_connect) {
                 // Inside the connect timeout: a hook that hangs is a
                 // connection that did not open.
-                if let Err(error) = hook(conn).await {
-                    outcome = Err(error);
+                match hook(conn).await {
+                    Ok(()) => self.manager.session_baseline(conn),
+                    Err(error) => outcome = Err(error),
                 }
             }
             if let (Some(gate), Err(_)) = (gate, &outcome) {

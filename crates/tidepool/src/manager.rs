@@ -55,6 +55,14 @@ pub trait Manager: Send + Sync + 'static {
         false
     }
 
+    /// Called on a new connection right after the
+    /// [`after_connect`](crate::Builder::after_connect) hook succeeded (and
+    /// only when there is one): the session as the hook left it is where
+    /// every borrower starts, not a borrower's change for
+    /// [`reset`](Manager::reset) to undo. The drivers forget their
+    /// session-state dirty bits here. Must be cheap. Defaults to nothing.
+    fn session_baseline(&self, _conn: &mut Self::Connection) {}
+
     /// Cleans a returned connection (rolls back an open transaction, clears
     /// session state). Called only when [`needs_reset`](Manager::needs_reset)
     /// said so. An error discards the connection.
