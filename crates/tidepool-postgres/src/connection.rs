@@ -277,11 +277,13 @@ impl PgConnection {
 
     /// Makes the session as it stands the starting point of every
     /// borrower: forgets the dirty bits, so nothing sent so far is undone
-    /// on return. For setup run on a new connection; a later reset of the
-    /// same kind (a borrower's own `SET`, say) still goes back to the
-    /// server's defaults for that kind, so settings every borrower needs
-    /// belong in the startup options ([`PgConfig::options`](crate::PgConfig::options)),
-    /// which `RESET` keeps.
+    /// on return. The pool calls it after its `after_connect` hook
+    /// ([`tidepool::Manager::session_baseline`]); call it yourself after
+    /// other setup. A later reset of the same kind (a borrower's own `SET`,
+    /// say) still goes back to the server's defaults for that kind, so
+    /// settings every borrower needs belong in the startup options
+    /// ([`PgConfig::options`](crate::PgConfig::options)), which `RESET`
+    /// keeps.
     pub fn mark_session_baseline(&mut self) {
         self.track.mark_baseline();
     }

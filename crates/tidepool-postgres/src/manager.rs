@@ -315,6 +315,12 @@ impl Manager for PgManager {
         conn.reset(self.reset_policy).await
     }
 
+    /// What the `after_connect` hook set is not a borrower's change: its
+    /// `SET`s are not undone on the first return.
+    fn session_baseline(&self, conn: &mut PgConnection) {
+        conn.mark_session_baseline();
+    }
+
     fn is_broken(&self, conn: &PgConnection) -> bool {
         conn.is_broken()
     }
