@@ -132,7 +132,8 @@ impl MysqlConnection {
 
     /// Makes the session as it stands the starting point of every
     /// borrower: forgets the dirty bits, so nothing sent so far is reset
-    /// on return. For setup run on a new connection; a later reset (a
+    /// on return. The pool calls it after its `after_connect` hook
+    /// ([`tidepool::Manager::session_baseline`]); a later reset (a
     /// borrower's own `SET`, say) is `COM_RESET_CONNECTION`, which takes
     /// the session back to the server's defaults, setup included.
     pub fn mark_session_baseline(&mut self) {

@@ -216,6 +216,12 @@ impl Manager for MysqlManager {
         Ok(())
     }
 
+    /// What the `after_connect` hook set is not a borrower's change: it is
+    /// not reset on the first return.
+    fn session_baseline(&self, conn: &mut MysqlConnection) {
+        conn.mark_session_baseline();
+    }
+
     fn is_broken(&self, conn: &MysqlConnection) -> bool {
         conn.is_broken() || conn.has_query_in_flight()
     }

@@ -234,3 +234,36 @@ async fn state_changed_inside_a_stored_function_is_unseen_by_fast_and_cleared_by
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn what_the_after_connect_hook_sets_is_not_reset_as_a_borrowers_change() {
+    let Some(url) = support::url("mysql_dirty_hook") else {
+        return;
+    };
+    let manager = MysqlManager::from_url(&url).unwrap();
+    let pool = Pool::builder(manager)
+        .max_size(1)
+        .after_connect(|conn| {
+            Box::pin(async move {
+                conn.execute_values("SET @tp_hooked = 9", &[])
+                    .await
+                    .map(drop)
+            })
+        })
+        .build()
+        .await
+        .unwrap();
+    let resets = pool.metrics().resets;
+    for _ in 0..3 {
+        let mut conn = pool.get().await.unwrap();
+        assert!(
+            conn.session_touched().is_empty(),
+            "the hook's SET is the baseline"
+        );
+        assert_eq!(
+            one(&mut conn, "SELECT @tp_hooked AS v").await,
+            Value::Int(9)
+        );
+    }
+    assert_eq!(pool.metrics().resets, resets);
+}
