@@ -37,8 +37,8 @@ pub use multiplex::{
 };
 pub use native::AsStatement;
 pub use reset::{ResetPolicy, CLEAN_SQL};
-pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use tls::PgTls;
+pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use txstate::TxState;
 
 /// The pool type for PostgreSQL.
