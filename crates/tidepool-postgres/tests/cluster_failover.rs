@@ -366,3 +366,147 @@ async fn a_read_only_answer_on_a_writer_connection_soft_evicts_the_writer_pool()
     assert!(!cluster.note_writer_error(&syntax));
     assert_eq!(cluster.status().writer_evictions, 1);
 }
+
+/// The multi-host form (`postgres://...@a,b/test`): every host has a
+/// reader pool. Through a failover the old primary's reader is banned as
+/// failing, the promoted one as not a replica, reads go to the writer (the
+/// new primary); once the old primary is rebuilt as a standby the sampler
+/// takes it back into the read rotation, with no change to the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_multi_host_url_the_rebuilt_old_primary_comes_back_as_a_reader() {
+    let Some(mut pair) =
+        tokio::task::spawn_blocking(|| FailoverPair::acquire("cluster_failover_multi_host"))
+            .await
+            .unwrap()
+    else {
+        return;
+    };
+    let (old_port, new_port) = (pair.primary_port, pair.standby_port);
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{old_port},127.0.0.1:{new_port}/test?sslmode=disable"
+    );
+    let cluster = PgCluster::builder(&url)
+        .unwrap()
+        .sample_interval(Duration::from_millis(100))
+        .failure_backoff(Duration::from_millis(100), Duration::from_millis(400))
+        .build()
+        .await
+        .unwrap();
+    let port_of = |rows: Vec<tidepool::Row>| -> (i32, bool) {
+        (
+            rows[0].try_get::<i32, _>(0).unwrap(),
+            rows[0].try_get::<bool, _>(1).unwrap(),
+        )
+    };
+    let where_sql = "SELECT inet_server_port(), pg_is_in_recovery()";
+    // Before: writes on the primary, reads on the standby (the primary's
+    // own reader is banned as not a replica).
+    assert_eq!(
+        port_of(
+            cluster
+                .execute_query(QueryKind::Write, where_sql, &[])
+                .await
+                .unwrap()
+        ),
+        (i32::from(old_port), false)
+    );
+    assert_eq!(
+        port_of(
+            cluster
+                .execute_query(QueryKind::Read, where_sql, &[])
+                .await
+                .unwrap()
+        ),
+        (i32::from(new_port), true)
+    );
+
+    pair = tokio::task::spawn_blocking(move || {
+        pair.stop_primary().unwrap();
+        pair.promote_standby().unwrap();
+        pair
+    })
+    .await
+    .unwrap();
+    let promoted = Instant::now();
+    let served = loop {
+        match cluster
+            .execute_query(QueryKind::Write, where_sql, &[])
+            .await
+        {
+            Ok(rows) => break port_of(rows),
+            Err(e) => {
+                assert!(
+                    promoted.elapsed() < Duration::from_secs(5),
+                    "no write for 5 s: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    assert_eq!(served, (i32::from(new_port), false));
+    cluster.sample_now().await;
+    let status = cluster.status();
+    assert!(
+        matches!(status.replicas[0].banned, Some(BanReason::Failing { .. })),
+        "the stopped old primary: {status:?}"
+    );
+    assert_eq!(
+        status.replicas[1].banned,
+        Some(BanReason::NotAReplica),
+        "{status:?}"
+    );
+    assert!(status.reads_on_primary);
+    assert_eq!(
+        port_of(
+            cluster
+                .execute_query(QueryKind::Read, where_sql, &[])
+                .await
+                .unwrap()
+        ),
+        (i32::from(new_port), false),
+        "reads on the writer, which is the promoted server"
+    );
+
+    pair = tokio::task::spawn_blocking(move || {
+        pair.rebuild().unwrap();
+        pair
+    })
+    .await
+    .unwrap();
+    assert_eq!((pair.primary_port, pair.standby_port), (new_port, old_port));
+    // Within a few sampling rounds (the failure backoff is at most 400 ms)
+    // the old primary, now a standby, is back in the rotation.
+    let rebuilt = Instant::now();
+    loop {
+        cluster.sample_now().await;
+        if cluster.status().replicas[0].banned.is_none() {
+            break;
+        }
+        assert!(
+            rebuilt.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            cluster.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        port_of(
+            cluster
+                .execute_query(QueryKind::Read, where_sql, &[])
+                .await
+                .unwrap()
+        ),
+        (i32::from(old_port), true)
+    );
+    assert_eq!(
+        port_of(
+            cluster
+                .execute_query(QueryKind::Write, where_sql, &[])
+                .await
+                .unwrap()
+        ),
+        (i32::from(new_port), false)
+    );
+    drop(cluster);
+    drop(pair);
+}
