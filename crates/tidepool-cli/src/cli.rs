@@ -44,11 +44,13 @@ pub enum Command {
     /// lifetime limit.
     ///
     /// Tuned (unless a [pool] configuration is given): the --strategy
-    /// preset (default balanced: the pool sizes itself) with max_size = what
-    /// the database runs well at once (cores x 2 + 1, the `tidepool size`
-    /// arithmetic; SQLite: cores + 1, readers and its one writer), at most the
+    /// preset (default: balanced on SQLite, dynamic on a server) with
+    /// max_size = what the database runs well at once (SQLite: cores + 1,
+    /// readers and its one writer; a server under a strategy other than
+    /// dynamic: cores x 2 + 1, the `tidepool size` arithmetic), at most the
     /// concurrency level (under dynamic: the concurrency level, the
-    /// adaptive limit finds the knee), min_size = initial_size = a quarter
+    /// adaptive limit finds the knee); on PostgreSQL its reads pipelined
+    /// through a multiplexer (--multiplex-reads), min_size = initial_size = a quarter
     /// of max (at least 2), validation on borrow skipped for connections
     /// used within 500ms, background health checks every 30s, leak
     /// detection at 30s, idle_timeout 60s, max_lifetime 30m.
@@ -140,7 +142,9 @@ pub struct BenchArgs {
     pub acquire_timeout: Option<String>,
 
     /// The tuned side's scaling preset: fixed, balanced, high-throughput,
-    /// low-latency or dynamic. Default balanced.
+    /// low-latency or dynamic. Default balanced on SQLite, dynamic on a
+    /// server (whose knee the adaptive limit finds; cores x 2 + 1 was
+    /// measured below it).
     #[arg(long, env = "TIDEPOOL_STRATEGY", value_name = "NAME")]
     pub strategy: Option<String>,
 

@@ -427,9 +427,22 @@ pub struct BenchSettings {
 }
 
 impl BenchSettings {
-    /// The strategy the default tuned side uses.
+    /// The strategy the default tuned side uses: the one named, else
+    /// `balanced` on SQLite and `dynamic` on a server. SQLite's useful
+    /// concurrency is known (one writer, readers on this host's cores), so
+    /// a warm target under that cap is enough; a server's knee depends on
+    /// the workload (round trips and WAL flushes, not only its cores —
+    /// `cores × 2 + 1` measured below it, docs/BENCHMARKS.md), so the
+    /// adaptive limit has to find it.
     pub fn tuned_strategy(&self) -> tidepool::Strategy {
-        self.strategy.unwrap_or(tidepool::Strategy::Balanced)
+        self.strategy.unwrap_or_else(|| {
+            let on_sqlite = self.url.as_deref().is_none_or(|u| u.starts_with("sqlite:"));
+            if on_sqlite {
+                tidepool::Strategy::Balanced
+            } else {
+                tidepool::Strategy::Dynamic
+            }
+        })
     }
 }
 
@@ -986,10 +999,23 @@ mod tests {
     }
 
     #[test]
-    fn the_strategy_defaults_to_balanced_and_comes_from_the_flag_or_the_file() {
+    fn the_strategy_defaults_to_balanced_on_sqlite_and_dynamic_on_a_server_and_comes_from_the_flag_or_the_file(
+    ) {
         let s = BenchSettings::resolve(BenchArgs::default(), FileSettings::default()).unwrap();
         assert_eq!(s.strategy, None);
         assert_eq!(s.tuned_strategy(), tidepool::Strategy::Balanced);
+        for (url, strategy) in [
+            ("sqlite://bench.db", tidepool::Strategy::Balanced),
+            ("postgres://app@db/app", tidepool::Strategy::Dynamic),
+            ("mysql://app@db/app", tidepool::Strategy::Dynamic),
+        ] {
+            let args = BenchArgs {
+                url: Some(url.into()),
+                ..BenchArgs::default()
+            };
+            let s = BenchSettings::resolve(args, FileSettings::default()).unwrap();
+            assert_eq!(s.tuned_strategy(), strategy, "{url}");
+        }
         let file = parse("[bench]\nstrategy = \"low-latency\"\n").unwrap();
         let s = BenchSettings::resolve(BenchArgs::default(), file).unwrap();
         assert_eq!(s.tuned_strategy(), tidepool::Strategy::LowLatency);
