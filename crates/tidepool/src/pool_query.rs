@@ -11,6 +11,37 @@ use crate::row::Row;
 use crate::value::Value;
 use crate::{FailureKind, Pooled};
 
+impl<M: Manager> Pool<M> {
+    /// The kind of `sql` as the manager classifies it
+    /// ([`Manager::query_shape`]; tidepool-sql in the drivers), or
+    /// [`QueryKind::Write`] — the safe guess — when the manager does not
+    /// classify. What [`execute_query`](Pool::execute_query) uses when
+    /// given no kind.
+    ///
+    /// ```
+    /// # use tidepool::{Manager, Pool, QueryKind};
+    /// # struct M;
+    /// # impl Manager for M {
+    /// #     type Connection = ();
+    /// #     type Error = std::io::Error;
+    /// #     async fn connect(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn validate(&self, _: &mut ()) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = Pool::builder(M).build().await?;
+    /// // This manager does not classify SQL: everything is a write.
+    /// assert_eq!(pool.query_kind("SELECT 1"), QueryKind::Write);
+    /// # Ok(()) }
+    /// ```
+    pub fn query_kind(&self, sql: &str) -> QueryKind {
+        self.shared()
+            .manager
+            .query_shape(sql)
+            .map_or(QueryKind::Write, |s| s.kind())
+    }
+}
+
 impl<M> Pool<M>
 where
     M: Manager,
@@ -19,30 +50,48 @@ where
 {
     /// Runs one query on a pooled connection and returns its rows.
     ///
-    /// Query errors come back as [`Error::Query`]; the breaker hears of
-    /// every failure except the caller's own mistakes.
+    /// `kind` is a [`QueryKind`], or `None` to have it inferred from the
+    /// SQL ([`query_kind`](Pool::query_kind): the drivers classify with
+    /// tidepool-sql, so `SELECT ... FOR UPDATE` and a writing `WITH` are
+    /// writes). Query errors come back as [`Error::Query`]; the breaker
+    /// hears of every failure except the caller's own mistakes.
     ///
     /// ```no_run
     /// # async fn demo<M>(pool: tidepool::Pool<M>) -> Result<(), tidepool::Error<M::Error>>
     /// # where M: tidepool::Manager, M::Connection: tidepool::Queryable<Error = M::Error>, M::Error: tidepool::Classify {
     /// use tidepool::{QueryKind, Value};
     /// let rows = pool.execute_query(QueryKind::Read, "SELECT name FROM users WHERE id = $1", &[Value::Int(7)]).await?;
+    /// // The kind inferred from the statement (a write here).
+    /// pool.execute_query(None, "UPDATE users SET seen = now() WHERE id = $1", &[Value::Int(7)]).await?;
     /// # Ok(()) }
     /// ```
     pub async fn execute_query(
         &self,
-        kind: QueryKind,
+        kind: impl Into<Option<QueryKind>>,
         sql: &str,
         params: &[Value],
     ) -> Result<Vec<Row>, Error<M::Error>> {
+        let kind = kind.into();
+        let shared = self.shared();
+        // One look-up serves both the statistics and the inference.
+        let shape = if shared.config.query_stats || kind.is_none() {
+            shared.manager.query_shape(sql)
+        } else {
+            None
+        };
+        let kind = kind
+            .or_else(|| shape.as_ref().map(crate::QueryShape::kind))
+            .unwrap_or(QueryKind::Write);
+        let shape = shape.filter(|_| shared.config.query_stats);
         let mut conn = self.get_for(crate::statement_key(sql)).await?;
-        let timer = crate::stats::QueryTimer::start(self, &conn, sql, params);
+        let timer = crate::stats::QueryTimer::with_shape(self, &conn, shape, params);
         let outcome = conn.query_values(sql, params).await;
         timer.finish(outcome.as_ref().ok().map(|rows| rows.len() as u64));
         self.settle(&mut conn, kind, outcome)
     }
 
-    /// [`execute_query`](Pool::execute_query) with a deadline for the whole
+    /// [`execute_query`](Pool::execute_query) (a kind, or `None` to infer
+    /// it) with a deadline for the whole
     /// call, checkout included (seed 000's `timeout=5.0`). Past it the
     /// call fails with [`Error::QueryTimeout`] and the statement is
     /// abandoned: the drivers cancel an abandoned statement on the server
@@ -63,7 +112,7 @@ where
     pub async fn execute_query_within(
         &self,
         timeout: std::time::Duration,
-        kind: QueryKind,
+        kind: impl Into<Option<QueryKind>>,
         sql: &str,
         params: &[Value],
     ) -> Result<Vec<Row>, Error<M::Error>> {

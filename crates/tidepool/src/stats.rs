@@ -488,18 +488,14 @@ pub(crate) struct QueryTimer<'a, M: Manager> {
 }
 
 impl<'a, M: Manager> QueryTimer<'a, M> {
-    pub(crate) fn start(
+    /// Starts timing a query whose shape the caller looked up already
+    /// (`None`: not recorded per shape).
+    pub(crate) fn with_shape(
         pool: &'a Pool<M>,
         conn: &crate::Pooled<M>,
-        sql: &str,
+        shape: Option<QueryShape>,
         params: &'a [crate::Value],
     ) -> Self {
-        let shared = pool.shared();
-        let shape = if shared.config.query_stats {
-            shared.manager.query_shape(sql)
-        } else {
-            None
-        };
         QueryTimer {
             pool,
             meta: conn.meta.clone(),
