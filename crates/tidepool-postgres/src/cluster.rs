@@ -688,13 +688,18 @@ impl PgCluster {
 
     /// Runs a query where its kind belongs: [`QueryKind::Read`] and
     /// [`QueryKind::Analytics`] on a reader, everything else on the
-    /// writer.
+    /// writer. `None` infers the kind from the SQL with tidepool-sql
+    /// ([`Pool::query_kind`]: `SELECT ... FOR UPDATE` and a writing `WITH`
+    /// go to the writer).
     pub async fn execute_query(
         &self,
-        kind: QueryKind,
+        kind: impl Into<Option<QueryKind>>,
         sql: &str,
         params: &[Value],
     ) -> Result<Vec<Row>, Error<PgError>> {
+        let kind = kind
+            .into()
+            .unwrap_or_else(|| self.inner.writer.query_kind(sql));
         let (mut conn, on_writer) = match kind {
             QueryKind::Read | QueryKind::Analytics => self.read_from(None).await?,
             _ => (self.writer().await?, true),
