@@ -279,13 +279,33 @@ impl PgConnection {
     /// borrower: forgets the dirty bits, so nothing sent so far is undone
     /// on return. The pool calls it after its `after_connect` hook
     /// ([`tidepool::Manager::session_baseline`]); call it yourself after
-    /// other setup. A later reset of the same kind (a borrower's own `SET`,
-    /// say) still goes back to the server's defaults for that kind, so
-    /// settings every borrower needs belong in the startup options
+    /// other setup. A borrower who later touches the same kind (its own
+    /// `SET` after the hook's) cannot be undone without losing the setup,
+    /// so under `Fast` and `Verified` that connection is discarded on
+    /// return ([`reset_would_lose_setup`](Self::reset_would_lose_setup)):
+    /// settings every borrower needs are cheaper in the startup options
     /// ([`PgConfig::options`](crate::PgConfig::options)), which `RESET`
     /// keeps.
     pub fn mark_session_baseline(&mut self) {
         self.track.mark_baseline();
+    }
+
+    /// Whether the session state a `Fast` or `Verified` return would undo
+    /// includes some of what the session's setup (the `after_connect`
+    /// hook, see [`mark_session_baseline`](Self::mark_session_baseline))
+    /// set: undoing it would hand the next borrower a session unlike the
+    /// one every borrower starts from, so the pool discards the connection
+    /// instead (and opens a new one, hooked again). `Clean` goes back to
+    /// the server's defaults, setup included, as documented.
+    pub fn reset_would_lose_setup(&self, policy: ResetPolicy) -> bool {
+        if policy == ResetPolicy::Clean || self.pooler {
+            return false;
+        }
+        let mut kinds = self.track.dirty().touched();
+        if self.track.native_used() && self.track.dirty().enabled() {
+            kinds |= SessionState::OPAQUE;
+        }
+        self.track.dirty().undo_loses_setup(kinds)
     }
 
     /// Whether returning this connection needs [`reset`](Self::reset)

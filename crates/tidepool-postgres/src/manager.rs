@@ -321,8 +321,11 @@ impl Manager for PgManager {
         conn.mark_session_baseline();
     }
 
+    /// Broken, or (under `Fast` and `Verified`) a borrower changed the
+    /// same kind of session state as the `after_connect` hook, which no
+    /// reset can undo without losing the hook's: the pool replaces it.
     fn is_broken(&self, conn: &PgConnection) -> bool {
-        conn.is_broken()
+        conn.is_broken() || conn.reset_would_lose_setup(self.reset_policy)
     }
 
     fn has_prepared(&self, conn: &PgConnection, statement: u64) -> bool {

@@ -267,7 +267,7 @@ impl Tracker {
     /// was touched so far is not the next borrower's to undo.
     pub(crate) fn mark_baseline(&mut self) {
         *self.session_touched.get_mut() = false;
-        self.dirty.clear();
+        self.dirty.mark_baseline();
     }
 }
 

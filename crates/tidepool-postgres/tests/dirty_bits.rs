@@ -396,3 +396,49 @@ async fn with_session_tracking_off_fast_hands_the_session_on_as_before() {
     let conn = pool.get().await.unwrap();
     assert_eq!(text(&conn, "SHOW application_name").await, "tp_kept");
 }
+
+/// A pool of one whose `after_connect` hook sets `application_name`.
+async fn hooked_pool(url: &str) -> PgPool {
+    let manager = PgManager::builder_from_url(url).unwrap().build().unwrap();
+    Pool::builder(manager)
+        .max_size(1)
+        .test_on_borrow(false)
+        .after_connect(|conn| {
+            Box::pin(async move {
+                conn.batch_execute("SET application_name = 'tp_hook_kept'")
+                    .await
+                    .map_err(tidepool_postgres::PgError::from)
+            })
+        })
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_borrower_touching_what_the_hook_set_gets_the_connection_replaced_not_reset() {
+    let Some(url) = support::url("dirty_hook") else {
+        return;
+    };
+    let pool = hooked_pool(&support::plain(&url)).await;
+    // Another kind than the hook's: undone on the same connection, the
+    // hook's setting kept.
+    let conn = change_then_next(&pool, async |c| {
+        c.batch_execute("LISTEN tp_dirty_hook").await.unwrap();
+    })
+    .await;
+    assert_eq!(text(&conn, "SHOW application_name").await, "tp_hook_kept");
+    let first = Pooled::id(&conn);
+    drop(conn);
+    // The same kind: RESET ALL would lose the hook's setting too, so the
+    // connection is replaced, and the new one is hooked again.
+    {
+        let conn = pool.get().await.unwrap();
+        assert_eq!(Pooled::id(&conn), first);
+        conn.batch_execute("SET work_mem = '9MB'").await.unwrap();
+    }
+    let conn = pool.get().await.unwrap();
+    assert_ne!(Pooled::id(&conn), first, "replaced");
+    assert_eq!(text(&conn, "SHOW application_name").await, "tp_hook_kept");
+    assert_ne!(text(&conn, "SHOW work_mem").await, "9MB");
+}

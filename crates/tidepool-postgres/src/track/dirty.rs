@@ -48,6 +48,10 @@ pub(crate) struct Dirty {
     /// running one touches all of them (sticky, like the tracker's
     /// `opaque_statements`).
     prepared: AtomicU16,
+    /// Kinds the session's setup (the `after_connect` hook) touched: the
+    /// starting point every borrower gets, which undoing the same kind
+    /// would lose.
+    baseline: SessionState,
     /// Off: nothing is classified or recorded (the benchmark's anchor).
     enabled: bool,
 }
@@ -57,6 +61,7 @@ impl Dirty {
         Dirty {
             touched: AtomicU16::new(0),
             prepared: AtomicU16::new(0),
+            baseline: SessionState::EMPTY,
             enabled,
         }
     }
@@ -101,10 +106,23 @@ impl Dirty {
         SessionState::from_bits(self.touched.load(Relaxed)).intersection(POSTGRES_KINDS)
     }
 
-    /// Forgets what was touched (after a reset, or for the session's
-    /// starting point).
+    /// Forgets what was touched (after a reset).
     pub(crate) fn clear(&mut self) {
         *self.touched.get_mut() = 0;
+    }
+
+    /// Makes what was touched so far part of the session's starting point.
+    pub(crate) fn mark_baseline(&mut self) {
+        self.baseline |= self.touched();
+        self.clear();
+    }
+
+    /// Whether undoing `kinds` would also undo some of the session's setup
+    /// (a borrower's `SET` after a hook's `SET`: `RESET ALL` takes both).
+    pub(crate) fn undo_loses_setup(&self, kinds: SessionState) -> bool {
+        let kinds = kinds.intersection(POSTGRES_KINDS);
+        kinds.intersects(self.baseline)
+            || (kinds.contains(SessionState::OPAQUE) && !self.baseline.is_empty())
     }
 }
 
@@ -195,6 +213,18 @@ mod tests {
         let off = Dirty::new(false);
         off.touch_sql("LISTEN jobs");
         assert!(off.touched().is_empty());
+    }
+
+    #[test]
+    fn undoing_a_kind_the_setup_touched_would_lose_the_setup() {
+        let mut d = Dirty::new(true);
+        d.touch(SessionState::SETTINGS);
+        d.mark_baseline();
+        assert!(d.touched().is_empty());
+        assert!(!d.undo_loses_setup(SessionState::LISTEN));
+        assert!(d.undo_loses_setup(SessionState::SETTINGS | SessionState::LISTEN));
+        assert!(d.undo_loses_setup(SessionState::OPAQUE));
+        assert!(!Dirty::new(true).undo_loses_setup(SessionState::OPAQUE));
     }
 
     #[test]
