@@ -51,6 +51,8 @@ pub struct MysqlConnection {
     /// statements sent since the last reset touch, read from their text
     /// by tidepool-sql (once per text).
     session: SessionState,
+    /// What the session's setup (the `after_connect` hook) touched.
+    baseline: SessionState,
     track_session: bool,
 }
 
@@ -100,6 +102,7 @@ impl MysqlConnection {
             native: false,
             broken: false,
             session: SessionState::EMPTY,
+            baseline: SessionState::EMPTY,
             track_session: true,
         }
     }
@@ -133,12 +136,26 @@ impl MysqlConnection {
     /// Makes the session as it stands the starting point of every
     /// borrower: forgets the dirty bits, so nothing sent so far is reset
     /// on return. The pool calls it after its `after_connect` hook
-    /// ([`tidepool::Manager::session_baseline`]); a later reset (a
+    /// ([`tidepool::Manager::session_baseline`]). Under `Fast` and
+    /// `Verified`, a borrower who then changes session state makes the
+    /// connection discarded rather than reset (the reset would lose the
+    /// setup too, [`has_session_setup`](Self::has_session_setup)); under
+    /// `Clean`, a later reset (a
     /// borrower's own `SET`, say) is `COM_RESET_CONNECTION`, which takes
     /// the session back to the server's defaults, setup included.
     pub fn mark_session_baseline(&mut self) {
+        self.baseline |= self.session;
         self.session = SessionState::EMPTY;
         self.touched = false;
+    }
+
+    /// Whether the session's setup (see
+    /// [`mark_session_baseline`](Self::mark_session_baseline)) touched any
+    /// session state: then `COM_RESET_CONNECTION`, which clears it all,
+    /// would lose it, and under `Fast` and `Verified` a connection whose
+    /// borrower changed session state is discarded instead of reset.
+    pub fn has_session_setup(&self) -> bool {
+        !self.baseline.is_empty()
     }
 
     /// Records the session state `sql` touches (cached per text).

@@ -222,8 +222,16 @@ impl Manager for MysqlManager {
         conn.mark_session_baseline();
     }
 
+    /// Broken, a query left in flight, or (under `Fast` and `Verified`)
+    /// session state changed on a connection whose `after_connect` hook
+    /// set some: `COM_RESET_CONNECTION` would lose the hook's too, so the
+    /// pool replaces it.
     fn is_broken(&self, conn: &MysqlConnection) -> bool {
-        conn.is_broken() || conn.has_query_in_flight()
+        conn.is_broken()
+            || conn.has_query_in_flight()
+            || (self.policy != ResetPolicy::Clean
+                && conn.has_session_setup()
+                && !conn.session_touched().is_empty())
     }
 
     fn classify(&self, error: &MysqlError) -> FailureKind {

@@ -267,3 +267,41 @@ async fn what_the_after_connect_hook_sets_is_not_reset_as_a_borrowers_change() {
     }
     assert_eq!(pool.metrics().resets, resets);
 }
+
+#[tokio::test]
+async fn a_borrower_changing_session_state_after_a_hook_that_set_some_gets_a_new_connection() {
+    let Some(url) = support::url("mysql_dirty_hook_replaced") else {
+        return;
+    };
+    let manager = MysqlManager::from_url(&url).unwrap();
+    let pool = Pool::builder(manager)
+        .max_size(1)
+        .after_connect(|conn| {
+            Box::pin(async move {
+                conn.execute_values("SET @tp_hooked = 9", &[])
+                    .await
+                    .map(drop)
+            })
+        })
+        .build()
+        .await
+        .unwrap();
+    let thread = {
+        let mut conn = pool.get().await.unwrap();
+        conn.execute_values("SET @tp_borrowed = 1", &[])
+            .await
+            .unwrap();
+        conn.connection_id()
+    };
+    // COM_RESET_CONNECTION would clear the hook's variable too: replaced.
+    let mut conn = pool.get().await.unwrap();
+    assert_ne!(conn.connection_id(), thread);
+    assert_eq!(
+        one(&mut conn, "SELECT @tp_hooked AS v").await,
+        Value::Int(9)
+    );
+    assert_eq!(
+        one(&mut conn, "SELECT @tp_borrowed IS NULL AS gone").await,
+        Value::Int(1)
+    );
+}
