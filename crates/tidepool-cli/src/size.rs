@@ -20,7 +20,7 @@ use std::time::Duration;
 use tidepool::{Manager, Pool, Queryable};
 
 use crate::error::{one_line, CliError};
-use crate::server::{facts, make_read_only, ServerFacts};
+use crate::server::{facts, make_read_only, Reader, ServerFacts};
 use crate::settings::{SizeSettings, ASSUMED_CORES};
 use crate::sqlite_file;
 use crate::target::{with_manager, Dialect, Target};
@@ -216,7 +216,16 @@ pub fn plan(i: &Inputs) -> Plan {
     }
 }
 
-async fn read_facts<M, F>(make: F, dialect: Dialect) -> Result<ServerFacts, CliError>
+/// The server's figures, on a session made read-only — unless the server
+/// behind it listens on another port than `url_port` (a pooler or proxy
+/// stands between): through a transaction pooler the read-only setting
+/// would stay on a server connection other clients get. Only `SELECT`
+/// and `SHOW` are sent either way.
+async fn read_facts<M, F>(
+    make: F,
+    dialect: Dialect,
+    url_port: Option<u16>,
+) -> Result<ServerFacts, CliError>
 where
     M: Manager,
     M::Connection: Queryable,
@@ -238,7 +247,19 @@ where
         target,
         reason: one_line(&e),
     })?;
-    make_read_only(&mut *conn, dialect).await;
+    let behind = if dialect == Dialect::Postgres {
+        let server_port: Option<u16> = conn
+            .read("SELECT inet_server_port()")
+            .await
+            .ok()
+            .and_then(|rows| rows.first()?.first()?.parse().ok());
+        matches!((server_port, url_port), (Some(a), Some(b)) if a != b)
+    } else {
+        false
+    };
+    if !behind {
+        make_read_only(&mut *conn, dialect).await;
+    }
     let f = facts(&mut *conn, dialect).await;
     drop(conn);
     pool.close(Duration::from_secs(1)).await;
@@ -283,7 +304,11 @@ pub async fn run(s: &SizeSettings) -> Result<ExitCode, CliError> {
         let target = Target::parse(url)?;
         let f = match &target {
             Target::Sqlite(config) => sqlite_facts(config)?,
-            _ => with_manager!(&target, |make, dialect| read_facts(make, dialect).await)?,
+            _ => {
+                let port = target.host_port().map(|(_, p)| p);
+                with_manager!(&target, |make, dialect| read_facts(make, dialect, port)
+                    .await)?
+            }
         };
         let _ = writeln!(
             out,

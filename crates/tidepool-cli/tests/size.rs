@@ -80,6 +80,44 @@ fn size_reads_max_connections_from_postgres() {
 }
 
 #[test]
+fn size_through_pgbouncer_leaves_no_server_connection_read_only() {
+    let Some(url) = tidepool_testkit::pgbouncer_url(
+        "size_through_pgbouncer_leaves_no_server_connection_read_only",
+    ) else {
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let pooled = format!("{url}{sep}sslmode=disable&tidepool_pooler=true");
+    let out = tidepool()
+        .args(["size", "--url", &pooled])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("4. Server limit: max_connections "));
+    // A session made read-only behind a transaction pooler leaves the
+    // setting on PgBouncer's server connection for the next client.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let manager = tidepool_postgres::PgManager::from_url(&pooled).unwrap();
+        for _ in 0..12 {
+            let conn = manager.connect_one().await.unwrap();
+            let rows = conn
+                .simple_query("SHOW default_transaction_read_only")
+                .await
+                .unwrap();
+            let value = rows.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            });
+            assert_eq!(value.as_deref(), Some("off"));
+        }
+    });
+}
+
+#[test]
 fn size_reads_max_connections_from_mariadb() {
     let Some(url) = tidepool_testkit::mysql_url("size_reads_max_connections_from_mariadb") else {
         return;
