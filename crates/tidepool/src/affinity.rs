@@ -8,6 +8,11 @@
 //! arrival order whatever they asked for. The search looks at the
 //! `AFFINITY_SCAN` most recently returned idle connections; the manager
 //! answers from its own cache ([`Manager::has_prepared`]) without blocking.
+//! When none has the statement, rendezvous hashing picks which of them
+//! prepares it, so each statement has a home connection and the caches
+//! partition the working set instead of all holding the same hot
+//! statements — unless the pool holds connections above its warm target,
+//! which are left alone to idle out.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -34,6 +39,16 @@ pub fn statement_key(sql: &str) -> u64 {
         .fold(OFFSET, |h, b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
+/// The rank of connection `id` for `statement` (highest wins): a
+/// splitmix64 finaliser over both, so every statement orders the
+/// connections differently and evenly.
+fn rendezvous(id: u64, statement: u64) -> u64 {
+    let mut z = id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ statement;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl<M: Manager> Shared<M> {
     /// Takes an idle connection, preferring one that has prepared
     /// `statement`; counts the hit or miss.
@@ -54,6 +69,28 @@ impl<M: Manager> Shared<M> {
             Some(from_back) => {
                 counters.affinity_hits.fetch_add(1, Relaxed);
                 state.idle.remove(len - 1 - from_back)
+            }
+            None if len > 1 && state.size() <= state.warm_target => {
+                counters.affinity_misses.fetch_add(1, Relaxed);
+                // Nobody has it: prepare it where it will be looked for
+                // next time. Rendezvous hashing picks, among the same
+                // connections the search looked at, the one that ranks
+                // highest for this statement, so each statement settles
+                // on a connection of its own and the pool's caches hold
+                // different statements rather than all the same hot ones.
+                // Only while every connection is one the pool means to
+                // keep: surplus ones (above the warm target) must be left
+                // at the cold end of the idle list to time out, so then a
+                // miss takes the usual most recently returned one.
+                let home = state
+                    .idle
+                    .iter()
+                    .rev()
+                    .take(AFFINITY_SCAN)
+                    .enumerate()
+                    .max_by_key(|(_, i)| rendezvous(i.meta.id, statement))
+                    .map(|(from_back, _)| from_back)?;
+                state.idle.remove(len - 1 - home)
             }
             None => {
                 if len > 0 {

@@ -96,3 +96,72 @@ async fn affinity_never_reorders_waiters() {
         ["plain, queued first", "for the statement, queued second"]
     );
 }
+
+/// A pool of three whose connections are all ones it keeps (min = max), so
+/// there is no surplus to let idle out.
+async fn kept_pool_of_three() -> Pool<TestManager> {
+    Pool::builder(TestManager::new())
+        .min_size(3)
+        .max_size(3)
+        .initial_size(3)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Checks out all three and returns them in `order` (indexes into the
+/// checkout order), so the idle list's order changes.
+async fn reshuffle(pool: &Pool<TestManager>, order: [usize; 3]) {
+    let mut held: Vec<Option<_>> = Vec::new();
+    for _ in 0..3 {
+        held.push(Some(pool.get().await.unwrap()));
+    }
+    for i in order {
+        drop(held[i].take());
+    }
+}
+
+#[tokio::test]
+async fn a_statement_nobody_prepared_goes_to_the_same_home_connection_whatever_the_idle_order() {
+    let pool = kept_pool_of_three().await;
+    let key = statement_key("SELECT name FROM users WHERE id = $1");
+    let mut homes = std::collections::BTreeSet::new();
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [0, 2, 1]] {
+        reshuffle(&pool, order).await;
+        // Nothing is marked prepared, so every checkout is a miss and the
+        // rendezvous rank alone chooses.
+        let conn = pool.get_for(key).await.unwrap();
+        homes.insert(Pooled::id(&conn));
+    }
+    assert_eq!(homes.len(), 1, "one home whatever the order: {homes:?}");
+    assert_eq!(pool.metrics().affinity_misses, 4);
+}
+
+#[tokio::test]
+async fn different_statements_find_different_homes() {
+    let pool = kept_pool_of_three().await;
+    let mut homes = std::collections::BTreeSet::new();
+    for i in 0..60 {
+        let key = statement_key(&format!("SELECT c{i} FROM t WHERE id = $1"));
+        let conn = pool.get_for(key).await.unwrap();
+        homes.insert(Pooled::id(&conn));
+    }
+    assert_eq!(homes.len(), 3, "60 statements spread over all three: {homes:?}");
+}
+
+#[tokio::test]
+async fn with_surplus_connections_a_miss_takes_the_last_returned_so_the_rest_can_idle_out() {
+    // min 0, max 3: all three are surplus (above the warm target of 0).
+    let (pool, _) = pool_of_three(true).await;
+    let last_returned = {
+        let held: Vec<_> = vec![pool.get().await.unwrap(), pool.get().await.unwrap()];
+        let id = Pooled::id(&held[1]);
+        drop(held);
+        id
+    };
+    for i in 0..10 {
+        let key = statement_key(&format!("SELECT c{i} FROM t"));
+        let conn = pool.get_for(key).await.unwrap();
+        assert_eq!(Pooled::id(&conn), last_returned, "statement {i}");
+    }
+}
