@@ -146,7 +146,11 @@ async fn different_statements_find_different_homes() {
         let conn = pool.get_for(key).await.unwrap();
         homes.insert(Pooled::id(&conn));
     }
-    assert_eq!(homes.len(), 3, "60 statements spread over all three: {homes:?}");
+    assert_eq!(
+        homes.len(),
+        3,
+        "60 statements spread over all three: {homes:?}"
+    );
 }
 
 #[tokio::test]
