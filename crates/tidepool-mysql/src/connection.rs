@@ -143,6 +143,15 @@ impl MysqlConnection {
     /// `Clean`, a later reset (a
     /// borrower's own `SET`, say) is `COM_RESET_CONNECTION`, which takes
     /// the session back to the server's defaults, setup included.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut conn: tidepool_mysql::MysqlConnection) -> Result<(), tidepool_mysql::MysqlError> {
+    /// use tidepool::Queryable;
+    /// conn.execute_values("SET time_zone = '+00:00'", &[]).await?;
+    /// conn.mark_session_baseline();
+    /// assert!(conn.session_touched().is_empty() && conn.has_session_setup());
+    /// # Ok(()) }
+    /// ```
     pub fn mark_session_baseline(&mut self) {
         self.baseline |= self.session;
         self.session = SessionState::EMPTY;

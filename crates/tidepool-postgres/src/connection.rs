@@ -286,6 +286,16 @@ impl PgConnection {
     /// settings every borrower needs are cheaper in the startup options
     /// ([`PgConfig::options`](crate::PgConfig::options)), which `RESET`
     /// keeps.
+    ///
+    /// ```no_run
+    /// # async fn demo(manager: tidepool_postgres::PgManager) -> Result<(), tidepool_postgres::PgError> {
+    /// // A connection opened outside a pool, set up by hand.
+    /// let mut conn = manager.connect_one().await?;
+    /// conn.batch_execute("SET search_path = app").await?;
+    /// conn.mark_session_baseline();
+    /// assert!(conn.session_touched().is_empty());
+    /// # Ok(()) }
+    /// ```
     pub fn mark_session_baseline(&mut self) {
         self.track.mark_baseline();
     }
