@@ -339,8 +339,8 @@ impl Pools {
     /// How many statement shapes per pool to export and show: the top
     /// `n` by total time of [`Pool::queries`](tidepool::Pool::queries)
     /// (which keeps at most [`QUERY_STATS_CAPACITY`](tidepool::QUERY_STATS_CAPACITY)).
-    /// Each shape is about ten series in `/metrics`, so this bounds what
-    /// query statistics add to a scrape: `n × 10` series per pool. `0`
+    /// Each shape is nine series in `/metrics` (info, five counters, three
+    /// percentiles), so this bounds what query statistics add to a scrape: `n × 9` series per pool. `0`
     /// exports none (the shape counters `tidepool_query_shapes_*` stay).
     /// Defaults to [`DEFAULT_QUERY_LIMIT`] (50).
     ///

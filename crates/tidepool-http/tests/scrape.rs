@@ -383,6 +383,14 @@ async fn only_the_top_shapes_by_total_time_are_exported() {
         .collect();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert!(calls[0].contains(&top), "the heaviest shape: {calls:?}");
+    let per_shape = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains("query_id="))
+        .count();
+    assert_eq!(
+        per_shape, 9,
+        "info, five counters, three percentiles:\n{text}"
+    );
     let json = get(addr, "/pools/queried").await.json();
     assert_eq!(json["queries"]["top"].as_array().unwrap().len(), 1);
     assert_eq!(json["queries"]["top"][0]["id"], top.as_str());
