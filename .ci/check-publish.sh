@@ -40,6 +40,10 @@ for name in $published; do
   dir=$(dirname "$(field manifest_path)")
   [ -n "$(field description)" ] || problem "$name: no description"
   [ -n "$(field license)" ] || problem "$name: no license"
+  # The licence texts ship in every package (links to the workspace's).
+  for text in LICENSE-MIT LICENSE-APACHE; do
+    [ -f "$dir/$text" ] || problem "$name: no $text in the crate (a package holds only its own directory)"
+  done
   nkw=$(jq '.keywords | length' <<<"$pkg")
   { [ "$nkw" -ge 1 ] && [ "$nkw" -le 5 ]; } || problem "$name: $nkw keywords (crates.io takes 1 to 5)"
   for kw in $(jq -r '.keywords[]' <<<"$pkg"); do
