@@ -74,6 +74,10 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The latency histogram could not be made (its bounds are constants
+    /// hdrhistogram accepts, so this is not expected).
+    #[error("could not make a latency histogram: {0}")]
+    Histogram(#[from] hdrhistogram::CreationError),
 }
 
 /// Exit status of a malformed command line: an unknown flag, or a flag

@@ -273,6 +273,8 @@ where
         label,
     } = spec;
     let (pool_min, pool_max) = (config.min_size, config.max_size);
+    // Every task's histograms are clones of this one (same bounds).
+    let empty = new_histogram()?;
     let pool = Pool::builder(manager)
         .config(config)
         .build()
@@ -296,6 +298,7 @@ where
     for i in 0..level {
         let pool = pool.clone();
         let reads = reads.clone();
+        let empty = empty.clone();
         let statements = statements.clone();
         let live = live.clone();
         let stop = stop.clone();
@@ -312,6 +315,7 @@ where
             client(
                 pool,
                 reads,
+                empty,
                 statements,
                 mix,
                 live,
@@ -379,8 +383,8 @@ where
         }
     }
 
-    let mut latency = new_histogram();
-    let mut acquire = new_histogram();
+    let mut latency = empty.clone();
+    let mut acquire = empty;
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut ops_by_kind: BTreeMap<String, u64> = BTreeMap::new();
     for w in workers {
@@ -463,6 +467,7 @@ impl Turn {
 async fn client<M>(
     pool: Pool<M>,
     reads: Option<Arc<dyn ReadPath>>,
+    empty: hdrhistogram::Histogram<u64>,
     statements: Arc<Statements>,
     mix: crate::settings::Mix,
     live: Arc<Live>,
@@ -478,8 +483,8 @@ where
 {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut tally = WorkerTally {
-        latency: new_histogram(),
-        acquire: new_histogram(),
+        latency: empty.clone(),
+        acquire: empty,
         errors: BTreeMap::new(),
         ops: BTreeMap::new(),
     };
